@@ -1,0 +1,7 @@
+//! opto: Trace-style generative optimization in Rust, with the optimizer's LLM running in-process.
+
+pub mod error;
+pub mod graph;
+pub mod llm;
+
+pub use error::{Error, Result};
