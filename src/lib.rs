@@ -3,5 +3,6 @@
 pub mod error;
 pub mod graph;
 pub mod llm;
+pub mod propagate;
 
 pub use error::{Error, Result};
