@@ -4,5 +4,6 @@ pub mod error;
 pub mod graph;
 pub mod llm;
 pub mod propagate;
+pub mod util;
 
 pub use error::{Error, Result};
