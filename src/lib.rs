@@ -4,6 +4,8 @@ pub mod error;
 pub mod graph;
 pub mod llm;
 pub mod propagate;
+pub mod tasks;
+pub mod train;
 pub mod util;
 
 pub use error::{Error, Result};

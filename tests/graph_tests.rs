@@ -378,3 +378,18 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn rewind_keeps_parameters_and_reuses_names() {
+    let g = Graph::new();
+    let x = g.param(1.0);
+    let mark = g.mark();
+    let first = (&x + 1.0).name();
+    (&x * 2.0).backward("fb").unwrap();
+    g.rewind(mark);
+    assert_eq!(g.len(), 1);
+    assert!(x.children().is_empty());
+    assert!(summarize(&[x.clone()]).feedback.is_empty());
+    assert_eq!((&x + 1.0).name(), first);
+    assert_eq!(g.value(3.0).name(), "float2", "float0 is x, float1 was reused by the constant above");
+}

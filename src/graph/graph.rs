@@ -271,3 +271,39 @@ impl Graph {
         Node::from_parts(self.clone(), id)
     }
 }
+
+impl Graph {
+    /// A mark to [`Graph::rewind`] to: the current number of nodes.
+    pub fn mark(&self) -> usize {
+        self.len()
+    }
+
+    /// Drops every node created after `mark` and all feedback, and resets the name counters, so
+    /// the next forward pass of a training loop reuses the same names (`add0` stays `add0` from
+    /// step to step, which keeps prompts and memory entries comparable). Handles to dropped
+    /// nodes must not be used afterwards; the nodes before the mark (the parameters) stay valid.
+    pub fn rewind(&self, mark: usize) {
+        let mut data = self.write();
+        if mark >= data.nodes.len() {
+            data.feedback.clear();
+            return;
+        }
+        data.nodes.truncate(mark);
+        for node in data.nodes.iter_mut() {
+            node.children.retain(|&c| c < mark);
+        }
+        data.feedback.clear();
+        data.counters.clear();
+        data.taken.clear();
+        let names: Vec<String> = data.nodes.iter().map(|n| n.name.clone()).collect();
+        for name in names {
+            // Keep counters past the surviving numbered names (`float0` → next float is float1).
+            let digits = name.trim_end_matches(|c: char| c.is_ascii_digit());
+            if let Ok(n) = name[digits.len()..].parse::<usize>() {
+                let next = data.counters.entry(digits.to_string()).or_insert(0);
+                *next = (*next).max(n + 1);
+            }
+            data.taken.insert(name);
+        }
+    }
+}
