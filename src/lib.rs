@@ -5,5 +5,8 @@ pub mod graph;
 pub mod llm;
 pub mod optim;
 pub mod propagate;
+pub mod tasks;
+pub mod train;
+pub mod util;
 
 pub use error::{Error, Result};

@@ -1,9 +1,22 @@
 //! The trace graph: values, nodes, traced operators and functions.
+//!
+//! A program builds values and operations on a [`Graph`]; each operation records a node whose
+//! parents are its inputs. Nothing here knows about optimizers, LLMs or code sandboxes.
 
+pub mod dot;
+pub mod function;
+pub mod graph;
+pub mod node;
+pub mod ops;
+pub mod params;
+pub mod semantics;
 pub mod value;
 
+pub use function::{FnSpec, FromValue, IntoTracedOutput};
+pub(crate) use graph::FeedbackRecord;
+pub use graph::{Graph, NodeId, NodeKind, OpInfo};
+pub use node::Node;
+pub use ops::Operand;
+pub use params::{load_parameters, save_parameters, Module};
+pub use semantics::PyError;
 pub use value::Value;
-
-/// Placeholder until the graph lands (see issue 2).
-#[derive(Clone, Debug)]
-pub struct Node;

@@ -1,0 +1,14 @@
+//! Built-in tasks, one file each.
+
+pub mod numeric;
+
+use crate::error::{Error, Result};
+use crate::train::Task;
+
+/// The task called `name` (`numeric`), for problem `problem`.
+pub fn by_name(name: &str, problem: usize) -> Result<Box<dyn Task>> {
+    match name {
+        "numeric" => Ok(Box::new(numeric::NumericTask::new(problem))),
+        other => Err(Error::Task { task: other.to_string(), reason: "unknown task; available: numeric".into() }),
+    }
+}

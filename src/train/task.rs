@@ -1,0 +1,41 @@
+//! The `Task` trait: what the trainer needs from a problem — its parameters, a traced forward
+//! pass, and feedback (a score and a text) on the outputs.
+
+use crate::error::Result;
+use crate::graph::{Graph, Node, Value};
+use indexmap::IndexMap;
+
+/// How one forward pass did.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Evaluation {
+    /// Higher is better.
+    pub score: f64,
+    /// The text given to `backward` (the paper's feedback).
+    pub feedback: String,
+    /// Whether the task counts as solved.
+    pub success: bool,
+}
+
+/// A problem the trainer optimizes. One `Task` value serves every seed: it must not hold
+/// per-run state (each seed's state lives in its own graph and parameters).
+pub trait Task: Send + Sync {
+    fn name(&self) -> String;
+
+    /// The optimizer's instruction (#Instruction): what the parameters are for.
+    fn objective(&self) -> String;
+
+    /// Creates the trainable parameters in `graph` for run `seed`, with their starting values.
+    fn parameters(&self, graph: &Graph, seed: u64) -> Vec<Node>;
+
+    /// Runs the program on the current parameter values. Returns the node feedback is given at
+    /// (an exception node when the program failed) — traced, so backward reaches the parameters.
+    fn forward(&self, graph: &Graph, params: &[Node], seed: u64, step: usize) -> Result<Node>;
+
+    /// Scores the output node.
+    fn evaluate(&self, output: &Node, seed: u64, step: usize) -> Evaluation;
+
+    /// Parameter values by name (for logs and checkpoints).
+    fn snapshot(&self, params: &[Node]) -> IndexMap<String, Value> {
+        params.iter().map(|p| (p.name(), p.value())).collect()
+    }
+}
