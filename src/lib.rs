@@ -3,6 +3,7 @@
 pub mod error;
 pub mod graph;
 pub mod llm;
+pub mod optim;
 pub mod propagate;
 pub mod tasks;
 pub mod train;

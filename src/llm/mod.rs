@@ -6,6 +6,7 @@
 //! backend send it as `response_format`. This module knows nothing of graphs or optimizers.
 
 pub mod schema;
+pub mod scripted;
 
 pub use schema::{ParamType, ReplySchema};
 

@@ -1,0 +1,320 @@
+//! OptoPrime: the paper's optimizer. Summary → problem text → one LLM request (with the reply
+//! schema of the parameters) → parse → coerce → update.
+
+pub mod problem;
+pub mod prompt;
+pub mod reply;
+pub mod update;
+
+use super::{estimate_tokens, Optimizer, Parameters, Phase, StepReport};
+use crate::error::{Error, Result};
+use crate::llm::schema::SuggestionSchemaOptions;
+use crate::llm::{GenerationParams, Llm, Message, ParamType, Reply, ReplySchema, Request};
+use crate::propagate::Summary;
+use problem::RenderOptions;
+use prompt::{build_messages, MemoryEntry, PromptSpec, DEFAULT_OBJECTIVE};
+use reply::{parse_reply, preview};
+use serde::{Deserialize, Serialize};
+use std::collections::VecDeque;
+use std::sync::Arc;
+use update::{plan_updates, Outcome};
+
+/// Settings of [`OptoPrime`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct OptoPrimeOptions {
+    /// The `#Instruction` text (the paper's ω): what the optimization is for.
+    pub objective: String,
+    /// Section symbols, masks, value cut-off.
+    pub render: RenderOptions,
+    /// Past (variables, feedback) pairs shown in the prompt (0: none).
+    pub memory_size: usize,
+    /// Budget for the whole prompt in tokens (`llm.count_tokens`, else chars/4). Over it, the
+    /// prompt is shrunk step by step: oldest memory first, then shorter values, then no
+    /// documentation, then fewer intermediate results.
+    pub max_prompt_tokens: Option<usize>,
+    /// Sampling settings of the request.
+    pub generation: GenerationParams,
+    /// Ask for an `answer` (when the instruction asks a question).
+    pub with_answer: bool,
+    /// Cap on the reasoning's length in the schema (0: no reasoning field).
+    pub reasoning_max_chars: usize,
+    /// Send the reply schema with the request (constrained decoding).
+    pub use_schema: bool,
+    /// Show last step's rejected suggestions and unknown keys in the next prompt.
+    pub feed_back_rejections: bool,
+}
+
+impl Default for OptoPrimeOptions {
+    fn default() -> Self {
+        OptoPrimeOptions {
+            objective: DEFAULT_OBJECTIVE.to_string(),
+            render: RenderOptions::default(),
+            memory_size: 0,
+            max_prompt_tokens: Some(3000),
+            generation: GenerationParams { max_tokens: 400, ..GenerationParams::default() },
+            with_answer: false,
+            reasoning_max_chars: 300,
+            use_schema: true,
+            feed_back_rejections: true,
+        }
+    }
+}
+
+/// What `prepare` left for `apply`.
+#[derive(Clone, Debug)]
+pub(crate) struct Pending {
+    pub summary: Summary,
+    pub messages: Vec<Message>,
+    pub notes: Vec<String>,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+struct State {
+    step: u64,
+    memory: VecDeque<MemoryEntry>,
+    problems: Vec<String>,
+}
+
+/// The OptoPrime optimizer.
+pub struct OptoPrime {
+    params: Box<dyn Parameters>,
+    llm: Arc<dyn Llm>,
+    pub options: OptoPrimeOptions,
+    state: State,
+    pending: Option<Pending>,
+}
+
+impl OptoPrime {
+    /// OptoPrime with default options.
+    pub fn new(params: impl Parameters + 'static, llm: Arc<dyn Llm>) -> Self {
+        Self::with_options(params, llm, OptoPrimeOptions::default())
+    }
+
+    pub fn with_options(params: impl Parameters + 'static, llm: Arc<dyn Llm>, options: OptoPrimeOptions) -> Self {
+        OptoPrime { params: Box::new(params), llm, options, state: State::default(), pending: None }
+    }
+
+    /// The remembered (variables, feedback) pairs, oldest first.
+    pub fn memory(&self) -> impl Iterator<Item = &MemoryEntry> {
+        self.state.memory.iter()
+    }
+
+    /// Steps done so far.
+    pub fn steps_done(&self) -> u64 {
+        self.state.step
+    }
+
+    /// The messages this optimizer would send now (no state change).
+    pub fn preview_messages(&self) -> Option<Vec<Message>> {
+        let summary = self.params.summarize();
+        if summary.variables.is_empty() {
+            return None;
+        }
+        Some(self.fit_messages(&summary).0)
+    }
+
+    fn spec<'a>(&'a self, render: &'a RenderOptions) -> PromptSpec<'a> {
+        PromptSpec {
+            objective: &self.options.objective,
+            render,
+            with_answer: self.options.with_answer,
+            reasoning: self.options.reasoning_max_chars > 0,
+        }
+    }
+
+    /// Builds the messages, shrinking the prompt until it fits the token budget.
+    fn fit_messages(&self, summary: &Summary) -> (Vec<Message>, Vec<String>) {
+        let mut render = self.options.render.clone();
+        let memory: Vec<MemoryEntry> = self.state.memory.iter().cloned().collect();
+        let problems: &[String] = if self.options.feed_back_rejections { &self.state.problems } else { &[] };
+        let mut mem_from = 0usize;
+        let mut notes = Vec::new();
+        let Some(budget) = self.options.max_prompt_tokens else {
+            return (build_messages(summary, &self.spec(&render), &memory, problems), notes);
+        };
+        loop {
+            let msgs = build_messages(summary, &self.spec(&render), &memory[mem_from..], problems);
+            let tokens = estimate_tokens(self.llm.as_ref(), &msgs);
+            if tokens <= budget {
+                return (msgs, notes);
+            }
+            if mem_from < memory.len() {
+                mem_from += 1;
+                notes.push(format!("prompt over {budget} tokens: oldest memory entry left out"));
+            } else if render.value_char_limit > 100 {
+                render.value_char_limit /= 2;
+                notes.push(format!("prompt over {budget} tokens: values cut at {} characters", render.value_char_limit));
+            } else if !render.drop_documentation {
+                render.drop_documentation = true;
+                notes.push(format!("prompt over {budget} tokens: #Documentation left out"));
+            } else if render.max_others.is_none_or(|k| k > 0) && !summary.others.is_empty() {
+                let k = render.max_others.unwrap_or(summary.others.len()) / 2;
+                render.max_others = Some(k);
+                notes.push(format!("prompt over {budget} tokens: only the last {k} intermediate results shown"));
+            } else {
+                notes.push(format!("prompt is {tokens} tokens, over the budget of {budget}, and cannot shrink further"));
+                return (msgs, notes);
+            }
+        }
+    }
+
+    pub(crate) fn schema_for(&self, summary: &Summary) -> ReplySchema {
+        ReplySchema::suggestion(
+            summary.variables.iter().map(|v| (v.name.as_str(), ParamType::of(&v.value))),
+            &SuggestionSchemaOptions { with_answer: self.options.with_answer, reasoning_max_chars: self.options.reasoning_max_chars },
+        )
+    }
+
+    /// Phase one: the request of this step, or `None` when there is nothing to do (no
+    /// parameters, or no feedback since the last `zero_feedback`).
+    pub fn prepare_one(&mut self) -> Result<Option<Request>> {
+        let summary = self.params.summarize();
+        if summary.variables.is_empty() || summary.feedback.is_empty() {
+            self.pending = None;
+            return Ok(None);
+        }
+        let (messages, notes) = self.fit_messages(&summary);
+        let mut req = Request::new(messages.clone()).with_params(self.options.generation.clone());
+        if self.options.use_schema {
+            req = req.with_schema(self.schema_for(&summary));
+        }
+        // Remember this step after the prompt is built, so it is not shown twice.
+        if self.options.memory_size > 0 {
+            self.state.memory.push_back(MemoryEntry::from_summary(&summary));
+            while self.state.memory.len() > self.options.memory_size {
+                self.state.memory.pop_front();
+            }
+        }
+        self.pending = Some(Pending { summary, messages, notes });
+        Ok(Some(req))
+    }
+
+    /// Phase two: parse the reply, update the parameters, report.
+    pub fn apply_one(&mut self, reply: Result<Reply>) -> StepReport {
+        let pending = self.pending.take();
+        self.state.step += 1;
+        let mut report = StepReport { optimizer: "optoprime".into(), step: self.state.step, ..Default::default() };
+        let Some(p) = pending else {
+            report.error = Some("nothing to apply: prepare found no feedback (or was not called)".into());
+            return report;
+        };
+        let names: Vec<String> = p.summary.variables.iter().map(|v| v.name.clone()).collect();
+        report.messages = p.messages;
+        report.notes = p.notes;
+        let problems = apply_reply(self.params.as_ref(), &p.summary, reply, &mut report);
+        self.state.problems = problems;
+        debug_assert_eq!(report.updates.len(), names.len());
+        report
+    }
+
+    pub(crate) fn pending(&self) -> Option<&Pending> {
+        self.pending.as_ref()
+    }
+}
+
+/// Shared by OptoPrime, OPRO and TextGrad's update: fills `report` from one reply and applies the
+/// accepted values. Returns the problems to show the LLM next time.
+pub(crate) fn apply_reply(params: &dyn Parameters, summary: &Summary, reply: Result<Reply>, report: &mut StepReport) -> Vec<String> {
+    let missing = || summary.variables.iter().map(|v| update::ParamUpdate { name: v.name.clone(), old: v.value.clone(), outcome: Outcome::Missing }).collect();
+    let names: Vec<String> = summary.variables.iter().map(|v| v.name.clone()).collect();
+    let reply = match reply {
+        Ok(r) => r,
+        Err(e) => {
+            report.error = Some(e.to_string());
+            report.updates = missing();
+            return Vec::new();
+        }
+    };
+    report.add_reply_stats(&reply);
+    report.reply = Some(reply.text.clone());
+    if reply.finish == crate::llm::FinishReason::Length {
+        report.notes.push("the reply hit the token cap".into());
+    }
+    let parsed = match parse_reply(&reply.text) {
+        Ok(p) => p,
+        Err(e) => {
+            report.error = Some(e.to_string());
+            report.updates = missing();
+            return vec![format!(
+                "it could not be read ({}). Reply with one JSON object with the key \"suggestion\".",
+                preview(&reply.text, 60)
+            )];
+        }
+    };
+    report.reasoning = parsed.reasoning.clone();
+    report.answer = parsed.answer.clone();
+    report.notes.extend(parsed.notes.iter().cloned());
+    if parsed.terminate {
+        report.terminated = true;
+        report.updates = missing();
+        return Vec::new();
+    }
+    let mut plan = plan_updates(&summary.variables, &parsed);
+    for u in plan.updates.iter_mut() {
+        if let Outcome::Updated { new } = &u.outcome {
+            if let Err(e) = params.set_value(&u.name, new.clone()) {
+                u.outcome = Outcome::Rejected { suggested: new.py_str(), reason: e.to_string() };
+            }
+        }
+    }
+    let mut problems = plan.problems(&names);
+    let absent: Vec<&str> = plan.updates.iter().filter(|u| u.outcome == Outcome::Missing).map(|u| u.name.as_str()).collect();
+    if !absent.is_empty() {
+        problems.push(format!("it had no value for {}", absent.join(", ")));
+    }
+    report.updates = plan.updates;
+    report.unknown_keys = plan.unknown_keys;
+    problems
+}
+
+impl Optimizer for OptoPrime {
+    fn name(&self) -> &'static str {
+        "optoprime"
+    }
+
+    fn prepare(&mut self) -> Result<Vec<Request>> {
+        Ok(self.prepare_one()?.into_iter().collect())
+    }
+
+    fn apply(&mut self, replies: Vec<Result<Reply>>) -> Phase {
+        let mut it = replies.into_iter();
+        match (it.next(), self.pending.is_some()) {
+            (Some(r), _) => Phase::Done(Box::new(self.apply_one(r))),
+            (None, false) => {
+                self.state.step += 1;
+                let summary = self.params.summarize();
+                let updates = summary
+                    .variables
+                    .iter()
+                    .map(|v| update::ParamUpdate { name: v.name.clone(), old: v.value.clone(), outcome: Outcome::Missing })
+                    .collect();
+                Phase::Done(Box::new(StepReport {
+                    optimizer: "optoprime".into(),
+                    step: self.state.step,
+                    updates,
+                    notes: vec!["no feedback: nothing to do".into()],
+                    ..Default::default()
+                }))
+            }
+            (None, true) => Phase::Done(Box::new(self.apply_one(Err(Error::Reply("no reply was given for the request".into()))))),
+        }
+    }
+
+    fn llm(&self) -> &Arc<dyn Llm> {
+        &self.llm
+    }
+
+    fn parameters(&self) -> &dyn Parameters {
+        self.params.as_ref()
+    }
+
+    fn state(&self) -> serde_json::Value {
+        serde_json::to_value(&self.state).unwrap_or(serde_json::Value::Null)
+    }
+
+    fn load_state(&mut self, state: serde_json::Value) -> Result<()> {
+        self.state = serde_json::from_value(state).map_err(|e| Error::invalid("optimizer state", e.to_string()))?;
+        self.pending = None;
+        Ok(())
+    }
+}
