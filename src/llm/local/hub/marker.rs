@@ -18,7 +18,7 @@ pub struct FileStamp {
     pub file: String,
     pub sha256: String,
     pub bytes: u64,
-    pub mtime_ns: u128,
+    pub mtime_ns: u64,
 }
 
 impl FileStamp {
@@ -47,7 +47,6 @@ pub struct DerivedStamp {
     pub target: String,
     /// sha256 of the source it was made from, so a new source invalidates it.
     pub from_sha256: String,
-    #[serde(flatten)]
     pub stamp: FileStamp,
 }
 
@@ -85,13 +84,13 @@ impl Marker {
     }
 }
 
-fn size_and_mtime(path: &Path) -> Result<(u64, u128)> {
+fn size_and_mtime(path: &Path) -> Result<(u64, u64)> {
     let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
     let mtime = meta
         .modified()
         .ok()
         .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-        .map(|d| d.as_nanos())
+        .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
         .unwrap_or(0);
     Ok((meta.len(), mtime))
 }
@@ -116,12 +115,23 @@ mod tests {
     fn a_marker_round_trips_and_a_garbled_one_is_empty() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("m.gguf"), b"1234").unwrap();
-        let marker = Marker { source: Some(FileStamp::of(dir.path(), "m.gguf", "aa").unwrap()), derived: None };
+        std::fs::write(dir.path().join("m.q8_0.gguf"), b"12345678").unwrap();
+        let marker = Marker {
+            source: Some(FileStamp::of(dir.path(), "m.gguf", "aa").unwrap()),
+            derived: Some(DerivedStamp {
+                target: "Q8_0".into(),
+                from_sha256: "aa".into(),
+                stamp: FileStamp::of(dir.path(), "m.q8_0.gguf", "cc").unwrap(),
+            }),
+        };
         marker.save(dir.path()).unwrap();
         let loaded = Marker::load(dir.path());
         assert_eq!(loaded, marker);
         assert!(loaded.valid_source(dir.path(), "m.gguf", "aa").is_some());
         assert!(loaded.valid_source(dir.path(), "m.gguf", "bb").is_none());
+        assert!(loaded.valid_derived(dir.path(), "m.q8_0.gguf", "Q8_0", "aa").is_some());
+        assert!(loaded.valid_derived(dir.path(), "m.q8_0.gguf", "Q8_0", "bb").is_none(), "made from another source");
+        assert!(loaded.valid_derived(dir.path(), "m.q8_0.gguf", "Q4_0", "aa").is_none(), "made for another type");
         std::fs::write(dir.path().join(MARKER_FILE), b"{not json").unwrap();
         assert_eq!(Marker::load(dir.path()), Marker::default());
     }
