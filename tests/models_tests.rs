@@ -86,7 +86,7 @@ fn test_metadata() -> Vec<(String, gguf_file::Value)> {
 /// F32, from a seeded PRNG.
 fn write_test_gguf(path: &Path, seed: u64) {
     let mut rng = Rng(seed);
-    let tensors = vec![
+    let tensors = [
         ("blk.0.attn_q.weight", quantized(&mut rng, &[8, 64], GgmlDType::Q5_0)),
         ("blk.0.ffn_up.weight", quantized(&mut rng, &[4, 96], GgmlDType::Q4_1)),
         ("blk.0.ffn_down.weight", quantized(&mut rng, &[2, 256], GgmlDType::Q5_1)),

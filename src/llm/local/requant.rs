@@ -40,7 +40,7 @@ pub fn is_k_quant(dtype: GgmlDType) -> bool {
 /// The type a tensor with rows of `row_len` values gets when `to` is asked for: a k-quant
 /// only where the rows are whole 256-blocks, else Q8_0.
 pub fn target_for_row(to: GgmlDType, row_len: usize) -> GgmlDType {
-    if is_k_quant(to) && row_len % K_QUANT_BLOCK != 0 {
+    if is_k_quant(to) && !row_len.is_multiple_of(K_QUANT_BLOCK) {
         GgmlDType::Q8_0
     } else {
         to
@@ -71,7 +71,7 @@ pub fn requantize_file(src: &Path, dst: &Path, from: &[GgmlDType], to: GgmlDType
         }
         let row_len = tensor.shape().dims().last().copied().unwrap_or(0);
         let target = target_for_row(to, row_len);
-        if row_len % target.block_size() != 0 {
+        if !row_len.is_multiple_of(target.block_size()) {
             // Cannot happen for a valid GGUF with a 32-block source type and a 32-block target,
             // but a tensor that cannot be converted is better kept than refused.
             report.kept += 1;
