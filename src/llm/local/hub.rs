@@ -48,12 +48,7 @@ pub fn resolve_model(name_or_path: &str) -> Result<PathBuf> {
         };
     }
     let options = PullOptions { progress: std::io::stderr().is_terminal(), offline: offline_from_env() };
-    let store = ModelStore::open_default()?;
-    if extension.as_deref() == Some("toml") && path.is_file() {
-        let manifest = Manifest::from_file(path)?;
-        return store.pull_manifest(&manifest, &options);
-    }
-    store.pull(name_or_path, &options)
+    ModelStore::open_default()?.pull(name_or_path, &options)
 }
 
 /// `OPTO_OFFLINE` set to anything but empty, `0` or `false`.

@@ -111,8 +111,13 @@ impl ModelStore {
         self.extra.push(manifest);
     }
 
-    /// The manifest for an id or alias: added ones first, then the built-in ones.
+    /// The manifest for an id or alias (added ones first, then the built-in ones), or the
+    /// manifest file at `name` when it is a path to a `.toml` file.
     pub fn manifest(&self, name: &str) -> Result<Manifest> {
+        let path = Path::new(name);
+        if path.extension().is_some_and(|e| e == "toml") && path.is_file() {
+            return Manifest::from_file(path);
+        }
         match self.extra.iter().find(|m| m.answers_to(name)) {
             Some(m) => Ok(m.clone()),
             None => builtin_manifest(name),
