@@ -6,6 +6,7 @@
 //! backend send it as `response_format`. This module knows nothing of graphs or optimizers.
 
 pub mod local;
+pub mod remote;
 pub mod schema;
 pub mod scripted;
 

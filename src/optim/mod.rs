@@ -22,7 +22,7 @@ pub use optoprime::{OptoPrime, OptoPrimeOptions};
 pub use textgrad::{TextGrad, TextGradOptions};
 
 use crate::error::{Error, Result};
-use crate::graph::Value;
+use crate::graph::{Node, Value};
 use crate::llm::{Llm, Message, Reply, Request, Timings, Usage};
 use crate::propagate::Summary;
 use serde::{Deserialize, Serialize};
@@ -88,6 +88,29 @@ impl Parameters for SummaryParams {
     }
     fn zero_feedback(&self) {
         self.summary.lock().unwrap_or_else(|e| e.into_inner()).feedback.clear();
+    }
+}
+
+/// The graph's parameters: `summarize` is [`crate::propagate::summarize`]; only trainable
+/// parameters are written.
+impl Parameters for Vec<Node> {
+    fn summarize(&self) -> Summary {
+        crate::propagate::summarize(self)
+    }
+    fn set_value(&self, name: &str, value: Value) -> Result<()> {
+        match self.iter().find(|n| n.name() == name) {
+            Some(n) if n.is_trainable() => {
+                n.set_value(value);
+                Ok(())
+            }
+            Some(_) => Err(Error::invalid("parameter", format!("`{name}` is not trainable"))),
+            None => Err(Error::invalid("parameter", format!("no parameter named `{name}`"))),
+        }
+    }
+    fn zero_feedback(&self) {
+        for n in self {
+            n.zero_feedback();
+        }
     }
 }
 

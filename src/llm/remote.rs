@@ -1,0 +1,294 @@
+//! `RemoteLlm`: an OpenAI-compatible chat-completions client (vLLM, llama.cpp server, Ollama).
+//!
+//! Each request's [`ReplySchema`](super::ReplySchema) is sent as
+//! `response_format: {"type": "json_schema", "json_schema": {"name", "schema", "strict"}}` so the
+//! server can constrain decoding. Connection errors, timeouts while connecting, 5xx and 429 are
+//! retried with exponential backoff (a `Retry-After` header in seconds is honoured). A batch is
+//! answered by up to `parallel` concurrent calls; errors stay per request.
+//!
+//! Configuration comes from arguments, else from `OPTO_REMOTE_URL`, `OPTO_REMOTE_MODEL` and
+//! `OPTO_REMOTE_API_KEY`.
+
+use super::{FinishReason, Llm, Reply, Request, Timings, Usage};
+use crate::error::{Error, Result};
+use serde_json::{json, Value as Json};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// How the reply schema is sent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SchemaMode {
+    /// `{"type": "json_schema", ...}` (vLLM, llama.cpp server, recent Ollama).
+    JsonSchema,
+    /// `{"type": "json_object"}`: JSON, but not the schema.
+    JsonObject,
+    /// No `response_format`.
+    Off,
+}
+
+/// Settings of [`RemoteLlm`].
+#[derive(Clone, Debug)]
+pub struct RemoteConfig {
+    /// Base URL, e.g. `http://127.0.0.1:8000/v1` (`/chat/completions` is appended unless present).
+    pub base_url: String,
+    pub model: String,
+    pub api_key: Option<String>,
+    pub connect_timeout: Duration,
+    /// Whole-request timeout (generation included).
+    pub timeout: Duration,
+    /// Retries after the first try.
+    pub max_retries: u32,
+    /// First backoff; doubles each retry.
+    pub backoff: Duration,
+    /// Longest single wait (also caps `Retry-After`).
+    pub max_backoff: Duration,
+    /// Concurrent calls for a batch (1: sequential).
+    pub parallel: usize,
+    pub schema_mode: SchemaMode,
+}
+
+impl RemoteConfig {
+    pub fn new(base_url: impl Into<String>, model: impl Into<String>) -> Self {
+        RemoteConfig {
+            base_url: base_url.into(),
+            model: model.into(),
+            api_key: None,
+            connect_timeout: Duration::from_secs(10),
+            timeout: Duration::from_secs(300),
+            max_retries: 3,
+            backoff: Duration::from_millis(500),
+            max_backoff: Duration::from_secs(30),
+            parallel: 4,
+            schema_mode: SchemaMode::JsonSchema,
+        }
+    }
+
+    /// Arguments where given, else the `OPTO_REMOTE_*` environment variables. The URL is
+    /// required; the model defaults to `default`.
+    pub fn resolve(url: Option<&str>, model: Option<&str>, api_key: Option<&str>) -> Result<Self> {
+        let env = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
+        let url = url.map(str::to_string).or_else(|| env("OPTO_REMOTE_URL")).ok_or_else(|| {
+            Error::invalid("remote URL", "give a base URL (e.g. http://127.0.0.1:8000/v1) or set OPTO_REMOTE_URL")
+        })?;
+        let model = model.map(str::to_string).or_else(|| env("OPTO_REMOTE_MODEL")).unwrap_or_else(|| "default".into());
+        let mut c = RemoteConfig::new(url, model);
+        c.api_key = api_key.map(str::to_string).or_else(|| env("OPTO_REMOTE_API_KEY"));
+        Ok(c)
+    }
+
+    /// Only the environment.
+    pub fn from_env() -> Result<Self> {
+        Self::resolve(None, None, None)
+    }
+
+    fn endpoint(&self) -> String {
+        let b = self.base_url.trim_end_matches('/');
+        if b.ends_with("/chat/completions") {
+            b.to_string()
+        } else {
+            format!("{b}/chat/completions")
+        }
+    }
+}
+
+/// The OpenAI-compatible client.
+pub struct RemoteLlm {
+    config: RemoteConfig,
+    agent: ureq::Agent,
+    /// Retries made so far (for tests and logs).
+    retries: AtomicUsize,
+    last_error: Mutex<Option<String>>,
+}
+
+enum Failure {
+    /// Worth another try.
+    Retry(String, Option<Duration>),
+    Fatal(String),
+}
+
+impl RemoteLlm {
+    pub fn new(config: RemoteConfig) -> Self {
+        let agent = ureq::AgentBuilder::new().timeout_connect(config.connect_timeout).timeout(config.timeout).build();
+        RemoteLlm { config, agent, retries: AtomicUsize::new(0), last_error: Mutex::new(None) }
+    }
+
+    /// From `OPTO_REMOTE_URL`, `OPTO_REMOTE_MODEL`, `OPTO_REMOTE_API_KEY`.
+    pub fn from_env() -> Result<Self> {
+        Ok(Self::new(RemoteConfig::from_env()?))
+    }
+
+    pub fn config(&self) -> &RemoteConfig {
+        &self.config
+    }
+
+    /// Retries made since this client was created.
+    pub fn retries(&self) -> usize {
+        self.retries.load(Ordering::Relaxed)
+    }
+
+    /// The JSON body of one request.
+    pub fn body(&self, req: &Request) -> Json {
+        let messages: Vec<Json> = req.messages.iter().map(|m| json!({"role": m.role.as_str(), "content": m.content})).collect();
+        let p = &req.params;
+        let mut body = json!({
+            "model": self.config.model,
+            "messages": messages,
+            "max_tokens": p.max_tokens,
+            "temperature": p.temperature,
+            "top_p": p.top_p,
+            "seed": p.seed,
+            "stream": false,
+        });
+        if p.top_k > 0 {
+            body["top_k"] = json!(p.top_k);
+        }
+        if !p.stop.is_empty() {
+            body["stop"] = json!(p.stop);
+        }
+        if let Some(schema) = &req.schema {
+            match self.config.schema_mode {
+                SchemaMode::JsonSchema => {
+                    body["response_format"] = json!({
+                        "type": "json_schema",
+                        "json_schema": {"name": "reply", "schema": schema.json, "strict": true},
+                    })
+                }
+                SchemaMode::JsonObject => body["response_format"] = json!({"type": "json_object"}),
+                SchemaMode::Off => {}
+            }
+        }
+        body
+    }
+
+    fn backend(&self) -> String {
+        format!("remote {} at {}", self.config.model, self.config.base_url)
+    }
+
+    fn call_once(&self, body: &Json) -> std::result::Result<Reply, Failure> {
+        let start = Instant::now();
+        let mut req = self.agent.post(&self.config.endpoint()).set("Content-Type", "application/json");
+        if let Some(k) = &self.config.api_key {
+            req = req.set("Authorization", &format!("Bearer {k}"));
+        }
+        match req.send_json(body.clone()) {
+            Ok(resp) => {
+                let text = resp.into_string().map_err(|e| Failure::Retry(format!("reading the response failed: {e}"), None))?;
+                let j: Json = serde_json::from_str(&text).map_err(|e| Failure::Fatal(format!("the response is not JSON ({e}): {}", short(&text))))?;
+                parse_completion(&j, start.elapsed()).map_err(Failure::Fatal)
+            }
+            Err(ureq::Error::Status(code, resp)) => {
+                let retry_after = resp.header("retry-after").and_then(|v| v.trim().parse::<f64>().ok()).map(Duration::from_secs_f64);
+                let text = resp.into_string().unwrap_or_default();
+                let msg = format!("HTTP {code}: {}", short(&text));
+                if code == 429 || code >= 500 {
+                    Err(Failure::Retry(msg, retry_after))
+                } else {
+                    Err(Failure::Fatal(msg))
+                }
+            }
+            Err(ureq::Error::Transport(t)) => {
+                let msg = t.to_string();
+                let timed_out = msg.contains("timed out") || msg.contains("Timeout") || msg.contains("timeout");
+                match t.kind() {
+                    // A request that timed out while generating would time out again.
+                    ureq::ErrorKind::Io if timed_out => Err(Failure::Fatal(format!("timed out after {:?}: {msg}", start.elapsed()))),
+                    ureq::ErrorKind::Dns | ureq::ErrorKind::InvalidUrl | ureq::ErrorKind::UnknownScheme | ureq::ErrorKind::InsecureRequestHttpsOnly => Err(Failure::Fatal(msg)),
+                    _ => Err(Failure::Retry(msg, None)),
+                }
+            }
+        }
+    }
+
+    fn call(&self, req: &Request) -> Result<Reply> {
+        let body = self.body(req);
+        let mut wait = self.config.backoff;
+        let mut attempt = 0;
+        loop {
+            match self.call_once(&body) {
+                Ok(r) => return Ok(r),
+                Err(Failure::Fatal(reason)) => return Err(self.fail(reason)),
+                Err(Failure::Retry(reason, after)) => {
+                    if attempt >= self.config.max_retries {
+                        return Err(self.fail(format!("{reason} (gave up after {} tries)", attempt + 1)));
+                    }
+                    attempt += 1;
+                    self.retries.fetch_add(1, Ordering::Relaxed);
+                    std::thread::sleep(after.unwrap_or(wait).min(self.config.max_backoff));
+                    wait = (wait * 2).min(self.config.max_backoff);
+                }
+            }
+        }
+    }
+
+    fn fail(&self, reason: String) -> Error {
+        *self.last_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(reason.clone());
+        Error::Llm { backend: self.backend(), reason }
+    }
+}
+
+fn short(s: &str) -> String {
+    let s = s.trim();
+    if s.chars().count() > 300 {
+        format!("{}…", s.chars().take(300).collect::<String>())
+    } else {
+        s.to_string()
+    }
+}
+
+/// Reads an OpenAI chat-completions response.
+fn parse_completion(j: &Json, elapsed: Duration) -> std::result::Result<Reply, String> {
+    if let Some(err) = j.get("error") {
+        return Err(format!("the server answered with an error: {}", short(&err.to_string())));
+    }
+    let choice = j.pointer("/choices/0").ok_or_else(|| format!("no choices in the response: {}", short(&j.to_string())))?;
+    let text = choice.pointer("/message/content").and_then(Json::as_str).or_else(|| choice.get("text").and_then(Json::as_str)).unwrap_or("").to_string();
+    let finish = match choice.get("finish_reason").and_then(Json::as_str) {
+        Some("length") => FinishReason::Length,
+        _ => FinishReason::Stop,
+    };
+    let n = |p: &str| j.pointer(p).and_then(Json::as_u64).unwrap_or(0) as usize;
+    let usage = Usage {
+        prompt_tokens: n("/usage/prompt_tokens"),
+        cached_prompt_tokens: n("/usage/prompt_tokens_details/cached_tokens"),
+        generated_tokens: n("/usage/completion_tokens"),
+    };
+    let ms = |p: &str| j.pointer(p).and_then(Json::as_f64).map(|v| v / 1000.0);
+    let timings = Timings {
+        prefill_s: ms("/timings/prompt_ms").unwrap_or(0.0),
+        decode_s: ms("/timings/predicted_ms").unwrap_or(0.0),
+        total_s: elapsed.as_secs_f64(),
+    };
+    Ok(Reply { text, finish, usage, timings })
+}
+
+impl Llm for RemoteLlm {
+    fn generate(&self, requests: &[Request]) -> Vec<Result<Reply>> {
+        let workers = self.config.parallel.clamp(1, requests.len().max(1));
+        if workers == 1 {
+            return requests.iter().map(|r| self.call(r)).collect();
+        }
+        let next = AtomicUsize::new(0);
+        let slots: Vec<Mutex<Option<Result<Reply>>>> = requests.iter().map(|_| Mutex::new(None)).collect();
+        std::thread::scope(|s| {
+            for _ in 0..workers {
+                s.spawn(|| loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= requests.len() {
+                        break;
+                    }
+                    let r = self.call(&requests[i]);
+                    *slots[i].lock().unwrap_or_else(|e| e.into_inner()) = Some(r);
+                });
+            }
+        });
+        slots
+            .into_iter()
+            .map(|m| m.into_inner().unwrap_or_else(|e| e.into_inner()).unwrap_or_else(|| Err(Error::Llm { backend: self.backend(), reason: "no result".into() })))
+            .collect()
+    }
+
+    fn describe(&self) -> String {
+        self.backend()
+    }
+}
