@@ -152,7 +152,7 @@ fn advance(engine: &Engine, seq: &mut Seq, req: &Request, finish: &dyn Fn(&Seq, 
         return Outcome::Done(finish(seq, FinishReason::Stop));
     }
     if let Some(c) = seq.constraint.as_mut() {
-        if let Err(e) = c.commit(tok) {
+        if let Err(e) = c.commit(tok, tokenizer.text_bytes(tok)) {
             return Outcome::Done(Err(e));
         }
     }
@@ -177,7 +177,9 @@ fn advance(engine: &Engine, seq: &mut Seq, req: &Request, finish: &dyn Fn(&Seq, 
 /// which is an error the caller must see.
 fn cut(seq: &Seq, max: usize, finish: &dyn Fn(&Seq, FinishReason) -> Result<Reply>) -> Result<Reply> {
     if seq.constraint.is_some() {
-        Err(llm_err(format!("the reply was cut at {max} tokens (max_tokens) before its JSON was complete")))
+        let text = String::from_utf8_lossy(&seq.text);
+        let tail: String = text.chars().rev().take(120).collect::<Vec<_>>().into_iter().rev().collect();
+        Err(llm_err(format!("the reply was cut at {max} tokens (max_tokens) before its JSON was complete; it ended with: {tail}")))
     } else {
         finish(seq, FinishReason::Length)
     }
