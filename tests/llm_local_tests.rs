@@ -451,3 +451,65 @@ fn real_model_gives_a_schema_valid_optoprime_reply() {
     println!("{}", r.text);
     check_reply(&r.text, &params, &o).unwrap();
 }
+
+#[test]
+fn real_model_answers_a_plain_question() {
+    let Some(path) = std::env::var_os("OPTO_TEST_MODEL").map(PathBuf::from).filter(|p| p.exists()) else {
+        println!("skipped: set OPTO_TEST_MODEL to a GGUF file to run the real-model test");
+        return;
+    };
+    let llm = LocalLlm::load(&path, LocalOptions { threads: 2, ..LocalOptions::default() }).unwrap();
+    let req = Request::new(vec![Message::user("What is the capital of France? Answer in one sentence.")]).with_params(greedy(40));
+    let r = one(&llm, req).unwrap();
+    println!("{} ({:?}, {:?})", r.text, r.usage, r.timings);
+    assert!(r.text.contains("Paris"), "{}", r.text);
+}
+
+#[test]
+fn bench_reports_every_figure_on_the_tiny_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = tiny(&dir, "m.gguf", 14);
+    let report = opto::llm::local::bench_llm(&p, opts(), 100, 8, &[1, 2]).unwrap();
+    println!("{report}");
+    assert!(report.prompt_tokens >= 100);
+    assert!(report.prefill_tok_s > 0.0 && report.ttft_cold_s > 0.0);
+    assert!(report.cached_prompt_tokens >= 90, "the system prompt should come from the cache");
+    assert_eq!(report.decode.iter().map(|d| d.batch).collect::<Vec<_>>(), vec![1, 2]);
+    assert!(report.decode.iter().all(|d| d.generated_tokens > 0 && d.decode_tok_s > 0.0));
+    assert!(report.peak_rss_bytes.is_some_and(|b| b > 0));
+    assert!(opto::llm::local::bench_llm(&p, opts(), 10, 0, &[1]).is_err());
+}
+
+#[test]
+fn requantizing_slow_formats_keeps_the_model_working() {
+    use candle_core::quantized::{GgmlDType, QTensor};
+    use opto::llm::local::requant::{needs_requantize, requantize};
+    let dir = tempfile::tempdir().unwrap();
+    let good = tiny(&dir, "q8.gguf", 15);
+    // Make a Q5_0 copy (the slow format of the shipped 0.5B model), then convert it back.
+    let slow = dir.path().join("q5.gguf");
+    {
+        let mut f = std::fs::File::open(&good).unwrap();
+        let content = gguf_file::Content::read(&mut f).unwrap();
+        let names: Vec<String> = content.tensor_infos.keys().cloned().collect();
+        let ts: Vec<QTensor> = names
+            .iter()
+            .map(|n| {
+                let t = content.tensor(&mut f, n, &candle_core::Device::Cpu).unwrap();
+                if t.dtype() == GgmlDType::Q8_0 { QTensor::quantize(&t.dequantize(&candle_core::Device::Cpu).unwrap(), GgmlDType::Q5_0).unwrap() } else { t }
+            })
+            .collect();
+        let meta: Vec<_> = content.metadata.iter().map(|(k, v)| (k.as_str(), v)).collect();
+        let refs: Vec<_> = names.iter().map(String::as_str).zip(ts.iter()).collect();
+        gguf_file::write(&mut std::fs::File::create(&slow).unwrap(), &meta, &refs).unwrap();
+    }
+    assert!(needs_requantize(&slow).unwrap());
+    assert!(!needs_requantize(&good).unwrap());
+    let fast = dir.path().join("fast.gguf");
+    assert!(requantize(&slow, &fast, GgmlDType::Q8_0).unwrap() > 10);
+    assert!(!needs_requantize(&fast).unwrap());
+    let a = one(&LocalLlm::load(&slow, opts()).unwrap(), ask("Hi", greedy(6))).unwrap();
+    let b = one(&LocalLlm::load(&fast, opts()).unwrap(), ask("Hi", greedy(6))).unwrap();
+    assert_eq!(a.usage.prompt_tokens, b.usage.prompt_tokens);
+    assert!(b.usage.generated_tokens > 0 || b.finish == FinishReason::Stop);
+}

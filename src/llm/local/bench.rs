@@ -65,7 +65,7 @@ fn filler_prompt(llm: &LocalLlm, tokens: usize) -> String {
     let mut text = String::from("You improve programs. Background notes follow.\n");
     let mut i = 0;
     while llm.count_tokens(&text).unwrap_or(usize::MAX) < tokens {
-        for _ in 0..16 {
+        for _ in 0..4 {
             text.push_str(WORDS[i % WORDS.len()]);
             text.push(if i % 11 == 10 { '\n' } else { ' ' });
             i += 1;

@@ -18,6 +18,7 @@ pub mod fixture;
 pub mod gguf;
 pub mod kv;
 pub mod model;
+pub mod requant;
 pub mod sample;
 pub mod template;
 pub mod tokenizer;
