@@ -513,3 +513,49 @@ fn requantizing_slow_formats_keeps_the_model_working() {
     assert_eq!(a.usage.prompt_tokens, b.usage.prompt_tokens);
     assert!(b.usage.generated_tokens > 0 || b.finish == FinishReason::Stop);
 }
+
+/// Manual tools (ignored): `OPTO_BENCH_MODEL=PATH cargo test --test llm_local_tests bench_model -- --ignored --nocapture`
+/// (optional `OPTO_BENCH_ARGS="P G B1,B2 THREADS"`), and
+/// `OPTO_REQUANT="SRC DST" cargo test --test llm_local_tests requantize_model -- --ignored`.
+#[test]
+#[ignore]
+fn bench_model() {
+    let path = PathBuf::from(std::env::var("OPTO_BENCH_MODEL").expect("OPTO_BENCH_MODEL"));
+    let args = std::env::var("OPTO_BENCH_ARGS").unwrap_or_else(|_| "200 32 1,2,4 2".into());
+    let a: Vec<&str> = args.split_whitespace().collect();
+    let batches: Vec<usize> = a[2].split(',').map(|b| b.parse().unwrap()).collect();
+    let o = LocalOptions { threads: a[3].parse().unwrap(), ..LocalOptions::default() };
+    let report = opto::llm::local::bench_llm(&path, o, a[0].parse().unwrap(), a[1].parse().unwrap(), &batches).unwrap();
+    println!("{report}");
+}
+
+#[test]
+#[ignore]
+fn requantize_model() {
+    let v = std::env::var("OPTO_REQUANT").expect("OPTO_REQUANT=\"SRC DST\"");
+    let (src, dst) = v.split_once(' ').unwrap();
+    let n = opto::llm::local::requant::requantize(Path::new(src), Path::new(dst), candle_core::quantized::GgmlDType::Q8_0).unwrap();
+    println!("{n} tensors converted");
+}
+
+#[test]
+fn long_prompts_prefill_in_chunks_and_overlong_ones_fail_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = tiny(&dir, "m.gguf", 16);
+    let llm = LocalLlm::load(&p, no_cache()).unwrap();
+    // ~1,300 tokens: three prefill chunks; the reply must match a run whose prefix came from
+    // the cache in one piece (same kv, other chunking).
+    let long = "word ".repeat(260);
+    let a = one(&llm, ask(&long, greedy(8))).unwrap();
+    assert!(a.usage.prompt_tokens > 1024, "{}", a.usage.prompt_tokens);
+    let cached = LocalLlm::load(&p, opts()).unwrap();
+    one(&cached, ask(&long, greedy(1))).unwrap();
+    let b = one(&cached, ask(&long, greedy(8))).unwrap();
+    assert_eq!(b.usage.cached_prompt_tokens, b.usage.prompt_tokens - 1);
+    assert_eq!(a.text, b.text);
+    // The tiny model has 2,048 positions.
+    let out = llm.generate(&[ask(&"word ".repeat(500), greedy(4)), ask("short", greedy(4))]);
+    let e = out[0].as_ref().unwrap_err().to_string();
+    assert!(e.contains("positions"), "{e}");
+    assert!(out[1].is_ok());
+}

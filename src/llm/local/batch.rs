@@ -11,6 +11,9 @@ use crate::error::{Error, Result};
 use crate::llm::{FinishReason, Reply, Request, Timings, Usage};
 use std::time::Instant;
 
+/// Prompt tokens per prefill forward pass.
+const PREFILL_CHUNK: usize = 512;
+
 fn llm_err(reason: impl Into<String>) -> Error {
     Error::Llm { backend: "local".into(), reason: reason.into() }
 }
@@ -115,7 +118,12 @@ fn prefill(engine: &Engine, idx: usize, req: &Request) -> Result<Seq> {
     };
     cache.reserve(room.saturating_sub(cache.len()))?;
     let cached = cache.len();
-    let logits = engine.model.forward(&mut [Step { tokens: &tokens[cached..], cache: &mut cache }])?;
+    // Chunks bound the attention scores' memory (rows x context) on long prompts.
+    let mut logits = None;
+    for chunk in tokens[cached..].chunks(PREFILL_CHUNK) {
+        logits = Some(engine.model.forward(&mut [Step { tokens: chunk, cache: &mut cache }])?);
+    }
+    let logits = logits.ok_or_else(|| llm_err("nothing to prefill"))?;
     let logits = logits.squeeze(0).and_then(|l| l.to_vec1::<f32>()).map_err(|e| Error::tensor("logits", e))?;
     engine.prefix_insert(&tokens, &cache)?;
     Ok(Seq {
