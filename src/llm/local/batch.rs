@@ -11,6 +11,9 @@ use crate::error::{Error, Result};
 use crate::llm::{FinishReason, Reply, Request, Timings, Usage};
 use std::time::Instant;
 
+/// Prompt tokens per prefill forward pass.
+const PREFILL_CHUNK: usize = 512;
+
 fn llm_err(reason: impl Into<String>) -> Error {
     Error::Llm { backend: "local".into(), reason: reason.into() }
 }
@@ -115,7 +118,12 @@ fn prefill(engine: &Engine, idx: usize, req: &Request) -> Result<Seq> {
     };
     cache.reserve(room.saturating_sub(cache.len()))?;
     let cached = cache.len();
-    let logits = engine.model.forward(&mut [Step { tokens: &tokens[cached..], cache: &mut cache }])?;
+    // Chunks bound the attention scores' memory (rows x context) on long prompts.
+    let mut logits = None;
+    for chunk in tokens[cached..].chunks(PREFILL_CHUNK) {
+        logits = Some(engine.model.forward(&mut [Step { tokens: chunk, cache: &mut cache }])?);
+    }
+    let logits = logits.ok_or_else(|| llm_err("nothing to prefill"))?;
     let logits = logits.squeeze(0).and_then(|l| l.to_vec1::<f32>()).map_err(|e| Error::tensor("logits", e))?;
     engine.prefix_insert(&tokens, &cache)?;
     Ok(Seq {
@@ -152,7 +160,7 @@ fn advance(engine: &Engine, seq: &mut Seq, req: &Request, finish: &dyn Fn(&Seq, 
         return Outcome::Done(finish(seq, FinishReason::Stop));
     }
     if let Some(c) = seq.constraint.as_mut() {
-        if let Err(e) = c.commit(tok) {
+        if let Err(e) = c.commit(tok, tokenizer.text_bytes(tok)) {
             return Outcome::Done(Err(e));
         }
     }
@@ -177,7 +185,9 @@ fn advance(engine: &Engine, seq: &mut Seq, req: &Request, finish: &dyn Fn(&Seq, 
 /// which is an error the caller must see.
 fn cut(seq: &Seq, max: usize, finish: &dyn Fn(&Seq, FinishReason) -> Result<Reply>) -> Result<Reply> {
     if seq.constraint.is_some() {
-        Err(llm_err(format!("the reply was cut at {max} tokens (max_tokens) before its JSON was complete")))
+        let text = String::from_utf8_lossy(&seq.text);
+        let tail: String = text.chars().rev().take(120).collect::<Vec<_>>().into_iter().rev().collect();
+        Err(llm_err(format!("the reply was cut at {max} tokens (max_tokens) before its JSON was complete; it ended with: {tail}")))
     } else {
         finish(seq, FinishReason::Length)
     }

@@ -29,6 +29,8 @@ pub struct BenchReport {
     pub ttft_cached_s: f64,
     pub cached_prompt_tokens: usize,
     pub decode: Vec<BatchFigure>,
+    /// Resident memory right after loading (and the warm-up pass).
+    pub rss_after_load_bytes: Option<u64>,
     /// Peak resident memory (VmHWM), where the OS reports it.
     pub peak_rss_bytes: Option<u64>,
 }
@@ -44,17 +46,24 @@ impl fmt::Display for BenchReport {
         for d in &self.decode {
             writeln!(f, "decode b={:<3} {:.1} tok/s total ({} tokens)", d.batch, d.decode_tok_s, d.generated_tokens)?;
         }
-        match self.peak_rss_bytes {
-            Some(b) => writeln!(f, "peak RSS   {:.1} MiB", b as f64 / (1 << 20) as f64),
-            None => writeln!(f, "peak RSS   unknown"),
-        }
+        let mib = |b: Option<u64>| b.map(|b| format!("{:.1} MiB", b as f64 / (1 << 20) as f64)).unwrap_or_else(|| "unknown".into());
+        writeln!(f, "RSS        {} after load, {} peak", mib(self.rss_after_load_bytes), mib(self.peak_rss_bytes))
     }
 }
 
 /// Peak resident set size of this process (Linux: VmHWM in /proc/self/status).
 pub fn peak_rss_bytes() -> Option<u64> {
+    proc_status_bytes("VmHWM:")
+}
+
+/// Current resident set size (Linux: VmRSS).
+pub fn rss_bytes() -> Option<u64> {
+    proc_status_bytes("VmRSS:")
+}
+
+fn proc_status_bytes(key: &str) -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let line = status.lines().find(|l| l.starts_with(key))?;
     let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kb * 1024)
 }
@@ -65,7 +74,7 @@ fn filler_prompt(llm: &LocalLlm, tokens: usize) -> String {
     let mut text = String::from("You improve programs. Background notes follow.\n");
     let mut i = 0;
     while llm.count_tokens(&text).unwrap_or(usize::MAX) < tokens {
-        for _ in 0..16 {
+        for _ in 0..4 {
             text.push_str(WORDS[i % WORDS.len()]);
             text.push(if i % 11 == 10 { '\n' } else { ' ' });
             i += 1;
@@ -83,6 +92,7 @@ pub fn bench_llm(path: &Path, opts: LocalOptions, prompt_tokens: usize, gen: usi
     let t0 = Instant::now();
     let llm = LocalLlm::load(path, opts)?;
     let load_s = t0.elapsed().as_secs_f64();
+    let rss_after_load_bytes = rss_bytes();
     let system = filler_prompt(&llm, prompt_tokens);
     let request = |user: &str, max_tokens: usize| {
         Request::new(vec![Message::system(system.clone()), Message::user(user.to_string())])
@@ -115,6 +125,7 @@ pub fn bench_llm(path: &Path, opts: LocalOptions, prompt_tokens: usize, gen: usi
         ttft_cached_s: cached.timings.prefill_s,
         cached_prompt_tokens: cached.usage.cached_prompt_tokens,
         decode,
+        rss_after_load_bytes,
         peak_rss_bytes: peak_rss_bytes(),
     })
 }

@@ -161,7 +161,9 @@ impl LocalLlm {
             .map_err(|e| Error::invalid("threads", e.to_string()))?;
         let device = opts.device.device()?;
         let file_bytes = std::fs::metadata(path).map_err(|e| Error::io(path, e))?.len();
-        let engine = pool.install(|| -> Result<Engine> {
+        // candle can still panic on inputs we did not foresee; a model file must never take the
+        // process down, so a panic while loading becomes an error about the file.
+        let load = std::panic::AssertUnwindSafe(|| pool.install(|| -> Result<Engine> {
             let mut file = GgufFile::open(path)?;
             let cfg = arch::config_from_gguf(&file)?;
             let tokenizer = Arc::new(GgufTokenizer::from_gguf(&file)?);
@@ -177,7 +179,11 @@ impl LocalLlm {
             let grammar = Grammar::new(tokenizer.clone(), cfg.vocab_size)?;
             let model = Model::load(&mut file, cfg, &device)?;
             Ok(Engine { model, tokenizer, template, grammar, prefix: Mutex::new(PrefixCache::new(opts.prefix_cache_entries, opts.prefix_cache_bytes)) })
-        })?;
+        }));
+        let engine = std::panic::catch_unwind(load).map_err(|p| {
+            let what = p.downcast_ref::<String>().cloned().or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string())).unwrap_or_default();
+            gguf::model_err(path, format!("loading failed unexpectedly: {what}"))
+        })??;
         let name = match GgufFile::open(path).ok().and_then(|f| f.opt_string("general.name")) {
             Some(n) => n,
             None => path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default(),

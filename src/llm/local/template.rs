@@ -17,6 +17,9 @@ impl ChatTemplate {
     pub fn new(source: Option<String>, bos: String, eos: String) -> Self {
         let env = source.and_then(|src| {
             let mut env = Environment::new();
+            // Hugging Face renders chat templates with these two on.
+            env.set_trim_blocks(true);
+            env.set_lstrip_blocks(true);
             env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
             env.add_function("raise_exception", |msg: String| -> Result<String, minijinja::Error> {
                 Err(minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, msg))
@@ -68,7 +71,7 @@ pub fn chatml(messages: &[Message]) -> String {
 mod tests {
     use super::*;
 
-    const QWEN_LIKE: &str = "{%- for message in messages %}{%- if loop.first and message.role != 'system' %}<|im_start|>system\nDefault.<|im_end|>\n{%- endif %}<|im_start|>{{ message.role }}\n{{ message.content.strip() }}<|im_end|>\n{%- endfor %}{%- if add_generation_prompt %}<|im_start|>assistant\n{%- endif %}";
+    const QWEN_LIKE: &str = "{%- for message in messages %}\n  {%- if loop.first and message.role != 'system' %}\n    {{- '<|im_start|>system\\nDefault.<|im_end|>\\n' }}\n  {%- endif %}\n  {{- '<|im_start|>' + message.role + '\\n' + message.content.strip() + '<|im_end|>' + '\\n' }}\n{%- endfor %}\n{%- if add_generation_prompt %}\n  {{- '<|im_start|>assistant\\n' }}\n{%- endif %}\n";
 
     #[test]
     fn renders_native_template_with_python_methods() {
