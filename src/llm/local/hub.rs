@@ -55,3 +55,13 @@ pub fn resolve_model(name_or_path: &str) -> Result<PathBuf> {
 fn offline_from_env() -> bool {
     std::env::var("OPTO_OFFLINE").is_ok_and(|v| !matches!(v.trim(), "" | "0" | "false"))
 }
+
+/// The sha256 recorded for a cached model file (the published file or its re-quantized copy),
+/// when the file is unchanged since it was checked. Used to record runs without re-hashing.
+pub fn cached_sha256(path: &Path) -> Option<String> {
+    let dir = path.parent()?;
+    let file = path.file_name()?.to_str()?;
+    let marker = marker::Marker::load(dir);
+    let stamps = marker.source.iter().chain(marker.derived.iter().map(|d| &d.stamp));
+    stamps.filter(|s| s.file == file && s.still_matches(dir)).map(|s| s.sha256.clone()).next()
+}
