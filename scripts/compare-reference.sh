@@ -19,7 +19,7 @@ cargo build --release -q
 for size in ${SIZES[@]}; do
     n=${size%%:*}; k=${size##*:}
     ref=$("$VENV/bin/python" "$ANCHOR" "$size" 2>/dev/null | tail -1)
-    ours=$(target/release/opto bench graph --ops "$n" --params "$k")
+    ours=$("${CARGO_TARGET_DIR:-target}/release/opto" bench graph --ops "$n" --params "$k")
     echo "reference: $ref"
     echo "opto:      $ours"
     python3 - "$ref" "$ours" <<'PY'
