@@ -8,7 +8,7 @@ use super::signature::Signature;
 /// What the sandbox's Python lacks, phrased as rules. Kept short: it is in every prompt.
 pub const PYTHON_SUBSET: &str = "\
 The code runs in a restricted Python sandbox:
-- Imports allowed: math, json, re, collections, itertools, functools, typing, dataclasses. No other modules (no os, sys, random, time, numpy, copy, statistics).
+- Imports allowed: math, json, re, collections, itertools (no combinations, permutations or product), functools, typing, dataclasses. No other modules (no os, sys, random, time, numpy, copy, statistics).
 - Not supported: class inheritance and super(), generators and yield, match statements, `%` string formatting (use f-strings), `del x[i]`, @staticmethod, @property, math.hypot/prod/fsum.
 - Supported: functions, lambdas, closures, simple classes with __init__ and methods, @dataclass, comprehensions, f-strings, try/except, tuples, dicts, sets, sorted/min/max/sum/zip/enumerate.
 - No files, network, eval, exec or __import__. Each call has a time limit.";

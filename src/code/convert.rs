@@ -25,6 +25,18 @@ pub fn to_monty(value: &Value) -> MontyObject {
 /// tuples become dicts, non-string dict keys become their `str()`; anything else that is not
 /// data (functions, classes, file handles, ...) is an error naming the Python type.
 pub fn from_monty(obj: &MontyObject) -> Result<Value, String> {
+    from_monty_at(obj, 0)
+}
+
+/// Nesting allowed in a result; deeper structures are refused rather than risking the stack
+/// (and JSON parsers stop at 128 levels).
+pub const MAX_NESTING: usize = 100;
+
+fn from_monty_at(obj: &MontyObject, depth: usize) -> Result<Value, String> {
+    if depth > MAX_NESTING {
+        return Err(format!("the value is nested more than {MAX_NESTING} levels deep"));
+    }
+    let from_monty = |o: &MontyObject| from_monty_at(o, depth + 1);
     Ok(match obj {
         MontyObject::None => Value::None,
         MontyObject::Bool(b) => Value::Bool(*b),

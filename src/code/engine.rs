@@ -14,6 +14,8 @@ use monty_types::{
     ResourceTracker,
 };
 use std::borrow::Cow;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Mutex;
 
 /// The input variable holding the call's arguments as a tuple; the program ends with
 /// `fn_name(*_opto_args)`, so one compiled program serves every arity.
@@ -41,13 +43,11 @@ pub fn compile_program(source: &str, fn_name: &str) -> Result<MontyRun, CodeErro
         }
     };
     if Signature::find(body, fn_name).is_none() {
-        let mut err = CodeError::bare(
+        return Err(CodeError::bare(
             CodeErrorKind::Syntax,
             "NameError",
             format!("the code must define the function `{fn_name}` at top level (a line starting with `def {fn_name}(`)"),
-        );
-        err.traceback = format!("{}: {}", err.exc_type, err.message);
-        return Err(err);
+        ));
     }
     Ok(run)
 }
@@ -147,4 +147,45 @@ impl PrintWriterCallback for CappedPrint {
         self.push_str(end.encode_utf8(&mut buf));
         Ok(())
     }
+}
+
+/// A compiled program that threads can share. `MontyRun` is `Send` but not `Sync` (it fills
+/// lazy caches while running), so each concurrent call borrows its own copy: a spare one when
+/// there is one, else a clone of the template.
+pub struct SharedProgram {
+    template: Mutex<MontyRun>,
+    spare: Mutex<Vec<MontyRun>>,
+}
+
+impl SharedProgram {
+    pub fn new(program: MontyRun) -> Self {
+        SharedProgram { template: Mutex::new(program), spare: Mutex::new(Vec::new()) }
+    }
+
+    /// Runs like `run_program`, catching an interpreter panic as a `Crash` error (the copy that
+    /// panicked is dropped, not reused).
+    pub fn run(&self, args: &[Value], limits: &Limits) -> CallOutcome {
+        let taken = self.spare.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        let program = match taken {
+            Some(p) => p,
+            None => self.template.lock().unwrap_or_else(|p| p.into_inner()).clone(),
+        };
+        match catch_unwind(AssertUnwindSafe(|| run_program(&program, args, limits))) {
+            Ok(outcome) => {
+                self.spare.lock().unwrap_or_else(|p| p.into_inner()).push(program);
+                outcome
+            }
+            Err(payload) => CallOutcome { result: Err(panic_error("running the code", payload)), printed: String::new() },
+        }
+    }
+}
+
+/// Turns a panic payload into a `Crash` error, so a monty bug fails one call, not the host.
+pub fn panic_error(what: &str, payload: Box<dyn std::any::Any + Send>) -> CodeError {
+    let detail = payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into());
+    CodeError::crash(format!("the interpreter panicked while {what}: {detail}"))
 }

@@ -2,6 +2,7 @@
 //! times with `Value` arguments under per-call limits. Implementations: `MontySandbox`
 //! (in-process) and `WorkerSandbox` (a child process that can be killed and restarted).
 
+use super::engine::SharedProgram;
 use super::error::CodeError;
 use crate::graph::Value;
 use std::fmt;
@@ -56,11 +57,11 @@ pub struct CompiledFn {
     fn_name: Arc<str>,
     source: Arc<str>,
     /// The parsed program for in-process execution, when the compiling sandbox made one.
-    pub(crate) program: Option<Arc<monty::MontyRun>>,
+    pub(crate) program: Option<Arc<SharedProgram>>,
 }
 
 impl CompiledFn {
-    pub(crate) fn new(source: &str, fn_name: &str, program: Option<Arc<monty::MontyRun>>) -> Self {
+    pub(crate) fn new(source: &str, fn_name: &str, program: Option<Arc<SharedProgram>>) -> Self {
         CompiledFn {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             fn_name: fn_name.into(),
