@@ -218,7 +218,7 @@ fn safe_ratio_with_infinity() {
     let src = "def safe_ratio(values):\n    out = []\n    for a, b in values:\n        try:\n            out.append(a / b)\n        except ZeroDivisionError:\n            out.append(float(\"inf\"))\n        finally:\n            pass\n    return out\n";
     let pairs = Value::from_json(&serde_json::json!([[1, 4], [3, 0], [-2, 8]]));
     for (label, sb) in sandboxes() {
-        let got = call(sb.as_ref(), src, "safe_ratio", &[pairs.clone()]).unwrap();
+        let got = call(sb.as_ref(), src, "safe_ratio", std::slice::from_ref(&pairs)).unwrap();
         assert_eq!(got, Value::List(vec![Value::Float(0.25), Value::Float(f64::INFINITY), Value::Float(-0.25)]), "{label}");
     }
 }
@@ -580,11 +580,11 @@ fn trainable_function_bad_rewrite_then_good_rewrite() {
     let sb = MontySandbox::new(limits());
     let mut f = TrainableFn::new(CONTROLLER).unwrap().with_returns(Expected::Float);
     let obs = Value::from_json(&serde_json::json!({"err": 0.5}));
-    assert_eq!(f.call(&sb, &[obs.clone()]), Ok(Value::Float(0.0)), "`return 0` coerced to float");
+    assert_eq!(f.call(&sb, std::slice::from_ref(&obs)), Ok(Value::Float(0.0)), "`return 0` coerced to float");
 
     // A syntax error is accepted as text but fails the call with a traceback.
     f.set_source("def controller(obs, gain=1.0):\n    return -gain * obs['err'\n").unwrap();
-    let e = f.call(&sb, &[obs.clone()]).unwrap_err();
+    let e = f.call(&sb, std::slice::from_ref(&obs)).unwrap_err();
     assert_eq!(e.kind, CodeErrorKind::Syntax);
     assert!(e.traceback.contains("controller.py"), "{e}");
 
@@ -613,4 +613,46 @@ fn worker_serves_several_threads() {
         assert_eq!(got, want);
     }
     assert!(sb.workers_started() <= 2);
+}
+
+#[test]
+fn deeply_nested_or_cyclic_results_are_refused() {
+    for (body, why) in [
+        ("a = []\n    for i in range(10000):\n        a = [a]\n    return a", "nested more than"),
+        ("a = []\n    a.append(a)\n    return a", "cycle"),
+    ] {
+        let src = format!("def f():\n    {body}\n");
+        for (label, e) in hostile(&src, &limits()) {
+            assert_eq!(e.exc_type, "TypeError", "{label}: {e}");
+            assert!(e.message.contains(why), "{label}: {e}");
+        }
+    }
+}
+
+#[test]
+fn too_deeply_nested_source_is_a_syntax_error() {
+    let src = format!("def f():\n    return {}1{}\n", "(".repeat(3000), ")".repeat(3000));
+    for (label, sb) in sandboxes() {
+        let e = sb.compile(&src, "f").unwrap_err();
+        assert_eq!(e.kind, CodeErrorKind::Syntax, "{label}: {e}");
+        assert!(e.message.contains("too deeply nested"), "{label}: {e}");
+    }
+}
+
+#[test]
+fn python_recursion_does_not_use_the_native_stack() {
+    // A 1000-deep Python recursion on a 512 KiB thread: the interpreter keeps frames on its heap.
+    let handle = std::thread::Builder::new()
+        .stack_size(512 << 10)
+        .spawn(|| {
+            let sb = MontySandbox::new(limits().with_recursion_depth(1000));
+            let src = "def depth(n):\n    if n == 0:\n        return 0\n    return 1 + depth(n - 1)\n";
+            let ok = call(&sb, src, "depth", &[Value::Int(990)]);
+            let too_deep = call(&sb, src, "depth", &[Value::Int(5000)]);
+            (ok, too_deep)
+        })
+        .unwrap();
+    let (ok, too_deep) = handle.join().unwrap();
+    assert_eq!(ok, Ok(Value::Int(990)));
+    assert_eq!(too_deep.unwrap_err().exc_type, "RecursionError");
 }

@@ -48,7 +48,7 @@ pub fn top_level_defs(source: &str) -> Vec<Signature> {
     for start in statement_starts(source) {
         let rest = &source[start..];
         if let Some(after) = rest.strip_prefix("def") {
-            if after.starts_with(|c: char| c == ' ' || c == '\t') {
+            if after.starts_with([' ', '\t']) {
                 if let Some(sig) = parse_def(source, start) {
                     out.push(sig);
                 }
