@@ -656,3 +656,90 @@ fn python_recursion_does_not_use_the_native_stack() {
     assert_eq!(ok, Ok(Value::Int(990)));
     assert_eq!(too_deep.unwrap_err().exc_type, "RecursionError");
 }
+
+// ---------------------------------------------------------------------------------------------
+// Benchmark (figures for the report, not a test):
+//   cargo test --release --test code_tests bench_sandbox -- --ignored --nocapture
+
+const PID: &str = "def pid(err, state):\n    kp, ki, kd, dt = 1.2, 0.3, 0.05, 0.01\n    integral = state[0] + err * dt\n    deriv = (err - state[1]) / dt\n    u = kp * err + ki * integral + kd * deriv\n    if u > 1.0:\n        u = 1.0\n    elif u < -1.0:\n        u = -1.0\n    return [u, integral, err]\n";
+
+const THIRTY_LINES: &str = r#"import math
+
+def controller(obs):
+    """Returns [action, info] for one control step."""
+    pos = obs["pos"]
+    vel = obs["vel"]
+    target = obs["target"]
+    history = obs["history"]
+    mode = obs["mode"]
+    err = target - pos
+    avg = sum(history) / len(history) if history else 0.0
+    gain = 2.0 if mode == "aggressive" else 1.0
+    damping = 0.5 * vel
+    raw = gain * err - damping
+    if abs(err) < 0.01:
+        raw = 0.0
+    elif err > 10:
+        raw = raw * 0.5
+    trend = 0.0
+    for i in range(1, len(history)):
+        trend += history[i] - history[i - 1]
+    raw += 0.1 * trend
+    action = max(-1.0, min(1.0, math.tanh(raw)))
+    label = f"mode={mode}"
+    info = {"err": err, "avg": avg, "label": label}
+    if mode not in ("normal", "aggressive"):
+        info["warning"] = "unknown mode"
+    info["trend"] = round(trend, 4)
+    info["gain"] = gain
+    return [action, info]
+"#;
+
+#[test]
+#[ignore = "benchmark; run with --release -- --ignored --nocapture"]
+fn bench_sandbox() {
+    assert_eq!(THIRTY_LINES.lines().count(), 30);
+    let state = Value::List(vec![Value::Float(0.1), Value::Float(0.2)]);
+    let bench_calls = |label: &str, sb: &dyn Sandbox, n: usize| {
+        let f = sb.compile(PID, "pid").unwrap();
+        for _ in 0..100 {
+            sb.call(&f, &[Value::Float(0.3), state.clone()]).unwrap();
+        }
+        let t = Instant::now();
+        let mut last = Value::None;
+        for i in 0..n {
+            last = sb.call(&f, &[Value::Float(0.3 + i as f64 * 1e-6), state.clone()]).unwrap();
+        }
+        let dt = t.elapsed();
+        assert!(matches!(last, Value::List(ref l) if l.len() == 3));
+        println!(
+            "{label:>11}: {n} PID calls in {:.3} s = {:.0} calls/s ({:.2} us/call)",
+            dt.as_secs_f64(),
+            n as f64 / dt.as_secs_f64(),
+            dt.as_secs_f64() * 1e6 / n as f64
+        );
+    };
+    bench_calls("in-process", &MontySandbox::new(Limits::default()), 200_000);
+    bench_calls("worker", &WorkerSandbox::with_program(env!("CARGO_BIN_EXE_opto-sandbox"), Limits::default(), 1), 20_000);
+
+    let sb = MontySandbox::default();
+    sb.compile(THIRTY_LINES, "controller").unwrap(); // the first compile in a process is slower
+    let n = 2000;
+    let t = Instant::now();
+    for _ in 0..n {
+        sb.compile(THIRTY_LINES, "controller").unwrap();
+    }
+    println!("compile of a 30-line function: {:.1} us (average of {n})", t.elapsed().as_secs_f64() * 1e6 / n as f64);
+    let obs = Value::from_json(&serde_json::json!({"pos": 0.3, "vel": -0.1, "target": 1.0, "history": [0.1, 0.2, 0.25], "mode": "aggressive"}));
+    let f = sb.compile(THIRTY_LINES, "controller").unwrap();
+    // CPython: [0.8986193501374986, {'err': 0.7, 'avg': 0.18333333333333335, 'label': 'mode=aggressive', 'trend': 0.15, 'gain': 2.0}]
+    let want = r#"[0.8986193501374986, {"err": 0.7, "avg": 0.18333333333333335, "label": "mode=aggressive", "trend": 0.15, "gain": 2.0}]"#;
+    let got = sb.call(&f, std::slice::from_ref(&obs)).unwrap();
+    assert!(same(&got, &Value::from_json(&serde_json::from_str(want).unwrap())), "{}", got.py_repr());
+    let n = 50_000;
+    let t = Instant::now();
+    for _ in 0..n {
+        sb.call(&f, std::slice::from_ref(&obs)).unwrap();
+    }
+    println!("30-line controller in-process: {:.2} us/call", t.elapsed().as_secs_f64() * 1e6 / n as f64);
+}

@@ -10,16 +10,17 @@ use super::signature::Signature;
 use crate::graph::Value;
 use monty::MontyRun;
 use monty_types::{
-    CompileOptions, ExcType, MontyException, MontyObject, PrintWriter, PrintWriterCallback, ResourceLimits,
+    CompileOptions, ExcType, MontyException, PrintWriter, PrintWriterCallback, ResourceLimits,
     ResourceTracker,
 };
 use std::borrow::Cow;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
-/// The input variable holding the call's arguments as a tuple; the program ends with
-/// `fn_name(*_opto_args)`, so one compiled program serves every arity.
-const ARGS_NAME: &str = "_opto_args";
+/// Prefix of the input variables that carry the call's arguments: the program ends with
+/// `fn_name(_opto_0, _opto_1, ...)`. One program per arity; plain inputs are faster than a
+/// `*args` tuple.
+const ARG_PREFIX: &str = "_opto_";
 
 /// Bytes of `print()` output kept per call; more is dropped (not an error, unlike monty's own cap).
 pub const PRINT_CAP: usize = 4096;
@@ -29,33 +30,49 @@ pub fn script_name(fn_name: &str) -> String {
     format!("{fn_name}.py")
 }
 
-/// Parses `source` plus a final call of `fn_name`. Errors are `Syntax`, located in `source`.
-pub fn compile_program(source: &str, fn_name: &str) -> Result<MontyRun, CodeError> {
+/// Parses `source` plus a final call of `fn_name` with `arity` positional arguments. Errors are
+/// `Syntax`, located in `source`.
+fn parse(source: &str, fn_name: &str, arity: usize) -> Result<MontyRun, CodeError> {
     let script = script_name(fn_name);
     let body = source.trim_end();
-    let program = format!("{body}\n{fn_name}(*{ARGS_NAME})\n");
-    let run = match MontyRun::new(program, &script, vec![ARGS_NAME.to_string()], CompileOptions::default()) {
-        Ok(run) => run,
+    let inputs: Vec<String> = (0..arity).map(|i| format!("{ARG_PREFIX}{i}")).collect();
+    let program = format!("{body}\n{fn_name}({})\n", inputs.join(", "));
+    match MontyRun::new(program, &script, inputs, CompileOptions::default()) {
+        Ok(run) => Ok(run),
         Err(e) => {
             // Parse the source alone so the error points into it, not at the appended call line.
             let own = MontyRun::new(body.to_string(), &script, vec![], CompileOptions::default()).err().unwrap_or(e);
-            return Err(exception_to_error(&own, CodeErrorKind::Syntax, user_line_count(body)));
+            Err(exception_to_error(&own, CodeErrorKind::Syntax, user_line_count(body)))
         }
-    };
-    if Signature::find(body, fn_name).is_none() {
+    }
+}
+
+/// Compiles `source` for calls of `fn_name`: checks the syntax and that the function is defined
+/// at top level, and prepares the program for the arity of its positional parameters.
+pub fn compile_program(source: &str, fn_name: &str) -> Result<SharedProgram, CodeError> {
+    let body = source.trim_end();
+    let Some(signature) = Signature::find(body, fn_name) else {
+        // A syntax error explains more than a missing function, so it wins.
+        parse(body, fn_name, 0)?;
         return Err(CodeError::bare(
             CodeErrorKind::Syntax,
             "NameError",
             format!("the code must define the function `{fn_name}` at top level (a line starting with `def {fn_name}(`)"),
         ));
-    }
-    Ok(run)
+    };
+    let arity = signature.params.iter().filter(|p| !p.starts_with('*') && p.as_str() != "/").count();
+    let first = parse(body, fn_name, arity)?;
+    Ok(SharedProgram {
+        source: body.to_string(),
+        fn_name: fn_name.to_string(),
+        by_arity: Mutex::new(vec![(arity, Arc::new(Pool::new(first)))]),
+    })
 }
 
-/// Runs a compiled program with `args` under a fresh budget. Never panics on the program's
+/// Runs a parsed program with `args` under a fresh budget. Never panics on the program's
 /// behaviour; monty's own panics are the caller's to catch.
 pub fn run_program(program: &MontyRun, args: &[Value], limits: &Limits) -> CallOutcome {
-    let inputs = vec![MontyObject::Tuple(args.iter().map(to_monty).collect())];
+    let inputs = args.iter().map(to_monty).collect();
     let mut resource = ResourceLimits::default()
         .max_duration(limits.wall_time)
         .max_recursion_depth(limits.max_recursion_depth);
@@ -149,30 +166,53 @@ impl PrintWriterCallback for CappedPrint {
     }
 }
 
-/// A compiled program that threads can share. `MontyRun` is `Send` but not `Sync` (it fills
-/// lazy caches while running), so each concurrent call borrows its own copy: a spare one when
-/// there is one, else a clone of the template.
+/// A compiled function that threads can share, with one parsed program per call arity
+/// (made on first use). `MontyRun` is `Send` but not `Sync` (it fills lazy caches while
+/// running), so each concurrent call borrows its own copy from a pool.
 pub struct SharedProgram {
+    source: String,
+    fn_name: String,
+    by_arity: Mutex<Vec<(usize, Arc<Pool>)>>,
+}
+
+struct Pool {
     template: Mutex<MontyRun>,
     spare: Mutex<Vec<MontyRun>>,
 }
 
+impl Pool {
+    fn new(program: MontyRun) -> Self {
+        Pool { template: Mutex::new(program), spare: Mutex::new(Vec::new()) }
+    }
+}
+
 impl SharedProgram {
-    pub fn new(program: MontyRun) -> Self {
-        SharedProgram { template: Mutex::new(program), spare: Mutex::new(Vec::new()) }
+    fn pool(&self, arity: usize) -> Result<Arc<Pool>, CodeError> {
+        let mut pools = self.by_arity.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((_, pool)) = pools.iter().find(|(a, _)| *a == arity) {
+            return Ok(Arc::clone(pool));
+        }
+        let pool = Arc::new(Pool::new(parse(&self.source, &self.fn_name, arity)?));
+        pools.push((arity, Arc::clone(&pool)));
+        Ok(pool)
     }
 
     /// Runs like `run_program`, catching an interpreter panic as a `Crash` error (the copy that
     /// panicked is dropped, not reused).
     pub fn run(&self, args: &[Value], limits: &Limits) -> CallOutcome {
-        let taken = self.spare.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        let pool = match catch_unwind(AssertUnwindSafe(|| self.pool(args.len()))) {
+            Ok(Ok(pool)) => pool,
+            Ok(Err(e)) => return CallOutcome { result: Err(e), printed: String::new() },
+            Err(payload) => return CallOutcome { result: Err(panic_error("compiling", payload)), printed: String::new() },
+        };
+        let taken = pool.spare.lock().unwrap_or_else(|p| p.into_inner()).pop();
         let program = match taken {
             Some(p) => p,
-            None => self.template.lock().unwrap_or_else(|p| p.into_inner()).clone(),
+            None => pool.template.lock().unwrap_or_else(|p| p.into_inner()).clone(),
         };
         match catch_unwind(AssertUnwindSafe(|| run_program(&program, args, limits))) {
             Ok(outcome) => {
-                self.spare.lock().unwrap_or_else(|p| p.into_inner()).push(program);
+                pool.spare.lock().unwrap_or_else(|p| p.into_inner()).push(program);
                 outcome
             }
             Err(payload) => CallOutcome { result: Err(panic_error("running the code", payload)), printed: String::new() },

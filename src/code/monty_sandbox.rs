@@ -3,7 +3,7 @@
 //! reported, but an abort or native stack overflow would take the process down (use
 //! `WorkerSandbox` where that matters).
 
-use super::engine::{compile_program, panic_error, SharedProgram};
+use super::engine::{compile_program, panic_error};
 use super::error::CodeError;
 use super::sandbox::{CallOutcome, CompiledFn, Limits, Sandbox};
 use crate::graph::Value;
@@ -24,7 +24,7 @@ impl MontySandbox {
 impl Sandbox for MontySandbox {
     fn compile(&self, source: &str, fn_name: &str) -> Result<CompiledFn, CodeError> {
         match catch_unwind(|| compile_program(source, fn_name)) {
-            Ok(Ok(program)) => Ok(CompiledFn::new(source, fn_name, Some(Arc::new(SharedProgram::new(program))))),
+            Ok(Ok(program)) => Ok(CompiledFn::new(source, fn_name, Some(Arc::new(program)))),
             Ok(Err(e)) => Err(e),
             Err(payload) => Err(panic_error("compiling", payload)),
         }

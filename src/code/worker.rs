@@ -10,11 +10,10 @@ use crate::graph::Value;
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::process::{Child, ChildStdin, ChildStdout, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Environment variable naming the worker binary; overrides the search next to the executable.
 pub const WORKER_ENV: &str = "OPTO_SANDBOX_WORKER";
@@ -86,7 +85,7 @@ impl WorkerSandbox {
     /// The process id of the first slot's live worker, if one is running (for tests and logs).
     pub fn worker_pid(&self) -> Option<u32> {
         let slot = self.slots[0].lock().unwrap_or_else(|p| p.into_inner());
-        slot.as_ref().map(|w| w.child.id())
+        slot.as_ref().map(Worker::pid)
     }
 
     /// Runs `job` with a live worker, starting one if needed; a failed job discards the worker.
@@ -164,16 +163,53 @@ impl Sandbox for WorkerSandbox {
     }
 }
 
-/// One live child process.
+/// One live child process. Replies are read on the calling thread (no hop through a reader
+/// thread, which costs a context switch per call); a watchdog thread kills the child when a
+/// request runs past its deadline, which ends the blocked read.
 struct Worker {
-    child: Child,
+    child: Arc<Mutex<Child>>,
     stdin: ChildStdin,
-    replies: Receiver<String>,
+    stdout: BufReader<ChildStdout>,
     stderr: Arc<Mutex<String>>,
+    watchdog: Arc<Watchdog>,
     /// Program ids compiled in this process.
     known: HashSet<u64>,
     /// Set when the process can no longer be trusted (died, hung, spoke garbage).
     broken: bool,
+}
+
+/// Deadline of the request in flight, checked every `WATCHDOG_TICK`. Setting it is one atomic
+/// store, so the per-call cost is nothing; a hung worker is killed at most one tick late.
+struct Watchdog {
+    epoch: Instant,
+    /// Nanoseconds since `epoch`; 0 when no request is in flight.
+    deadline_ns: AtomicU64,
+    fired: AtomicBool,
+    stop: AtomicBool,
+}
+
+const WATCHDOG_TICK: Duration = Duration::from_millis(20);
+
+impl Watchdog {
+    fn arm(&self, timeout: Duration) {
+        let at = self.epoch.elapsed() + timeout;
+        self.deadline_ns.store(u64::try_from(at.as_nanos()).unwrap_or(u64::MAX).max(1), Ordering::SeqCst);
+    }
+    fn disarm(&self) {
+        self.deadline_ns.store(0, Ordering::SeqCst);
+    }
+    fn watch(self: Arc<Self>, child: Arc<Mutex<Child>>) {
+        while !self.stop.load(Ordering::SeqCst) {
+            std::thread::sleep(WATCHDOG_TICK);
+            let deadline = self.deadline_ns.load(Ordering::SeqCst);
+            let now = u64::try_from(self.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX);
+            if deadline != 0 && now > deadline {
+                self.fired.store(true, Ordering::SeqCst);
+                let _ = child.lock().unwrap_or_else(|p| p.into_inner()).kill();
+                break;
+            }
+        }
+    }
 }
 
 impl Worker {
@@ -185,18 +221,9 @@ impl Worker {
             .spawn()
             .map_err(|e| CodeError::crash(format!("cannot start the sandbox worker {}: {e}", program.display())))?;
         let stdin = child.stdin.take().expect("stdin is piped");
-        let stdout = child.stdout.take().expect("stdout is piped");
+        let stdout = BufReader::new(child.stdout.take().expect("stdout is piped"));
         let mut stderr_pipe = child.stderr.take().expect("stderr is piped");
-        // Reader threads: the host waits on a channel with a timeout, which a blocking read cannot do.
-        let (tx, replies) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
+        // stderr is drained by a thread so the child never blocks on it; its tail explains crashes.
         let stderr = Arc::new(Mutex::new(String::new()));
         let tail = Arc::clone(&stderr);
         std::thread::spawn(move || {
@@ -214,7 +241,22 @@ impl Worker {
                 }
             }
         });
-        Ok(Worker { child, stdin, replies, stderr, known: HashSet::new(), broken: false })
+        let child = Arc::new(Mutex::new(child));
+        let watchdog = Arc::new(Watchdog {
+            epoch: Instant::now(),
+            deadline_ns: AtomicU64::new(0),
+            fired: AtomicBool::new(false),
+            stop: AtomicBool::new(false),
+        });
+        {
+            let (watchdog, child) = (Arc::clone(&watchdog), Arc::clone(&child));
+            std::thread::spawn(move || watchdog.watch(child));
+        }
+        Ok(Worker { child, stdin, stdout, stderr, watchdog, known: HashSet::new(), broken: false })
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.lock().unwrap_or_else(|p| p.into_inner()).id()
     }
 
     fn compile(&mut self, f: &CompiledFn) -> Result<(), CodeError> {
@@ -237,21 +279,28 @@ impl Worker {
         if self.stdin.write_all(line.as_bytes()).and_then(|_| self.stdin.flush()).is_err() {
             return Err(self.died(limits));
         }
-        match self.replies.recv_timeout(timeout) {
-            Ok(reply) => serde_json::from_str(&reply).map_err(|e| self.protocol_error(format!("unreadable reply: {e}"))),
-            Err(RecvTimeoutError::Disconnected) => Err(self.died(limits)),
-            Err(RecvTimeoutError::Timeout) => {
-                self.broken = true;
-                let _ = self.child.kill();
-                let _ = self.child.wait();
-                let mut e = CodeError::bare(
-                    CodeErrorKind::Timeout,
-                    "TimeoutError",
-                    format!("the call did not return within {:?}; the sandbox worker was stopped", limits.wall_time),
-                );
-                e.traceback.push_str("\nNote: the call was stopped at its time limit; make sure every loop ends quickly.");
-                Err(e)
+        line.clear();
+        self.watchdog.arm(timeout);
+        let read = self.stdout.read_line(&mut line);
+        self.watchdog.disarm();
+        if self.watchdog.fired.load(Ordering::SeqCst) {
+            // Killed for lateness; a reply that slipped in just before still counts.
+            self.broken = true;
+            if read.as_ref().is_ok_and(|&n| n > 0) {
+                return serde_json::from_str(&line).map_err(|e| self.protocol_error(format!("unreadable reply: {e}")));
             }
+            let _ = self.wait_briefly();
+            let mut e = CodeError::bare(
+                CodeErrorKind::Timeout,
+                "TimeoutError",
+                format!("the call did not return within {:?}; the sandbox worker was stopped", limits.wall_time),
+            );
+            e.traceback.push_str("\nNote: the call was stopped at its time limit; make sure every loop ends quickly.");
+            return Err(e);
+        }
+        match read {
+            Ok(n) if n > 0 => serde_json::from_str(&line).map_err(|e| self.protocol_error(format!("unreadable reply: {e}"))),
+            _ => Err(self.died(limits)),
         }
     }
 
@@ -282,14 +331,15 @@ impl Worker {
 
     /// The child's exit status; kills it if it has not exited within a moment.
     fn wait_briefly(&mut self) -> Option<ExitStatus> {
+        let mut child = self.child.lock().unwrap_or_else(|p| p.into_inner());
         for _ in 0..50 {
-            if let Ok(Some(s)) = self.child.try_wait() {
+            if let Ok(Some(s)) = child.try_wait() {
                 return Some(s);
             }
             std::thread::sleep(Duration::from_millis(10));
         }
-        let _ = self.child.kill();
-        self.child.wait().ok()
+        let _ = child.kill();
+        child.wait().ok()
     }
 
     fn protocol_error(&mut self, what: String) -> CodeError {
@@ -300,8 +350,10 @@ impl Worker {
 
 impl Drop for Worker {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.watchdog.stop.store(true, Ordering::SeqCst);
+        let mut child = self.child.lock().unwrap_or_else(|p| p.into_inner());
+        let _ = child.kill();
+        let _ = child.wait();
     }
 }
 

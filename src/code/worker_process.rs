@@ -4,14 +4,13 @@
 //! byte; past the hard ceiling the allocator ends the process with `OOM_EXIT_CODE` and the host
 //! restarts it.
 
-use super::engine::{compile_program, run_program};
+use super::engine::{compile_program, SharedProgram};
 use super::error::CodeError;
 use super::protocol::{decode, encode, Reply, Request};
 use super::sandbox::Limits;
-use monty::MontyRun;
 use std::collections::HashMap;
 use std::io::{BufRead, Write};
-use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::panic::catch_unwind;
 
 /// Programs kept at once; the host recompiles an evicted one on demand (`Reply::Unknown`).
 const CACHE_SIZE: usize = 64;
@@ -33,7 +32,7 @@ pub fn serve(memory_capped: bool) -> std::io::Result<()> {
 fn serve_on_this_thread(memory_capped: bool) -> std::io::Result<()> {
     let stdin = std::io::stdin().lock();
     let mut stdout = std::io::BufWriter::new(std::io::stdout().lock());
-    let mut cache: HashMap<u64, MontyRun> = HashMap::new();
+    let mut cache: HashMap<u64, SharedProgram> = HashMap::new();
     for line in stdin.lines() {
         let line = line?;
         if line.trim().is_empty() {
@@ -50,7 +49,7 @@ fn serve_on_this_thread(memory_capped: bool) -> std::io::Result<()> {
     Ok(())
 }
 
-fn handle(request: Request, cache: &mut HashMap<u64, MontyRun>, memory_capped: bool) -> Reply {
+fn handle(request: Request, cache: &mut HashMap<u64, SharedProgram>, memory_capped: bool) -> Reply {
     match request {
         Request::Compile { id, fn_name, source } => {
             match catch_unwind(|| compile_program(&source, &fn_name)) {
@@ -77,16 +76,14 @@ fn handle(request: Request, cache: &mut HashMap<u64, MontyRun>, memory_capped: b
                 // Arm the allocator for this call only; lifted again so encoding the reply cannot trip it.
                 let _ = monty_alloc::set_limit(limits.max_memory_bytes, false);
             }
-            let outcome = catch_unwind(AssertUnwindSafe(|| run_program(program, &args, &limits)));
+            // `SharedProgram::run` catches interpreter panics itself.
+            let outcome = program.run(&args, &limits);
             if memory_capped {
                 let _ = monty_alloc::set_limit(None, false);
             }
-            match outcome {
-                Ok(outcome) => match outcome.result {
-                    Ok(value) => Reply::Value { value: encode(&value), printed: outcome.printed },
-                    Err(error) => Reply::Error { error },
-                },
-                Err(_) => Reply::Error { error: CodeError::crash("the interpreter panicked while running the code") },
+            match outcome.result {
+                Ok(value) => Reply::Value { value: encode(&value), printed: outcome.printed },
+                Err(error) => Reply::Error { error },
             }
         }
     }
