@@ -229,3 +229,51 @@ pub fn panic_error(what: &str, payload: Box<dyn std::any::Any + Send>) -> CodeEr
         .unwrap_or_else(|| "unknown panic".into());
     CodeError::crash(format!("the interpreter panicked while {what}: {detail}"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(src: &str, name: &str, args: &[Value]) -> CallOutcome {
+        compile_program(src, name).unwrap().run(args, &Limits::default())
+    }
+
+    #[test]
+    fn print_output_is_capped_without_failing_the_call() {
+        let out = run("def f():\n    for i in range(2000):\n        print('line', i)\n    return 7\n", "f", &[]);
+        assert_eq!(out.result, Ok(Value::Int(7)));
+        assert_eq!(out.printed.len(), PRINT_CAP);
+        assert!(out.printed.starts_with("line 0\nline 1\n"));
+    }
+
+    #[test]
+    fn a_syntax_error_wins_over_a_missing_function() {
+        let err = compile_program("def g(:\n    pass\n", "f").err().unwrap();
+        assert_eq!(err.exc_type, "SyntaxError");
+        let err = compile_program("def g():\n    pass\n", "f").err().unwrap();
+        assert_eq!(err.exc_type, "NameError");
+    }
+
+    #[test]
+    fn calls_with_fewer_arguments_use_the_defaults() {
+        let p = compile_program("def f(a, b=10, *rest):\n    return a + b + len(rest)\n", "f").unwrap();
+        let lim = Limits::default();
+        assert_eq!(p.run(&[Value::Int(1)], &lim).result, Ok(Value::Int(11)));
+        assert_eq!(p.run(&[Value::Int(1), Value::Int(2)], &lim).result, Ok(Value::Int(3)));
+        assert_eq!(p.run(&[Value::Int(1), Value::Int(2), Value::None, Value::None], &lim).result, Ok(Value::Int(5)));
+    }
+
+    #[test]
+    fn traceback_hides_the_appended_call_and_adds_a_hint_for_imports() {
+        let err = run("import random\n\ndef f():\n    return random.random()\n", "f", &[]).result.unwrap_err();
+        assert_eq!(err.line, Some(1));
+        assert!(!err.traceback.contains("_opto_"), "{err}");
+        assert!(err.traceback.ends_with("Note: only math, json, re, collections, itertools, functools, typing and dataclasses can be imported here."), "{err}");
+    }
+
+    #[test]
+    fn module_level_code_runs_before_each_call() {
+        let src = "GAIN = 3\nTABLE = {k: k * GAIN for k in range(4)}\n\ndef f(k):\n    return TABLE[k]\n";
+        assert_eq!(run(src, "f", &[Value::Int(3)]).result, Ok(Value::Int(9)));
+    }
+}

@@ -45,3 +45,35 @@ impl Sandbox for MontySandbox {
         self.limits.clone()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn function_compiled_elsewhere_is_parsed_on_call() {
+        let f = CompiledFn::new("def f(x):\n    return x * 2\n", "f", None);
+        assert_eq!(MontySandbox::default().call(&f, &[Value::Float(1.5)]), Ok(Value::Float(3.0)));
+    }
+
+    #[test]
+    fn limits_are_per_call_not_cumulative() {
+        // Each call gets a fresh 200 ms budget: ten calls of ~50 ms all succeed.
+        let sb = MontySandbox::new(Limits::default().with_wall_time(std::time::Duration::from_millis(200)));
+        let f = sb.compile("def f(n):\n    t = 0\n    for i in range(n):\n        t += i\n    return t\n", "f").unwrap();
+        let started = std::time::Instant::now();
+        let mut n = 1000;
+        // Find a loop size that takes roughly 20-80 ms here.
+        while started.elapsed() < std::time::Duration::from_secs(5) {
+            let t = std::time::Instant::now();
+            sb.call(&f, &[Value::Int(n)]).unwrap();
+            if t.elapsed() > std::time::Duration::from_millis(20) {
+                break;
+            }
+            n *= 2;
+        }
+        for _ in 0..10 {
+            assert!(sb.call(&f, &[Value::Int(n)]).is_ok());
+        }
+    }
+}
