@@ -499,6 +499,7 @@ fn nested_call_frames_are_all_shown_and_the_appended_call_is_not() {
     assert!(e.traceback.contains("line 6, in f") && e.traceback.contains("line 2, in helper"), "{e}");
     assert!(!e.traceback.contains("_opto_args") && !e.traceback.contains("<module>"), "{e}");
     assert_eq!(e.exc_type, "KeyError");
+    assert!(e.traceback.ends_with("KeyError: 'velocity'"), "CPython quotes string keys: {e}");
     assert_eq!(e.line, Some(2));
 }
 
@@ -743,3 +744,13 @@ fn bench_sandbox() {
     }
     println!("30-line controller in-process: {:.2} us/call", t.elapsed().as_secs_f64() * 1e6 / n as f64);
 }
+
+#[test]
+fn worker_binary_is_found_next_to_the_test_executable() {
+    let found = opto::code::find_worker_program().unwrap();
+    let built = std::path::Path::new(env!("CARGO_BIN_EXE_opto-sandbox"));
+    assert_eq!(found.canonicalize().unwrap(), built.canonicalize().unwrap());
+    let sb = WorkerSandbox::new(limits()).unwrap();
+    assert_next_call_works("worker", &sb);
+}
+

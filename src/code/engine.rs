@@ -104,7 +104,10 @@ fn user_line_count(text: &str) -> u32 {
 /// dropped, so the traceback shows only the LLM's own code. `default_kind` is `Syntax` for
 /// compile errors; runtime errors are classified by type.
 pub fn exception_to_error(e: &MontyException, default_kind: CodeErrorKind, user_lines: u32) -> CodeError {
-    let message = e.message().unwrap_or_default().to_string();
+    let mut message = e.message().unwrap_or_default().to_string();
+    if e.exc_type() == ExcType::KeyError {
+        message = quote_key(message);
+    }
     let kind = match e.exc_type() {
         ExcType::TimeoutError if message.starts_with("time limit exceeded") => CodeErrorKind::Timeout,
         ExcType::MemoryError if message.starts_with("memory limit exceeded") => CodeErrorKind::Memory,
@@ -112,13 +115,28 @@ pub fn exception_to_error(e: &MontyException, default_kind: CodeErrorKind, user_
     };
     let frames: Vec<_> = e.traceback().iter().filter(|f| f.start.line <= user_lines).cloned().collect();
     let line = frames.last().map(|f| f.start.line);
-    let shown = MontyException::with_traceback(e.exc_type(), e.message().map(str::to_string), frames);
+    let shown_message = e.message().map(|_| message.clone());
+    let shown = MontyException::with_traceback(e.exc_type(), shown_message, frames);
     let mut traceback = shown.to_string();
     if let Some(hint) = hint(e.exc_type(), kind) {
         traceback.push('\n');
         traceback.push_str(hint);
     }
     CodeError { kind, exc_type: e.exc_type().to_string(), message, line, traceback, printed: String::new() }
+}
+
+/// monty prints a missing string key bare (`KeyError: velocity`); CPython prints its repr
+/// (`KeyError: 'velocity'`), which tells the LLM it was a string. Numbers, None, bools and
+/// tuples are left as they are.
+fn quote_key(message: String) -> String {
+    let bare_literal = message.parse::<f64>().is_ok()
+        || matches!(message.as_str(), "None" | "True" | "False")
+        || message.starts_with(['(', '\'', '"']);
+    if bare_literal || message.is_empty() {
+        message
+    } else {
+        crate::graph::value::py_quote(&message)
+    }
 }
 
 /// One line after the traceback where the sandbox, not the code, explains the failure.
@@ -275,5 +293,14 @@ mod tests {
     fn module_level_code_runs_before_each_call() {
         let src = "GAIN = 3\nTABLE = {k: k * GAIN for k in range(4)}\n\ndef f(k):\n    return TABLE[k]\n";
         assert_eq!(run(src, "f", &[Value::Int(3)]).result, Ok(Value::Int(9)));
+    }
+
+    #[test]
+    fn key_errors_quote_string_keys_like_cpython() {
+        let src = "def f(d, k):\n    return d[k]\n";
+        let e = run(src, "f", &[Value::Dict(Default::default()), Value::from("pos")]).result.unwrap_err();
+        assert_eq!(e.message, "'pos'");
+        let e = run("def f():\n    return {1: 2}[5]\n", "f", &[]).result.unwrap_err();
+        assert_eq!(e.message, "5");
     }
 }
