@@ -39,11 +39,12 @@ fn parse(source: &str, fn_name: &str, arity: usize) -> Result<MontyRun, CodeErro
     let program = format!("{body}\n{fn_name}({})\n", inputs.join(", "));
     match MontyRun::new(program, &script, inputs, CompileOptions::default()) {
         Ok(run) => Ok(run),
-        Err(e) => {
-            // Parse the source alone so the error points into it, not at the appended call line.
-            let own = MontyRun::new(body.to_string(), &script, vec![], CompileOptions::default()).err().unwrap_or(e);
-            Err(exception_to_error(&own, CodeErrorKind::Syntax, user_line_count(body)))
-        }
+        // Parse the source alone so the error points into it, not at the appended call line.
+        Err(e) => match MontyRun::new(body.to_string(), &script, vec![], CompileOptions::default()) {
+            // Every frame is in the source (an error at its end may point one line past it).
+            Err(own) => Err(exception_to_error(&own, CodeErrorKind::Syntax, u32::MAX)),
+            Ok(_) => Err(exception_to_error(&e, CodeErrorKind::Syntax, user_line_count(body))),
+        },
     }
 }
 
@@ -302,5 +303,13 @@ mod tests {
         assert_eq!(e.message, "'pos'");
         let e = run("def f():\n    return {1: 2}[5]\n", "f", &[]).result.unwrap_err();
         assert_eq!(e.message, "5");
+    }
+
+    #[test]
+    fn unclosed_bracket_at_the_end_still_shows_where() {
+        let err = compile_program("def f(x):\n    y = 1\n    return (x +\n", "f").err().unwrap();
+        assert_eq!(err.kind, CodeErrorKind::Syntax);
+        assert!(err.line.is_some(), "{err}");
+        assert!(err.traceback.contains("File \"f.py\", line"), "{err}");
     }
 }

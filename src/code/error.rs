@@ -75,7 +75,23 @@ impl CodeError {
     pub fn summary(&self) -> String {
         format!("{}: {}", self.exc_type, self.message)
     }
+
+    /// The text for the optimizer LLM (an exception node's data): the traceback, then the last
+    /// `FEEDBACK_PRINT_CHARS` characters of what the code printed, if it printed anything.
+    pub fn feedback(&self) -> String {
+        let printed = self.printed.trim_end();
+        if printed.is_empty() {
+            return self.traceback.clone();
+        }
+        let skip = printed.chars().count().saturating_sub(FEEDBACK_PRINT_CHARS);
+        let tail: String = printed.chars().skip(skip).collect();
+        let cut = if skip > 0 { "...\n" } else { "" };
+        format!("{}\nOutput printed before the error:\n{cut}{tail}", self.traceback)
+    }
 }
+
+/// Printed output kept in `CodeError::feedback`: the end matters most, and prompts are small.
+pub const FEEDBACK_PRINT_CHARS: usize = 600;
 
 impl fmt::Display for CodeError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -88,5 +104,26 @@ impl std::error::Error for CodeError {}
 impl From<CodeError> for crate::Error {
     fn from(e: CodeError) -> Self {
         crate::Error::Sandbox(e.traceback)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn feedback_is_the_traceback_plus_the_end_of_the_printed_output() {
+        let mut e = CodeError::bare(CodeErrorKind::Exception, "ValueError", "bad gain");
+        assert_eq!(e.feedback(), "ValueError: bad gain");
+        e.printed = "step 1\nstep 2\n".into();
+        assert_eq!(e.feedback(), "ValueError: bad gain\nOutput printed before the error:\nstep 1\nstep 2");
+        e.printed = "x".repeat(FEEDBACK_PRINT_CHARS + 10);
+        assert!(e.feedback().ends_with(&format!("error:\n...\n{}", "x".repeat(FEEDBACK_PRINT_CHARS))));
+    }
+
+    #[test]
+    fn converts_into_the_crate_error_with_the_traceback() {
+        let e = CodeError::bare(CodeErrorKind::Timeout, "TimeoutError", "too slow");
+        assert_eq!(crate::Error::from(e).to_string(), "sandbox: TimeoutError: too slow");
     }
 }

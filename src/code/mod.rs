@@ -7,6 +7,19 @@
 //!   traceback for the LLM.
 //! - `TrainableFn`: a function whose source is a trainable parameter, with its constraint text,
 //!   rewrite validation and a compile cache per source text.
+//!
+//! Wiring a trainable traced function into the graph (REFERENCE §1.5):
+//! ```ignore
+//! let sandbox = WorkerSandbox::new(Limits::default())?;          // or MontySandbox::new(..)
+//! let mut f = TrainableFn::new(INITIAL_SOURCE)?.with_returns(Expected::Float);
+//! // parameter node `__code0`: data Value::Code(f.source().into()), constraint f.constraint()
+//! match f.call(&sandbox, &args) {
+//!     Ok(value) => { /* MessageNode "eval" with inputs args + __code0 */ }
+//!     Err(e) => { /* ExceptionNode whose data is e.feedback() (CPython-shaped traceback) */ }
+//! }
+//! // optimizer update of __code0:
+//! if let Err(reason) = f.set_source(&normalize_suggestion(&suggested)) { /* show reason next prompt */ }
+//! ```
 
 pub mod constraint;
 pub mod convert;

@@ -111,3 +111,28 @@ pub trait Sandbox: Send + Sync {
         self.run(f, args, &self.limits()).result
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::code::{MontySandbox, TrainableFn, WorkerSandbox};
+
+    fn shareable<T: Send + Sync>() {}
+
+    #[test]
+    fn everything_can_be_shared_across_threads() {
+        shareable::<CompiledFn>();
+        shareable::<TrainableFn>();
+        shareable::<MontySandbox>();
+        shareable::<WorkerSandbox>();
+        shareable::<Box<dyn Sandbox>>();
+    }
+
+    #[test]
+    fn every_compile_gets_a_new_id() {
+        let a = CompiledFn::new("def f(): pass", "f", None);
+        let b = CompiledFn::new("def f(): pass", "f", None);
+        assert_ne!(a.id(), b.id());
+        assert_eq!(a.clone().id(), a.id());
+    }
+}

@@ -119,6 +119,17 @@ impl WorkerSandbox {
     }
 }
 
+impl std::fmt::Debug for WorkerSandbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WorkerSandbox")
+            .field("program", &self.program)
+            .field("limits", &self.limits)
+            .field("workers", &self.slots.len())
+            .field("started", &self.workers_started())
+            .finish()
+    }
+}
+
 impl Sandbox for WorkerSandbox {
     fn compile(&self, source: &str, fn_name: &str) -> Result<CompiledFn, CodeError> {
         let f = CompiledFn::new(source, fn_name, None);
@@ -261,7 +272,7 @@ impl Worker {
 
     fn compile(&mut self, f: &CompiledFn) -> Result<(), CodeError> {
         let req = Request::Compile { id: f.id(), fn_name: f.fn_name().to_string(), source: f.source().to_string() };
-        match self.request(&req, COMPILE_TIMEOUT, &Limits::default())? {
+        match self.request(&req, COMPILE_TIMEOUT, &Limits::default().with_wall_time(COMPILE_TIMEOUT))? {
             Reply::Compiled => {
                 self.known.insert(f.id());
                 Ok(())
