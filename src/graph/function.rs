@@ -50,6 +50,12 @@ impl FnSpec {
 
     /// As [`FnSpec::call`], in an explicit graph (for functions with no node arguments).
     pub fn call_in(&self, graph: &Graph, args: &[&Node], body: impl FnOnce(&[Value]) -> std::result::Result<Value, String>) -> Result<Node> {
+        self.call_detailed(graph, args, |values| body(values).map_err(|e| CallFailure { summary: e.clone(), detail: e }))
+    }
+
+    /// As [`FnSpec::call_in`], for failures with a short text for the node's value and a long
+    /// one (a traceback) for feedback.
+    pub fn call_detailed(&self, graph: &Graph, args: &[&Node], body: impl FnOnce(&[Value]) -> std::result::Result<Value, CallFailure>) -> Result<Node> {
         if args.len() != self.args.len() {
             return Err(crate::Error::Graph(format!("traced function `{}` takes {} arguments, got {}", self.name, self.args.len(), args.len())));
         }
@@ -58,17 +64,28 @@ impl FnSpec {
         let ids: Vec<(String, usize)> = inputs.iter().map(|(k, n)| (k.to_string(), n.id())).collect();
         let values: Vec<Value> = args.iter().map(|n| n.value()).collect();
         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| body(&values)));
-        let error = match outcome {
+        let failure = match outcome {
             Ok(Ok(value)) => {
                 let node = graph.add_node(Naming::Base(&self.name), value, NodeKind::Message, false, self.description(), ids, Some(info));
                 return Ok(node);
             }
-            Ok(Err(message)) => message,
-            Err(panic) => panic_message(&panic),
+            Ok(Err(failure)) => failure,
+            Err(panic) => {
+                let text = panic_message(&panic);
+                CallFailure { summary: text.clone(), detail: text }
+            }
         };
-        info.error = Some(error.clone());
-        graph.exception(&self.name, ids, error, Some(info)).check()
+        info.error = Some(failure.detail);
+        graph.exception(&self.name, ids, failure.summary, Some(info)).check()
     }
+}
+
+/// Why a traced call failed: `summary` becomes the exception node's value
+/// (`(ZeroDivisionError) division by zero`), `detail` its feedback text (a traceback).
+#[derive(Clone, Debug, PartialEq)]
+pub struct CallFailure {
+    pub summary: String,
+    pub detail: String,
 }
 
 fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {

@@ -12,7 +12,7 @@ pub mod params;
 pub mod semantics;
 pub mod value;
 
-pub use function::{FnSpec, FromValue, IntoTracedOutput};
+pub use function::{CallFailure, FnSpec, FromValue, IntoTracedOutput};
 pub(crate) use graph::FeedbackRecord;
 pub use graph::{Graph, NodeId, NodeKind, OpInfo};
 pub use node::Node;
