@@ -1,5 +1,6 @@
 //! Built-in tasks, one file each.
 
+pub mod battleship;
 pub mod numeric;
 
 use crate::error::{Error, Result};
@@ -9,6 +10,7 @@ use crate::train::Task;
 pub fn by_name(name: &str, problem: usize) -> Result<Box<dyn Task>> {
     match name {
         "numeric" => Ok(Box::new(numeric::NumericTask::new(problem))),
-        other => Err(Error::Task { task: other.to_string(), reason: "unknown task; available: numeric".into() }),
+        "battleship" => Ok(Box::new(battleship::BattleshipTask::new(problem))),
+        other => Err(Error::Task { task: other.to_string(), reason: "unknown task; available: numeric, battleship".into() }),
     }
 }
