@@ -97,8 +97,7 @@ pub fn preview(s: &str, max_chars: usize) -> String {
 
 /// `TERMINATE`, alone (quotes, backticks, a final period and case ignored).
 pub fn is_terminate(s: &str) -> bool {
-    let t = s.trim().trim_matches(|c: char| c == '"' || c == '\'' || c == '`' || c.is_whitespace());
-    let t = t.trim_end_matches(['.', '!']).trim();
+    let t = s.trim_matches(|c: char| matches!(c, '"' | '\'' | '`' | '.' | '!') || c.is_whitespace());
     t.eq_ignore_ascii_case("terminate")
 }
 
