@@ -423,3 +423,13 @@ fn prompt_sizes_of_the_oracle_programs() {
         assert!(sys + user < 2500, "{name}: {}", sys + user);
     }
 }
+
+/// Prints the full prompt of the first oracle program (run with --nocapture --ignored).
+#[test]
+#[ignore]
+fn print_bar_prompt() {
+    let opt = OptoPrime::with_options(SummaryParams::new(bar_summary()), scripted(&[]), OptoPrimeOptions { memory_size: 2, ..Default::default() });
+    for m in opt.preview_messages().unwrap() {
+        println!("----- {:?}\n{}", m.role, m.content);
+    }
+}
