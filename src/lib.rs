@@ -1,5 +1,6 @@
 //! opto: Trace-style generative optimization in Rust, with the optimizer's LLM running in-process.
 
+pub mod cli;
 pub mod error;
 pub mod graph;
 pub mod llm;

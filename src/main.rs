@@ -1,1 +1,11 @@
-fn main() {}
+//! The `opto` binary: parses the command line and reports any error as one line, exit code 2.
+
+use clap::Parser;
+
+fn main() {
+    let cli = opto::cli::Cli::parse();
+    if let Err(e) = opto::cli::dispatch(cli) {
+        eprintln!("error: {e}");
+        std::process::exit(2);
+    }
+}

@@ -5,6 +5,7 @@
 //! constrain decoding to exactly the trainable parameters' names and types, and lets a remote
 //! backend send it as `response_format`. This module knows nothing of graphs or optimizers.
 
+pub mod local;
 pub mod remote;
 pub mod schema;
 pub mod scripted;

@@ -1,0 +1,102 @@
+//! `opto bench graph` and `opto bench llm`.
+
+use crate::error::Result;
+use crate::graph::{Graph, Node};
+use crate::llm::scripted::ScriptedLlm;
+use crate::optim::{OptoPrime, OptoPrimeOptions};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+#[derive(clap::Subcommand, Debug)]
+pub enum BenchCommand {
+    /// The graph engine on the reference's anchor workload (`shared/anchors/trace_graph_bench.py`).
+    Graph {
+        #[arg(long, default_value_t = 5000)]
+        ops: usize,
+        #[arg(long, default_value_t = 10)]
+        params: usize,
+    },
+    /// Prefill and decode speed of a local model.
+    Llm {
+        /// Model id or .gguf path.
+        #[arg(long, default_value = crate::llm::local::hub::DEFAULT_MODEL)]
+        model: String,
+        #[arg(long, default_value_t = 1200)]
+        prompt_tokens: usize,
+        #[arg(long, default_value_t = 200)]
+        gen: usize,
+        /// Batch sizes, comma separated.
+        #[arg(long, default_value = "1,2,4,8", value_delimiter = ',')]
+        batch: Vec<usize>,
+        #[arg(long, default_value_t = 0)]
+        threads: usize,
+    },
+}
+
+/// One line of the graph benchmark, in the anchor script's format.
+#[derive(Clone, Debug)]
+pub struct GraphBenchLine {
+    pub ops: usize,
+    pub params: usize,
+    pub backward_s: f64,
+    pub summarize_prompt_s: f64,
+    pub prompt_chars: usize,
+}
+
+impl std::fmt::Display for GraphBenchLine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "ops={} params={} backward_s={:.4} summarize_prompt_s={:.4} prompt_chars={}",
+            self.ops, self.params, self.backward_s, self.summarize_prompt_s, self.prompt_chars
+        )
+    }
+}
+
+/// The anchor workload: `y = 0.0; y = y + p[i % K]` N times, feedback "make it bigger", then
+/// backward, then summarize + render the OptoPrime prompt (no LLM call), timed as the anchor does
+/// (the optimizer's construction counts towards backward there).
+pub fn graph_workload(ops: usize, params: usize) -> GraphBenchLine {
+    let g = Graph::new();
+    let p: Vec<Node> = (0..params.max(1)).map(|i| g.param(i as f64)).collect();
+    let mut y = g.value(0.0);
+    for i in 0..ops {
+        y = &y + &p[i % p.len()];
+    }
+    let t0 = std::time::Instant::now();
+    let options = OptoPrimeOptions { max_prompt_tokens: None, ..Default::default() };
+    let opt = OptoPrime::with_options(p.clone(), Arc::new(ScriptedLlm::new(Vec::<String>::new())), options);
+    for q in &p {
+        q.zero_feedback();
+    }
+    // Infallible on a graph we just built; a failure would show as an empty prompt below.
+    let _ = y.backward("make it bigger");
+    let t1 = std::time::Instant::now();
+    let messages = opt.preview_messages().unwrap_or_default();
+    let t2 = std::time::Instant::now();
+    GraphBenchLine {
+        ops,
+        params,
+        backward_s: (t1 - t0).as_secs_f64(),
+        summarize_prompt_s: (t2 - t1).as_secs_f64(),
+        prompt_chars: messages.iter().map(|m| m.content.chars().count()).sum(),
+    }
+}
+
+pub fn bench(cmd: BenchCommand) -> Result<()> {
+    match cmd {
+        BenchCommand::Graph { ops, params } => {
+            if params == 0 {
+                return Err(crate::Error::invalid("--params", "must be at least 1"));
+            }
+            println!("{}", graph_workload(ops, params));
+        }
+        BenchCommand::Llm { model, prompt_tokens, gen, batch, threads } => {
+            let path: PathBuf = crate::llm::local::hub::resolve_model(&model)?;
+            let opts = crate::llm::local::LocalOptions { threads, ..Default::default() };
+            let report = crate::llm::local::bench::bench_llm(&path, opts, prompt_tokens, gen, &batch)?;
+            println!("{report}");
+        }
+    }
+    Ok(())
+}

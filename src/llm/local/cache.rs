@@ -1,0 +1,88 @@
+//! Prefix KV cache: the kv state of past prompts, so a new prompt that starts the same way (the
+//! system prompt, the static head of an optimizer prompt, the same prompt for another seed)
+//! only prefills its new tail. Bounded by entries and bytes, least recently used goes first.
+
+use super::kv::KvSnapshot;
+use std::sync::Arc;
+
+struct Entry {
+    tokens: Vec<u32>,
+    kv: Arc<KvSnapshot>,
+    last_used: u64,
+}
+
+pub struct PrefixCache {
+    entries: Vec<Entry>,
+    max_entries: usize,
+    max_bytes: usize,
+    clock: u64,
+}
+
+/// A usable cached prefix: the kv of its first `len` tokens.
+pub struct Hit {
+    pub kv: Arc<KvSnapshot>,
+    pub len: usize,
+}
+
+impl PrefixCache {
+    pub fn new(max_entries: usize, max_bytes: usize) -> Self {
+        PrefixCache { entries: Vec::new(), max_entries, max_bytes, clock: 0 }
+    }
+
+    pub fn is_enabled(&self) -> bool {
+        self.max_entries > 0 && self.max_bytes > 0
+    }
+
+    pub fn bytes(&self) -> usize {
+        self.entries.iter().map(|e| e.kv.bytes()).sum()
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// The longest cached prefix of `prompt`, leaving at least its last token to compute (its
+    /// logits start the reply).
+    pub fn lookup(&mut self, prompt: &[u32]) -> Option<Hit> {
+        let limit = prompt.len().saturating_sub(1);
+        let mut best: Option<(usize, usize)> = None;
+        for (i, e) in self.entries.iter().enumerate() {
+            let common = e.tokens.iter().zip(prompt).take_while(|(a, b)| a == b).count().min(limit);
+            if common > 0 && best.is_none_or(|(_, n)| common > n) {
+                best = Some((i, common));
+            }
+        }
+        let (i, len) = best?;
+        self.clock += 1;
+        self.entries[i].last_used = self.clock;
+        Some(Hit { kv: self.entries[i].kv.clone(), len })
+    }
+
+    /// Keeps the kv of `tokens` (all of them: `kv.len() == tokens.len()`).
+    pub fn insert(&mut self, tokens: Vec<u32>, kv: KvSnapshot) {
+        if !self.is_enabled() || tokens.is_empty() || kv.len() != tokens.len() || kv.bytes() > self.max_bytes {
+            return;
+        }
+        self.clock += 1;
+        // An entry that extends (or equals) an existing one replaces it; one that is already
+        // covered by a longer entry only refreshes that entry.
+        if let Some(e) = self.entries.iter_mut().find(|e| e.tokens.len() >= tokens.len() && e.tokens[..tokens.len()] == tokens[..]) {
+            e.last_used = self.clock;
+            return;
+        }
+        self.entries.retain(|e| !(e.tokens.len() < tokens.len() && tokens[..e.tokens.len()] == e.tokens[..]));
+        self.entries.push(Entry { tokens, kv: Arc::new(kv), last_used: self.clock });
+        while self.entries.len() > self.max_entries || self.bytes() > self.max_bytes {
+            let Some((oldest, _)) = self.entries.iter().enumerate().min_by_key(|(_, e)| e.last_used) else { break };
+            self.entries.remove(oldest);
+        }
+    }
+
+    pub fn clear(&mut self) {
+        self.entries.clear();
+    }
+}

@@ -1,0 +1,159 @@
+//! Per-sequence key/value cache: one pre-allocated buffer per layer that grows by doubling, so a
+//! decode step writes one row in place instead of concatenating the whole history.
+
+use crate::error::{Error, Result};
+use candle_core::{DType, Device, Tensor};
+
+/// The keys and values of one sequence, every layer, positions `0..len`.
+pub struct KvCache {
+    /// Per layer: keys and values, each `[kv_heads, capacity, head_dim]`; empty until the
+    /// first [`KvCache::reserve`].
+    layers: Vec<(Tensor, Tensor)>,
+    n_layers: usize,
+    len: usize,
+    capacity: usize,
+    kv_heads: usize,
+    head_dim: usize,
+    device: Device,
+}
+
+/// A detached copy of the first `len` positions of a cache (what the prefix cache keeps).
+pub struct KvSnapshot {
+    /// Per layer: keys and values, each `[kv_heads, len, head_dim]`, contiguous.
+    layers: Vec<(Tensor, Tensor)>,
+    len: usize,
+}
+
+fn t(op: &str) -> impl FnOnce(candle_core::Error) -> Error + '_ {
+    move |e| Error::tensor(op, e)
+}
+
+impl KvCache {
+    pub fn new(layers: usize, kv_heads: usize, head_dim: usize, device: &Device) -> Self {
+        KvCache {
+            layers: Vec::new(),
+            n_layers: layers,
+            len: 0,
+            capacity: 0,
+            kv_heads,
+            head_dim,
+            device: device.clone(),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Bytes held by the buffers (capacity, not length).
+    pub fn bytes(&self) -> usize {
+        self.n_layers * 2 * self.kv_heads * self.capacity * self.head_dim * 4
+    }
+
+    /// Makes room for `extra` more positions, keeping the current contents.
+    pub fn reserve(&mut self, extra: usize) -> Result<()> {
+        let needed = self.len + extra;
+        if needed <= self.capacity {
+            return Ok(());
+        }
+        let capacity = needed.max(self.capacity * 2).next_multiple_of(64);
+        let shape = (self.kv_heads, capacity, self.head_dim);
+        if self.layers.is_empty() {
+            for _ in 0..self.n_layers {
+                let k = Tensor::zeros(shape, DType::F32, &self.device).map_err(t("kv alloc"))?;
+                let v = Tensor::zeros(shape, DType::F32, &self.device).map_err(t("kv alloc"))?;
+                self.layers.push((k, v));
+            }
+            self.capacity = capacity;
+            return Ok(());
+        }
+        for (k, v) in self.layers.iter_mut() {
+            let nk = Tensor::zeros(shape, DType::F32, &self.device).map_err(t("kv alloc"))?;
+            let nv = Tensor::zeros(shape, DType::F32, &self.device).map_err(t("kv alloc"))?;
+            if self.len > 0 {
+                let ok = k.narrow(1, 0, self.len).and_then(|x| x.contiguous()).map_err(t("kv grow"))?;
+                let ov = v.narrow(1, 0, self.len).and_then(|x| x.contiguous()).map_err(t("kv grow"))?;
+                nk.slice_set(&ok, 1, 0).map_err(t("kv grow"))?;
+                nv.slice_set(&ov, 1, 0).map_err(t("kv grow"))?;
+            }
+            *k = nk;
+            *v = nv;
+        }
+        self.capacity = capacity;
+        Ok(())
+    }
+
+    /// Writes `k`, `v` (`[kv_heads, n, head_dim]`) of `layer` at the current end and returns views
+    /// of all `len + n` positions. Call [`KvCache::reserve`] first and [`KvCache::advance`] once
+    /// every layer has been written.
+    pub fn append(&mut self, layer: usize, k: &Tensor, v: &Tensor) -> Result<(Tensor, Tensor)> {
+        let n = k.dim(1).map_err(t("kv append"))?;
+        if self.len + n > self.capacity || layer >= self.layers.len() {
+            return Err(Error::tensor("kv append", candle_core::Error::Msg("kv cache not reserved".into())));
+        }
+        let (kb, vb) = &self.layers[layer];
+        kb.slice_set(&k.contiguous().map_err(t("kv append"))?, 1, self.len).map_err(t("kv append"))?;
+        vb.slice_set(&v.contiguous().map_err(t("kv append"))?, 1, self.len).map_err(t("kv append"))?;
+        let total = self.len + n;
+        Ok((kb.narrow(1, 0, total).map_err(t("kv view"))?, vb.narrow(1, 0, total).map_err(t("kv view"))?))
+    }
+
+    pub fn advance(&mut self, n: usize) {
+        self.len += n;
+    }
+
+    /// Deep copy of the first `n` positions.
+    pub fn snapshot(&self, n: usize) -> Result<KvSnapshot> {
+        let n = n.min(self.len);
+        if n == 0 {
+            return Ok(KvSnapshot { layers: Vec::new(), len: 0 });
+        }
+        let layers = self
+            .layers
+            .iter()
+            .map(|(k, v)| {
+                let k = k.narrow(1, 0, n)?.copy()?.contiguous()?;
+                let v = v.narrow(1, 0, n)?.copy()?.contiguous()?;
+                Ok((k, v))
+            })
+            .collect::<candle_core::Result<Vec<_>>>()
+            .map_err(t("kv snapshot"))?;
+        Ok(KvSnapshot { layers, len: n })
+    }
+
+    /// A cache holding the first `n` positions of `snap`, with room for `extra` more.
+    pub fn from_snapshot(snap: &KvSnapshot, n: usize, extra: usize, n_layers: usize, kv_heads: usize, head_dim: usize, device: &Device) -> Result<Self> {
+        let n = n.min(snap.len);
+        let mut cache = KvCache::new(n_layers, kv_heads, head_dim, device);
+        cache.reserve((n + extra).max(1))?;
+        if n == 0 {
+            return Ok(cache);
+        }
+        for (i, (k, v)) in snap.layers.iter().enumerate() {
+            let k = k.narrow(1, 0, n).and_then(|x| x.contiguous()).map_err(t("kv restore"))?;
+            let v = v.narrow(1, 0, n).and_then(|x| x.contiguous()).map_err(t("kv restore"))?;
+            cache.layers[i].0.slice_set(&k, 1, 0).map_err(t("kv restore"))?;
+            cache.layers[i].1.slice_set(&v, 1, 0).map_err(t("kv restore"))?;
+        }
+        cache.len = n;
+        Ok(cache)
+    }
+}
+
+impl KvSnapshot {
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    pub fn bytes(&self) -> usize {
+        self.layers.iter().map(|(k, v)| (k.elem_count() + v.elem_count()) * 4).sum()
+    }
+}

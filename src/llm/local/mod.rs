@@ -1,0 +1,289 @@
+//! The local engine: a quantized GGUF model run in-process by candle, answering [`Request`]s
+//! batched, constrained to their reply schema, with a prefix kv cache.
+//!
+//! ```no_run
+//! use opto::llm::{Llm, Message, Request};
+//! use opto::llm::local::{LocalLlm, LocalOptions};
+//! let llm = LocalLlm::load("model.gguf", LocalOptions::default())?;
+//! let replies = llm.generate(&[Request::new(vec![Message::user("Hello")])]);
+//! # Ok::<(), opto::Error>(())
+//! ```
+
+pub mod arch;
+mod batch;
+pub mod bench;
+pub mod cache;
+pub mod constrain;
+pub mod fixture;
+pub mod gguf;
+pub mod hub;
+pub mod kv;
+pub mod model;
+pub mod requant;
+pub mod sample;
+pub mod template;
+pub mod tokenizer;
+
+pub use arch::ModelConfig;
+pub use bench::{bench_llm, BenchReport};
+
+use crate::error::{Error, Result};
+use crate::llm::{Llm, Message, Reply, Request};
+use cache::PrefixCache;
+use candle_core::Device;
+use constrain::Grammar;
+use gguf::GgufFile;
+use kv::KvCache;
+use model::{Model, Step};
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::sync::{Arc, Mutex};
+use template::ChatTemplate;
+use tokenizer::GgufTokenizer;
+
+/// Where the model runs.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub enum DeviceSpec {
+    #[default]
+    Cpu,
+    Cuda(usize),
+    Metal,
+}
+
+impl FromStr for DeviceSpec {
+    type Err = Error;
+
+    /// `cpu`, `cuda`, `cuda:N` or `metal`.
+    fn from_str(s: &str) -> Result<Self> {
+        let bad = |why: &str| Error::invalid("device", format!("`{s}`: {why} (expected cpu, cuda:N or metal)"));
+        match s.trim().to_ascii_lowercase().as_str() {
+            "cpu" => Ok(DeviceSpec::Cpu),
+            "metal" => Ok(DeviceSpec::Metal),
+            "cuda" => Ok(DeviceSpec::Cuda(0)),
+            other => match other.strip_prefix("cuda:") {
+                Some(n) => n.parse().map(DeviceSpec::Cuda).map_err(|_| bad("not a GPU index")),
+                None => Err(bad("unknown device")),
+            },
+        }
+    }
+}
+
+impl DeviceSpec {
+    pub fn device(&self) -> Result<Device> {
+        match self {
+            DeviceSpec::Cpu => Ok(Device::Cpu),
+            DeviceSpec::Cuda(n) => {
+                if !cfg!(feature = "cuda") {
+                    return Err(Error::invalid("device", "this build has no CUDA support (build with --features cuda)"));
+                }
+                Device::new_cuda(*n).map_err(|e| Error::invalid("device", format!("cuda:{n}: {e}")))
+            }
+            DeviceSpec::Metal => {
+                if !cfg!(feature = "metal") {
+                    return Err(Error::invalid("device", "this build has no Metal support (build with --features metal)"));
+                }
+                Device::new_metal(0).map_err(|e| Error::invalid("device", format!("metal: {e}")))
+            }
+        }
+    }
+}
+
+/// How to run a local model.
+#[derive(Clone, Debug)]
+pub struct LocalOptions {
+    /// Compute threads (0: one per core). Prefer 1 when other heavy work shares the machine.
+    pub threads: usize,
+    pub device: DeviceSpec,
+    /// Prefix kv cache bounds (0 entries or 0 bytes: off).
+    pub prefix_cache_entries: usize,
+    pub prefix_cache_bytes: usize,
+    /// Run a short forward pass after loading, so the first request does not pay for lazy
+    /// weight repacking.
+    pub warmup: bool,
+}
+
+impl Default for LocalOptions {
+    fn default() -> Self {
+        LocalOptions { threads: 0, device: DeviceSpec::Cpu, prefix_cache_entries: 16, prefix_cache_bytes: 256 << 20, warmup: true }
+    }
+}
+
+/// Everything one generation call needs.
+pub(crate) struct Engine {
+    pub(crate) model: Model,
+    pub(crate) tokenizer: Arc<GgufTokenizer>,
+    pub(crate) template: ChatTemplate,
+    pub(crate) grammar: Grammar,
+    prefix: Mutex<PrefixCache>,
+}
+
+impl Engine {
+    pub(crate) fn prefix_lookup(&self, tokens: &[u32]) -> Option<cache::Hit> {
+        self.prefix.lock().ok()?.lookup(tokens)
+    }
+
+    pub(crate) fn prefix_insert(&self, tokens: &[u32], kv: &KvCache) -> Result<()> {
+        let Ok(mut prefix) = self.prefix.lock() else { return Ok(()) };
+        if prefix.is_enabled() {
+            prefix.insert(tokens.to_vec(), kv.snapshot(tokens.len())?);
+        }
+        Ok(())
+    }
+}
+
+/// A GGUF model loaded for generation.
+pub struct LocalLlm {
+    engine: Engine,
+    pool: rayon::ThreadPool,
+    path: PathBuf,
+    name: String,
+    file_bytes: u64,
+    /// One generation at a time: the compute pool is sized for one.
+    busy: Mutex<()>,
+}
+
+impl LocalLlm {
+    /// Loads a GGUF model. Errors name the file and the reason (missing, truncated, corrupt,
+    /// unsupported architecture or tokenizer).
+    pub fn load(path: impl AsRef<Path>, opts: LocalOptions) -> Result<Self> {
+        let path = path.as_ref();
+        let threads = if opts.threads == 0 { std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1) } else { opts.threads };
+        // candle's quantized kernels use a process-wide pool sized from this variable when it is
+        // first used; set it before the first load (a later load with another count keeps the
+        // first size for those kernels, the rest of the work uses our own pool).
+        if std::env::var_os("CANDLE_NUM_THREADS").is_none() {
+            std::env::set_var("CANDLE_NUM_THREADS", threads.to_string());
+        }
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .thread_name(|i| format!("opto-llm-{i}"))
+            .build()
+            .map_err(|e| Error::invalid("threads", e.to_string()))?;
+        let device = opts.device.device()?;
+        let file_bytes = std::fs::metadata(path).map_err(|e| Error::io(path, e))?.len();
+        // candle can still panic on inputs we did not foresee; a model file must never take the
+        // process down, so a panic while loading becomes an error about the file.
+        let load = std::panic::AssertUnwindSafe(|| pool.install(|| -> Result<Engine> {
+            let mut file = GgufFile::open(path)?;
+            let cfg = arch::config_from_gguf(&file)?;
+            let tokenizer = Arc::new(GgufTokenizer::from_gguf(&file)?);
+            if tokenizer.vocab_size() > cfg.vocab_size {
+                return Err(file.err(format!(
+                    "the tokenizer has {} tokens but the embedding only {} rows",
+                    tokenizer.vocab_size(),
+                    cfg.vocab_size
+                )));
+            }
+            let name_of = |id: Option<u32>| id.and_then(|i| tokenizer.token_name(i)).unwrap_or("").to_string();
+            let template = ChatTemplate::new(file.opt_string("tokenizer.chat_template"), name_of(tokenizer.bos), name_of(tokenizer.eos));
+            let grammar = Grammar::new(tokenizer.clone(), cfg.vocab_size)?;
+            let model = Model::load(&mut file, cfg, &device)?;
+            Ok(Engine { model, tokenizer, template, grammar, prefix: Mutex::new(PrefixCache::new(opts.prefix_cache_entries, opts.prefix_cache_bytes)) })
+        }));
+        let engine = std::panic::catch_unwind(load).map_err(|p| {
+            let what = p.downcast_ref::<String>().cloned().or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string())).unwrap_or_default();
+            gguf::model_err(path, format!("loading failed unexpectedly: {what}"))
+        })??;
+        let name = match GgufFile::open(path).ok().and_then(|f| f.opt_string("general.name")) {
+            Some(n) => n,
+            None => path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default(),
+        };
+        let llm = LocalLlm { engine, pool, path: path.to_path_buf(), name, file_bytes, busy: Mutex::new(()) };
+        if opts.warmup {
+            llm.warmup()?;
+        }
+        Ok(llm)
+    }
+
+    fn warmup(&self) -> Result<()> {
+        self.pool.install(|| {
+            let model = &self.engine.model;
+            let mut cache = model.new_cache();
+            let tok = self.engine.tokenizer.stop_tokens[0];
+            model.forward(&mut [Step { tokens: &[tok, tok], cache: &mut cache }])?;
+            model.forward(&mut [Step { tokens: &[tok], cache: &mut cache }])?;
+            Ok(())
+        })
+    }
+
+    pub fn config(&self) -> &ModelConfig {
+        &self.engine.model.cfg
+    }
+
+    pub fn tokenizer(&self) -> &GgufTokenizer {
+        &self.engine.tokenizer
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn threads(&self) -> usize {
+        self.pool.current_num_threads()
+    }
+
+    /// The prompt text that `messages` become (the model's chat template, or ChatML).
+    pub fn render_prompt(&self, messages: &[Message]) -> String {
+        self.engine.template.render(messages)
+    }
+
+    /// Forgets every cached prefix.
+    pub fn clear_prefix_cache(&self) {
+        if let Ok(mut p) = self.engine.prefix.lock() {
+            p.clear();
+        }
+    }
+
+    /// Entries and bytes held by the prefix cache.
+    pub fn prefix_cache_usage(&self) -> (usize, usize) {
+        self.engine.prefix.lock().map(|p| (p.len(), p.bytes())).unwrap_or((0, 0))
+    }
+}
+
+impl Llm for LocalLlm {
+    fn generate(&self, requests: &[Request]) -> Vec<Result<Reply>> {
+        let _one_at_a_time = self.busy.lock().unwrap_or_else(|p| p.into_inner());
+        self.pool.install(|| batch::run(&self.engine, requests))
+    }
+
+    fn describe(&self) -> String {
+        let c = &self.engine.model.cfg;
+        format!(
+            "local:{} ({}, {} layers, hidden {}, file {} of {} bytes, {} threads)",
+            self.name,
+            c.architecture,
+            c.layers,
+            c.hidden,
+            self.path.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default(),
+            self.file_bytes,
+            self.threads()
+        )
+    }
+
+    fn count_tokens(&self, text: &str) -> Option<usize> {
+        self.engine.tokenizer.encode(text).ok().map(|t| t.len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_device_names() {
+        assert_eq!("cpu".parse::<DeviceSpec>().unwrap(), DeviceSpec::Cpu);
+        assert_eq!("CUDA:1".parse::<DeviceSpec>().unwrap(), DeviceSpec::Cuda(1));
+        assert_eq!("cuda".parse::<DeviceSpec>().unwrap(), DeviceSpec::Cuda(0));
+        assert_eq!("metal".parse::<DeviceSpec>().unwrap(), DeviceSpec::Metal);
+        assert!("cuda:x".parse::<DeviceSpec>().is_err());
+        assert!("tpu".parse::<DeviceSpec>().is_err());
+    }
+
+    #[test]
+    fn gpu_devices_without_the_feature_are_a_clear_error() {
+        if !cfg!(feature = "cuda") {
+            let e = DeviceSpec::Cuda(0).device().unwrap_err().to_string();
+            assert!(e.contains("--features cuda"), "{e}");
+        }
+    }
+}

@@ -1,0 +1,284 @@
+//! The one transformer of the engine: a llama-style decoder (RMSNorm, rotary attention with
+//! grouped kv heads, SwiGLU) on quantized weights, for every architecture in `arch/`.
+//!
+//! Unlike candle-transformers' quantized models it keeps the token embedding quantized (only the
+//! looked-up rows are dequantized), ties the output head to it when `output.weight` is absent,
+//! gives each sequence its own kv cache and rotary positions, and runs several sequences of
+//! different lengths through one forward pass (projections batched over all rows, attention per
+//! sequence).
+
+use super::arch::{ModelConfig, RopeStyle};
+use super::gguf::GgufFile;
+use super::kv::KvCache;
+use crate::error::{Error, Result};
+use candle_core::quantized::{QMatMul, QTensor};
+use candle_core::{DType, Device, Module, Tensor};
+use std::sync::Arc;
+
+/// Rotary tables are precomputed up to this many positions at most.
+const MAX_ROPE_POSITIONS: usize = 32_768;
+
+fn t(op: &'static str) -> impl FnOnce(candle_core::Error) -> Error {
+    move |e| Error::tensor(op, e)
+}
+
+struct Linear {
+    w: QMatMul,
+    b: Option<Tensor>,
+}
+
+impl Linear {
+    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        let y = self.w.forward(x)?;
+        match &self.b {
+            Some(b) => y.broadcast_add(b),
+            None => Ok(y),
+        }
+    }
+}
+
+struct Block {
+    attn_norm: Tensor,
+    q: Linear,
+    k: Linear,
+    v: Linear,
+    o: QMatMul,
+    ffn_norm: Tensor,
+    gate: QMatMul,
+    up: QMatMul,
+    down: QMatMul,
+}
+
+/// The weights of a loaded model.
+pub struct Model {
+    pub cfg: ModelConfig,
+    device: Device,
+    embed: Arc<QTensor>,
+    blocks: Vec<Block>,
+    norm: Tensor,
+    output: QMatMul,
+    cos: Tensor,
+    sin: Tensor,
+    max_positions: usize,
+}
+
+/// One sequence's part of a forward pass: new tokens appended to its cache.
+pub struct Step<'a> {
+    pub tokens: &'a [u32],
+    pub cache: &'a mut KvCache,
+}
+
+impl Model {
+    /// Builds the model from an open GGUF file whose metadata gave `cfg`.
+    pub fn load(file: &mut GgufFile, cfg: ModelConfig, device: &Device) -> Result<Self> {
+        let (h, hd) = (cfg.hidden, cfg.head_dim);
+        let q_out = cfg.heads * hd;
+        let kv_out = cfg.kv_heads * hd;
+        let embed = Arc::new(file.tensor("token_embd.weight", &[cfg.vocab_size, h], device)?);
+        let output = if file.has_tensor("output.weight") {
+            QMatMul::from_qtensor(file.tensor("output.weight", &[cfg.vocab_size, h], device)?)
+        } else {
+            // Tied head: share the embedding's quantized storage.
+            QMatMul::from_arc(embed.clone())
+        }
+        .map_err(|e| file.err(format!("output head: {e}")))?;
+        let vector = |file: &mut GgufFile, name: &str, n: usize| -> Result<Tensor> {
+            file.tensor(name, &[n], device)?.dequantize(device).map_err(|e| file.err(format!("tensor `{name}`: {e}")))
+        };
+        let norm = vector(file, "output_norm.weight", h)?;
+        let mut blocks = Vec::with_capacity(cfg.layers);
+        for i in 0..cfg.layers {
+            let name = |s: &str| format!("blk.{i}.{s}");
+            let mm = |file: &mut GgufFile, s: &str, dims: [usize; 2]| -> Result<QMatMul> {
+                let n = name(s);
+                QMatMul::from_qtensor(file.tensor(&n, &dims, device)?).map_err(|e| file.err(format!("tensor `{n}`: {e}")))
+            };
+            let q = mm(file, "attn_q.weight", [q_out, h])?;
+            let k = mm(file, "attn_k.weight", [kv_out, h])?;
+            let v = mm(file, "attn_v.weight", [kv_out, h])?;
+            let o = mm(file, "attn_output.weight", [h, q_out])?;
+            let gate = mm(file, "ffn_gate.weight", [cfg.ffn_hidden, h])?;
+            let up = mm(file, "ffn_up.weight", [cfg.ffn_hidden, h])?;
+            let down = mm(file, "ffn_down.weight", [h, cfg.ffn_hidden])?;
+            let (bq, bk, bv) = if cfg.qkv_bias {
+                (
+                    Some(vector(file, &name("attn_q.bias"), q_out)?),
+                    Some(vector(file, &name("attn_k.bias"), kv_out)?),
+                    Some(vector(file, &name("attn_v.bias"), kv_out)?),
+                )
+            } else {
+                (None, None, None)
+            };
+            blocks.push(Block {
+                attn_norm: vector(file, &name("attn_norm.weight"), h)?,
+                q: Linear { w: q, b: bq },
+                k: Linear { w: k, b: bk },
+                v: Linear { w: v, b: bv },
+                o,
+                ffn_norm: vector(file, &name("ffn_norm.weight"), h)?,
+                gate,
+                up,
+                down,
+            });
+        }
+        let max_positions = cfg.context_length.min(MAX_ROPE_POSITIONS);
+        let (cos, sin) = rope_tables(cfg.rope_theta, hd, max_positions, device).map_err(t("rope tables"))?;
+        Ok(Model { cfg, device: device.clone(), embed, blocks, norm, output, cos, sin, max_positions })
+    }
+
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    pub fn max_positions(&self) -> usize {
+        self.max_positions
+    }
+
+    /// An empty cache shaped for this model.
+    pub fn new_cache(&self) -> KvCache {
+        KvCache::new(self.cfg.layers, self.cfg.kv_heads, self.cfg.head_dim, &self.device)
+    }
+
+    /// Runs every step's new tokens through the model, appending them to the step's cache, and
+    /// returns the next-token logits after each step's last token: `[steps, vocab]`.
+    pub fn forward(&self, steps: &mut [Step<'_>]) -> Result<Tensor> {
+        let cfg = &self.cfg;
+        if steps.is_empty() || steps.iter().any(|s| s.tokens.is_empty()) {
+            return Err(Error::invalid("forward", "every sequence needs at least one new token"));
+        }
+        let mut ids = Vec::new();
+        let mut positions = Vec::new();
+        for s in steps.iter_mut() {
+            let start = s.cache.len();
+            if start + s.tokens.len() > self.max_positions {
+                return Err(Error::invalid(
+                    "prompt",
+                    format!("{} tokens exceed the model's {} positions", start + s.tokens.len(), self.max_positions),
+                ));
+            }
+            if let Some(&bad) = s.tokens.iter().find(|&&id| id as usize >= cfg.vocab_size) {
+                return Err(Error::invalid("token", format!("id {bad} is outside the vocabulary of {}", cfg.vocab_size)));
+            }
+            ids.extend_from_slice(s.tokens);
+            positions.extend((start..start + s.tokens.len()).map(|p| p as u32));
+            s.cache.reserve(s.tokens.len())?;
+        }
+        let rows = ids.len();
+        let dev = &self.device;
+        let ids_t = Tensor::new(ids.as_slice(), dev).map_err(t("ids"))?;
+        let pos_t = Tensor::new(positions.as_slice(), dev).map_err(t("positions"))?;
+        let half = cfg.head_dim / 2;
+        let cos = self.cos.index_select(&pos_t, 0).and_then(|c| c.reshape((rows, 1, half))).map_err(t("rope"))?;
+        let sin = self.sin.index_select(&pos_t, 0).and_then(|c| c.reshape((rows, 1, half))).map_err(t("rope"))?;
+
+        let mut x = self.embed.embedding(&ids_t).map_err(t("embedding"))?;
+        for (li, b) in self.blocks.iter().enumerate() {
+            let h = candle_nn::ops::rms_norm(&x, &b.attn_norm, cfg.rms_eps).map_err(t("attn norm"))?;
+            let q = b.q.forward(&h).map_err(t("q proj"))?;
+            let k = b.k.forward(&h).map_err(t("k proj"))?;
+            let v = b.v.forward(&h).map_err(t("v proj"))?;
+            let q = self.rope(&q, cfg.heads, &cos, &sin)?; // [rows, heads, hd]
+            let k = self.rope(&k, cfg.kv_heads, &cos, &sin)?;
+            let v = v.reshape((rows, cfg.kv_heads, cfg.head_dim)).map_err(t("v reshape"))?;
+            let mut outs = Vec::with_capacity(steps.len());
+            let mut off = 0;
+            for s in steps.iter_mut() {
+                let n = s.tokens.len();
+                outs.push(self.attend(li, &q, &k, &v, off, n, s.cache)?);
+                off += n;
+            }
+            let attn = Tensor::cat(&outs, 0).map_err(t("attn cat"))?;
+            let attn = b.o.forward(&attn).map_err(t("o proj"))?;
+            x = (x + attn).map_err(t("residual"))?;
+            let h = candle_nn::ops::rms_norm(&x, &b.ffn_norm, cfg.rms_eps).map_err(t("ffn norm"))?;
+            let g = b.gate.forward(&h).and_then(|g| candle_nn::ops::silu(&g)).map_err(t("ffn gate"))?;
+            let u = b.up.forward(&h).map_err(t("ffn up"))?;
+            let f = (g * u).and_then(|gu| b.down.forward(&gu)).map_err(t("ffn down"))?;
+            x = (x + f).map_err(t("residual"))?;
+        }
+        for s in steps.iter_mut() {
+            s.cache.advance(s.tokens.len());
+        }
+        // Only the last row of each sequence needs logits.
+        let mut last = Vec::with_capacity(steps.len());
+        let mut off = 0;
+        for s in steps.iter() {
+            off += s.tokens.len();
+            last.push((off - 1) as u32);
+        }
+        let last = Tensor::new(last.as_slice(), dev).map_err(t("last rows"))?;
+        let x = x.index_select(&last, 0).map_err(t("last rows"))?;
+        let x = candle_nn::ops::rms_norm(&x, &self.norm, cfg.rms_eps).map_err(t("final norm"))?;
+        self.output.forward(&x).map_err(t("output head"))
+    }
+
+    /// Reshapes `[rows, heads*hd]` to `[rows, heads, hd]` with rotary embeddings applied at each
+    /// row's own position.
+    fn rope(&self, x: &Tensor, heads: usize, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
+        let rows = x.dim(0).map_err(t("rope"))?;
+        let hd = self.cfg.head_dim;
+        // rope wants [b, h, t, d]; one row per "batch" lets every row have its own position.
+        let x4 = x.reshape((rows, heads, 1, hd)).map_err(t("rope"))?;
+        let y = match self.cfg.rope_style {
+            RopeStyle::Neox => candle_nn::rotary_emb::rope(&x4, cos, sin),
+            RopeStyle::Interleaved => candle_nn::rotary_emb::rope_i(&x4, cos, sin),
+        }
+        .map_err(t("rope"))?;
+        y.reshape((rows, heads, hd)).map_err(t("rope"))
+    }
+
+    /// Causal attention of one sequence's `n` new rows (starting at row `off`) over its cache.
+    #[allow(clippy::too_many_arguments)]
+    fn attend(&self, layer: usize, q: &Tensor, k: &Tensor, v: &Tensor, off: usize, n: usize, cache: &mut KvCache) -> Result<Tensor> {
+        let cfg = &self.cfg;
+        let (hd, kvh) = (cfg.head_dim, cfg.kv_heads);
+        let group = cfg.heads / kvh;
+        let start = cache.len();
+        let kn = k.narrow(0, off, n).and_then(|x| x.transpose(0, 1)).map_err(t("attn k"))?; // [kvh, n, hd]
+        let vn = v.narrow(0, off, n).and_then(|x| x.transpose(0, 1)).map_err(t("attn v"))?;
+        let (keys, values) = cache.append(layer, &kn, &vn)?; // [kvh, T, hd]
+        let total = start + n;
+        // Query heads h = kv*group + g share kv head `kv`: fold the group into the rows.
+        let qn = q
+            .narrow(0, off, n)
+            .and_then(|x| x.transpose(0, 1)) // [heads, n, hd]
+            .and_then(|x| x.contiguous())
+            .and_then(|x| x.reshape((kvh, group * n, hd)))
+            .map_err(t("attn q"))?;
+        let scale = 1.0 / (hd as f64).sqrt();
+        let scores = qn.matmul(&keys.t().map_err(t("attn kt"))?).and_then(|s| s * scale).map_err(t("attn scores"))?; // [kvh, group*n, T]
+        let scores = if n > 1 {
+            let mask = causal_mask(n, start, &self.device).map_err(t("attn mask"))?; // [n, T]
+            scores
+                .reshape((kvh, group, n, total))
+                .and_then(|s| s.broadcast_add(&mask))
+                .and_then(|s| s.reshape((kvh, group * n, total)))
+                .map_err(t("attn mask"))?
+        } else {
+            scores
+        };
+        let probs = candle_nn::ops::softmax_last_dim(&scores).map_err(t("attn softmax"))?;
+        let out = probs.matmul(&values).map_err(t("attn values"))?; // [kvh, group*n, hd]
+        out.reshape((cfg.heads, n, hd))
+            .and_then(|o| o.transpose(0, 1)) // [n, heads, hd]
+            .and_then(|o| o.reshape((n, cfg.heads * hd)))
+            .map_err(t("attn out"))
+    }
+}
+
+/// `[n, start+n]`: 0 where row i (absolute position start+i) may see key j, -inf after it.
+fn causal_mask(n: usize, start: usize, device: &Device) -> candle_core::Result<Tensor> {
+    let total = start + n;
+    let mask: Vec<f32> = (0..n)
+        .flat_map(|i| (0..total).map(move |j| if j <= start + i { 0.0 } else { f32::NEG_INFINITY }))
+        .collect();
+    Tensor::from_vec(mask, (n, total), device)
+}
+
+fn rope_tables(theta: f32, head_dim: usize, positions: usize, device: &Device) -> candle_core::Result<(Tensor, Tensor)> {
+    let inv: Vec<f32> = (0..head_dim / 2).map(|i| 1.0 / theta.powf(2.0 * i as f32 / head_dim as f32)).collect();
+    let inv = Tensor::from_vec(inv, (1, head_dim / 2), device)?;
+    let pos = Tensor::arange(0u32, positions as u32, device)?.to_dtype(DType::F32)?.reshape((positions, 1))?;
+    let freqs = pos.broadcast_mul(&inv)?;
+    Ok((freqs.cos()?.contiguous()?, freqs.sin()?.contiguous()?))
+}

@@ -1,0 +1,212 @@
+//! The training loop. Per step: every active seed runs forward → feedback → backward (in
+//! parallel, each on its own graph), then the optimizers' requests of ALL seeds go to the LLM as
+//! ONE batch, the updates are applied, one event per seed is logged and the checkpoint is
+//! written. `resume` continues a killed run from its last finished step.
+
+use super::checkpoint::{Checkpoint, CHECKPOINT_VERSION};
+use super::config::RunConfig;
+use super::log::{EventLog, StepEvent};
+use super::seeds::SeedRun;
+use super::task::Task;
+use crate::error::{Error, Result};
+use crate::graph::{Graph, Node};
+use crate::llm::Llm;
+use crate::optim::{step_lockstep, Optimizer};
+use rayon::prelude::*;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Builds the optimizer of one seed over its parameters.
+pub type OptimizerFactory = dyn Fn(Vec<Node>, Arc<dyn Llm>, u64) -> Box<dyn Optimizer> + Send + Sync;
+
+/// How a run ended.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct RunSummary {
+    pub out_dir: PathBuf,
+    pub steps_done: usize,
+    /// Per seed: the step it was solved at, if it was.
+    pub solved_at: Vec<Option<usize>>,
+    pub best_scores: Vec<Option<f64>>,
+    /// Seconds each step's LLM batch took.
+    pub batch_seconds: Vec<f64>,
+    pub total_s: f64,
+}
+
+pub struct Trainer {
+    pub task: Arc<dyn Task>,
+    pub llm: Arc<dyn Llm>,
+    pub config: RunConfig,
+    pub out_dir: PathBuf,
+    pub make_optimizer: Arc<OptimizerFactory>,
+    /// Show an indicatif progress bar.
+    pub progress: bool,
+}
+
+impl Trainer {
+    fn build_seeds(&self) -> Vec<SeedRun> {
+        (0..self.config.seeds as u64)
+            .map(|i| {
+                let seed = self.config.first_seed + i;
+                let graph = Graph::new();
+                let params = self.task.parameters(&graph, seed);
+                let mark = graph.mark();
+                let optimizer = (self.make_optimizer)(params.clone(), self.llm.clone(), seed);
+                SeedRun { seed, graph, mark, params, optimizer, scores: Vec::new(), best_score: None, best_params: Default::default(), solved_at: None }
+            })
+            .collect()
+    }
+
+    /// Starts a new run in `out_dir` (created; must not hold a checkpoint already).
+    pub fn run(&self) -> Result<RunSummary> {
+        if self.out_dir.join(super::checkpoint::CHECKPOINT_FILE).exists() {
+            return Err(Error::invalid("--out", format!("{} already holds a run; use --resume to continue it", self.out_dir.display())));
+        }
+        std::fs::create_dir_all(&self.out_dir).map_err(|e| Error::io(&self.out_dir, e))?;
+        let text = serde_json::to_string_pretty(&self.config).unwrap_or_default();
+        crate::util::write_atomic(&self.out_dir.join("config.json"), text.as_bytes())?;
+        let seeds = self.build_seeds();
+        let log = EventLog::open(&self.out_dir, Some(0))?;
+        self.drive(seeds, 0, log)
+    }
+
+    /// Continues the run in `out_dir` from its checkpoint.
+    pub fn resume(&self) -> Result<RunSummary> {
+        let cp = Checkpoint::load(&self.out_dir)?;
+        let mut seeds = self.build_seeds();
+        if cp.seeds.len() != seeds.len() {
+            return Err(Error::Checkpoint { path: self.out_dir.clone(), reason: format!("holds {} seeds, the run has {}", cp.seeds.len(), seeds.len()) });
+        }
+        for (run, state) in seeds.iter_mut().zip(&cp.seeds) {
+            run.restore(state)?;
+        }
+        let log = EventLog::open(&self.out_dir, Some(cp.next_step))?;
+        self.drive(seeds, cp.next_step, log)
+    }
+
+    fn drive(&self, mut seeds: Vec<SeedRun>, first_step: usize, mut log: EventLog) -> Result<RunSummary> {
+        let started = std::time::Instant::now();
+        let steps = self.config.steps;
+        let bar = self.progress_bar(first_step);
+        let mut batch_seconds = Vec::new();
+        for step in first_step..steps {
+            let stop = self.config.stop_on_success;
+            // Forward + backward of every seed still running, in parallel.
+            let outcomes: Vec<Option<Result<super::seeds::ForwardOutcome>>> = seeds
+                .par_iter_mut()
+                .map(|s| if stop && s.solved_at.is_some() { None } else { Some(s.forward(self.task.as_ref(), step, false)) })
+                .collect();
+            let mut outcomes: Vec<Option<super::seeds::ForwardOutcome>> = outcomes.into_iter().map(|o| o.transpose()).collect::<Result<_>>()?;
+            // Seeds solved by this forward pass need no optimizer step.
+            let stepping: Vec<usize> = (0..seeds.len()).filter(|&i| outcomes[i].as_ref().is_some_and(|o| !o.evaluation.success)).collect();
+            let batch_start = std::time::Instant::now();
+            let reports = {
+                let mut opts: Vec<&mut dyn Optimizer> = Vec::new();
+                for (i, s) in seeds.iter_mut().enumerate() {
+                    if stepping.contains(&i) {
+                        opts.push(s.optimizer.as_mut());
+                    }
+                }
+                step_lockstep(&mut opts, self.llm.as_ref())
+            };
+            let batch_s = batch_start.elapsed().as_secs_f64();
+            if !stepping.is_empty() {
+                batch_seconds.push(batch_s);
+            }
+            let mut reports = reports.into_iter();
+            for (i, s) in seeds.iter().enumerate() {
+                let Some(outcome) = outcomes[i].take() else { continue };
+                let optimizer = if stepping.contains(&i) {
+                    Some(match reports.next() {
+                        Some(Ok(r)) => serde_json::to_value(&r).unwrap_or_default(),
+                        Some(Err(e)) => serde_json::json!({ "error": e.to_string() }),
+                        None => serde_json::Value::Null,
+                    })
+                } else {
+                    None
+                };
+                log.append(&StepEvent {
+                    step,
+                    seed: s.seed,
+                    params: outcome.params,
+                    score: outcome.evaluation.score,
+                    feedback: outcome.evaluation.feedback,
+                    success: outcome.evaluation.success,
+                    optimizer,
+                    batch_s: stepping.contains(&i).then_some(batch_s),
+                    batch_size: stepping.contains(&i).then_some(stepping.len()),
+                    forward_s: outcome.forward_s,
+                    kind: "step".into(),
+                })?;
+            }
+            self.checkpoint(&seeds, step + 1)?;
+            if let Some(bar) = &bar {
+                let solved = seeds.iter().filter(|s| s.solved_at.is_some()).count();
+                let best = seeds.iter().filter_map(|s| s.best_score).fold(f64::NEG_INFINITY, f64::max);
+                bar.set_message(format!("best score {best:.3} · solved {solved}/{} · {batch_s:.1} s/step", seeds.len()));
+                bar.inc(1);
+            }
+            if stop && seeds.iter().all(|s| s.solved_at.is_some()) {
+                break;
+            }
+        }
+        // Final evaluation of the parameters the last step left.
+        for s in seeds.iter_mut() {
+            if self.config.stop_on_success && s.solved_at.is_some() {
+                continue;
+            }
+            let outcome = s.forward(self.task.as_ref(), steps, true)?;
+            log.append(&StepEvent {
+                step: steps,
+                seed: s.seed,
+                params: outcome.params,
+                score: outcome.evaluation.score,
+                feedback: outcome.evaluation.feedback,
+                success: outcome.evaluation.success,
+                optimizer: None,
+                batch_s: None,
+                batch_size: None,
+                forward_s: outcome.forward_s,
+                kind: "final".into(),
+            })?;
+        }
+        if let Some(bar) = bar {
+            bar.finish();
+        }
+        let summary = RunSummary {
+            out_dir: self.out_dir.clone(),
+            steps_done: steps,
+            solved_at: seeds.iter().map(|s| s.solved_at).collect(),
+            best_scores: seeds.iter().map(|s| s.best_score).collect(),
+            batch_seconds,
+            total_s: started.elapsed().as_secs_f64(),
+        };
+        // The picture of the last trace graph goes with the report.
+        if let Some(first) = seeds.first() {
+            let dot = crate::graph::dot::to_dot(&first.graph, None, 40);
+            crate::util::write_atomic(&self.out_dir.join("graph.dot"), dot.as_bytes())?;
+        }
+        super::report::write_report(&self.out_dir)?;
+        Ok(summary)
+    }
+
+    fn checkpoint(&self, seeds: &[SeedRun], next_step: usize) -> Result<()> {
+        Checkpoint { version: CHECKPOINT_VERSION, config: self.config.clone(), next_step, seeds: seeds.iter().map(SeedRun::state).collect() }.save(&self.out_dir)
+    }
+
+    fn progress_bar(&self, first_step: usize) -> Option<indicatif::ProgressBar> {
+        if !self.progress {
+            return None;
+        }
+        let bar = indicatif::ProgressBar::new(self.config.steps as u64);
+        let style = indicatif::ProgressStyle::with_template("{prefix} [{bar:30}] step {pos}/{len} {msg} ({elapsed})").unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
+        bar.set_style(style.progress_chars("=> "));
+        bar.set_prefix(self.task.name());
+        bar.set_position(first_step as u64);
+        Some(bar)
+    }
+}
+
+/// The default run folder: `runs/<task>-<UTC time>`.
+pub fn default_out_dir(task: &str) -> PathBuf {
+    Path::new("runs").join(format!("{task}-{}", crate::util::utc_stamp()))
+}
