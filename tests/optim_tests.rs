@@ -433,3 +433,35 @@ fn print_bar_prompt() {
         println!("----- {:?}\n{}", m.role, m.content);
     }
 }
+
+#[test]
+fn lockstep_mixes_single_and_multi_round_optimizers() {
+    let llm = Arc::new(ScriptedLlm::from_fn(|req: &Request| {
+        Ok(if req.schema.is_some() { r#"{"reasoning": "r", "suggestion": {"float0": 7.0}}"#.to_string() } else { "larger".to_string() })
+    }));
+    let (g1, g2) = (Graph::new(), Graph::new());
+    let (x1, x2) = (g1.param(-1.0), g2.param(-1.0));
+    paper_program(&g1, &x1).backward("larger").unwrap();
+    paper_program(&g2, &x2).backward("larger").unwrap();
+    let mut a = OptoPrime::new(vec![x1.clone()], llm.clone());
+    let mut b = TextGrad::new(vec![x2.clone()], llm.clone());
+    let mut refs: Vec<&mut dyn Optimizer> = vec![&mut a, &mut b];
+    let reports = step_lockstep(&mut refs, llm.as_ref());
+    assert!(reports.iter().all(|r| r.is_ok()));
+    assert_eq!((x1.value(), x2.value()), (Value::Float(7.0), Value::Float(7.0)));
+    // round 1 holds OptoPrime's request and TextGrad's first edges; later rounds only TextGrad's
+    assert_eq!(llm.batch_sizes(), vec![3, 1, 1, 1, 1]);
+}
+
+#[test]
+fn answer_is_asked_for_and_reported() {
+    let llm = scripted(&[r#"{"reasoning": "r", "answer": "six", "suggestion": {"float0": 1.5}}"#]);
+    let opts = OptoPrimeOptions { with_answer: true, objective: "What is the output? Also make it larger.".into(), ..Default::default() };
+    let mut opt = OptoPrime::with_options(SummaryParams::new(bar_summary()), llm.clone(), opts);
+    let r = opt.step().unwrap();
+    assert_eq!(r.answer.as_deref(), Some("six"));
+    let req = &llm.requests()[0];
+    assert!(req.messages[0].content.contains("\"answer\""));
+    let keys: Vec<String> = req.schema.as_ref().unwrap().json["required"].as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_string()).collect();
+    assert_eq!(keys, vec!["reasoning", "answer", "suggestion"]);
+}
