@@ -465,3 +465,25 @@ fn answer_is_asked_for_and_reported() {
     let keys: Vec<String> = req.schema.as_ref().unwrap().json["required"].as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_string()).collect();
     assert_eq!(keys, vec!["reasoning", "answer", "suggestion"]);
 }
+
+/// Prompt sizes in tokens of a real model's tokenizer. Needs `OPTO_TOKENIZER_GGUF` (a GGUF file);
+/// with `OPTO_REF_PROMPT_DIR` holding `bar.txt`, `code.txt`, `exception.txt` (the reference's
+/// prompts for the same programs, captured separately) it counts those too.
+#[test]
+#[ignore]
+fn prompt_tokens_with_a_real_tokenizer() {
+    let Ok(path) = std::env::var("OPTO_TOKENIZER_GGUF") else { return };
+    let file = opto::llm::local::gguf::GgufFile::open(std::path::Path::new(&path)).unwrap();
+    let tok = opto::llm::local::tokenizer::GgufTokenizer::from_gguf(&file).unwrap();
+    let llm: Arc<dyn Llm> = scripted(&[]);
+    for (name, s) in [("bar", bar_summary()), ("code", code_summary()), ("exception", exception_summary())] {
+        let msgs = OptoPrime::new(SummaryParams::new(s), llm.clone()).preview_messages().unwrap();
+        let text = msgs.iter().map(|m| m.content.clone()).collect::<Vec<_>>().join("\n");
+        let ours = tok.encode(&text).unwrap().len();
+        let reference = std::env::var("OPTO_REF_PROMPT_DIR")
+            .ok()
+            .and_then(|d| std::fs::read_to_string(format!("{d}/{name}.txt")).ok())
+            .map(|t| (t.chars().count(), tok.encode(&t).unwrap().len()));
+        println!("{name}: opto {} chars {ours} tokens; reference (chars, tokens) {reference:?}", text.chars().count());
+    }
+}
