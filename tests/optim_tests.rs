@@ -487,3 +487,29 @@ fn prompt_tokens_with_a_real_tokenizer() {
         println!("{name}: opto {} chars {ours} tokens; reference (chars, tokens) {reference:?}", text.chars().count());
     }
 }
+
+/// A real local model drives OptoPrime on the paper's program for a few steps (needs
+/// `OPTO_SMOKE_GGUF`; prints every reply and update).
+#[test]
+#[ignore]
+fn real_model_smoke() {
+    let Ok(path) = std::env::var("OPTO_SMOKE_GGUF") else { return };
+    let opts = opto::llm::local::LocalOptions { threads: 2, ..Default::default() };
+    let llm: Arc<dyn Llm> = Arc::new(opto::llm::local::LocalLlm::load(&path, opts).unwrap());
+    let g = Graph::new();
+    let x = g.param(-1.0).constraint_text("x must be a float");
+    let o = OptoPrimeOptions { memory_size: 2, objective: "Make the output as large as possible (at least 100) by changing float0.".into(), ..Default::default() };
+    let mut opt = OptoPrime::with_options(vec![x.clone()], llm, o);
+    for step in 0..3 {
+        opt.zero_feedback();
+        let z = paper_program(&g, &x);
+        let out = z.value().as_f64().unwrap();
+        z.backward(&format!("The output is {out}; it should be at least 100. Output should be larger.")).unwrap();
+        let t = std::time::Instant::now();
+        let r = opt.step().unwrap();
+        println!(
+            "step {step}: out={out} reply={:?} update={:?} error={:?} tokens={:?} {:.1}s",
+            r.reply, r.updates[0].outcome, r.error, r.usage, t.elapsed().as_secs_f64()
+        );
+    }
+}
