@@ -292,3 +292,167 @@ impl Llm for RemoteLlm {
         self.backend()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::llm::schema::SuggestionSchemaOptions;
+    use crate::llm::{Message, ParamType, ReplySchema};
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::net::TcpListener;
+    use std::sync::Arc;
+
+    /// What the test server does for one connection.
+    #[derive(Clone)]
+    enum Act {
+        Respond(u16, String),
+        Sleep(Duration),
+    }
+
+    /// A one-thread HTTP server on 127.0.0.1 answering connections with `acts` in order; it
+    /// records each request body.
+    fn server(acts: Vec<Act>) -> (String, Arc<Mutex<Vec<Json>>>) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let bodies = Arc::new(Mutex::new(Vec::new()));
+        let seen = bodies.clone();
+        std::thread::spawn(move || {
+            for act in acts {
+                let Ok((mut stream, _)) = listener.accept() else { return };
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut len = 0usize;
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                        break;
+                    }
+                    let l = line.trim_end().to_ascii_lowercase();
+                    if l.is_empty() {
+                        break;
+                    }
+                    if let Some(v) = l.strip_prefix("content-length:") {
+                        len = v.trim().parse().unwrap_or(0);
+                    }
+                }
+                let mut body = vec![0u8; len];
+                let _ = reader.read_exact(&mut body);
+                seen.lock().unwrap().push(serde_json::from_slice(&body).unwrap_or(Json::Null));
+                match act {
+                    Act::Respond(code, text) => {
+                        let _ = write!(
+                            stream,
+                            "HTTP/1.1 {code} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{text}",
+                            text.len()
+                        );
+                    }
+                    Act::Sleep(d) => std::thread::sleep(d),
+                }
+            }
+        });
+        (format!("http://{addr}/v1"), bodies)
+    }
+
+    fn completion(text: &str) -> String {
+        json!({
+            "choices": [{"message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": 12, "completion_tokens": 5, "prompt_tokens_details": {"cached_tokens": 4}}
+        })
+        .to_string()
+    }
+
+    fn request() -> Request {
+        Request::new(vec![Message::system("s"), Message::user("u")])
+            .with_schema(ReplySchema::suggestion([("float0", ParamType::Float)], &SuggestionSchemaOptions::default()))
+    }
+
+    fn client(url: &str) -> RemoteLlm {
+        let mut c = RemoteConfig::new(url, "qwen");
+        c.backoff = Duration::from_millis(10);
+        c.api_key = Some("k".into());
+        RemoteLlm::new(c)
+    }
+
+    #[test]
+    fn sends_schema_and_reads_reply() {
+        let (url, bodies) = server(vec![Act::Respond(200, completion("{\"suggestion\": {\"float0\": 1}}"))]);
+        let llm = client(&url);
+        let r = llm.generate(&[request()]).pop().unwrap().unwrap();
+        assert_eq!(r.text, "{\"suggestion\": {\"float0\": 1}}");
+        assert_eq!(r.usage, Usage { prompt_tokens: 12, cached_prompt_tokens: 4, generated_tokens: 5 });
+        let b = bodies.lock().unwrap()[0].clone();
+        assert_eq!(b["model"], "qwen");
+        assert_eq!(b["messages"][1]["content"], "u");
+        assert_eq!(b["response_format"]["type"], "json_schema");
+        assert_eq!(b["response_format"]["json_schema"]["schema"]["properties"]["suggestion"]["required"], json!(["float0"]));
+    }
+
+    #[test]
+    fn retries_after_500_then_succeeds() {
+        let (url, _) = server(vec![Act::Respond(500, "{\"error\": \"busy\"}".into()), Act::Respond(429, "{}".into()), Act::Respond(200, completion("ok"))]);
+        let llm = client(&url);
+        let r = llm.generate(&[request()]).pop().unwrap().unwrap();
+        assert_eq!(r.text, "ok");
+        assert_eq!(llm.retries(), 2);
+    }
+
+    #[test]
+    fn gives_up_after_max_retries_and_does_not_retry_400() {
+        let (url, _) = server(vec![Act::Respond(503, "{}".into()); 4]);
+        let mut llm = client(&url);
+        llm.config.max_retries = 3;
+        let e = llm.generate(&[request()]).pop().unwrap().unwrap_err().to_string();
+        assert!(e.contains("HTTP 503") && e.contains("4 tries"), "{e}");
+        let (url, _) = server(vec![Act::Respond(400, "{\"error\": \"bad\"}".into())]);
+        let llm = client(&url);
+        let e = llm.generate(&[request()]).pop().unwrap().unwrap_err().to_string();
+        assert!(e.contains("HTTP 400"), "{e}");
+        assert_eq!(llm.retries(), 0);
+    }
+
+    #[test]
+    fn times_out() {
+        let (url, _) = server(vec![Act::Sleep(Duration::from_secs(3))]);
+        let mut c = RemoteConfig::new(url, "m");
+        c.timeout = Duration::from_millis(300);
+        let llm = RemoteLlm::new(c);
+        let t = Instant::now();
+        let e = llm.generate(&[request()]).pop().unwrap().unwrap_err().to_string();
+        assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+        assert!(e.to_lowercase().contains("timed out") || e.contains("timeout"), "{e}");
+    }
+
+    #[test]
+    fn connection_refused_is_an_error_per_request() {
+        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let mut c = RemoteConfig::new(format!("http://127.0.0.1:{port}/v1"), "m");
+        c.max_retries = 1;
+        c.backoff = Duration::from_millis(5);
+        let llm = RemoteLlm::new(c);
+        let r = llm.generate(&[request(), request()]);
+        assert_eq!(r.len(), 2);
+        assert!(r.iter().all(|x| x.is_err()));
+    }
+
+    #[test]
+    fn batch_keeps_order_with_errors_per_request() {
+        let (url, _) = server(vec![
+            Act::Respond(200, completion("a")),
+            Act::Respond(400, "{}".into()),
+            Act::Respond(200, completion("c")),
+        ]);
+        let mut llm = client(&url);
+        llm.config.parallel = 1;
+        let r = llm.generate(&[request(), request(), request()]);
+        assert_eq!(r[0].as_ref().unwrap().text, "a");
+        assert!(r[1].is_err());
+        assert_eq!(r[2].as_ref().unwrap().text, "c");
+    }
+
+    #[test]
+    fn config_from_arguments_and_env() {
+        assert_eq!(RemoteConfig::new("http://h/v1/", "m").endpoint(), "http://h/v1/chat/completions");
+        assert_eq!(RemoteConfig::new("http://h/v1/chat/completions", "m").endpoint(), "http://h/v1/chat/completions");
+        let c = RemoteConfig::resolve(Some("http://127.0.0.1:1/v1"), Some("mm"), Some("key")).unwrap();
+        assert_eq!((c.model.as_str(), c.api_key.as_deref()), ("mm", Some("key")));
+    }
+}

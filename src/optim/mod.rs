@@ -12,7 +12,7 @@ pub mod opro;
 pub mod optoprime;
 pub mod textgrad;
 
-pub use multi::{Candidate, OptoPrimeMulti, Selector};
+pub use multi::{Candidate, OptoPrimeMulti, ScoreFn, Selector};
 pub use opro::{Opro, OproOptions};
 pub use optoprime::problem::{render_problem, RenderOptions, Section, Symbols, NO_TRACE_MASK};
 pub use optoprime::prompt::{MemoryEntry, DEFAULT_OBJECTIVE};

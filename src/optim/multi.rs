@@ -25,13 +25,16 @@ pub struct Candidate {
     pub rejected: Vec<String>,
 }
 
+/// A candidate's score (higher is better; `None`: cannot tell).
+pub type ScoreFn = Arc<dyn Fn(&Candidate) -> Option<f64> + Send + Sync>;
+
 /// How the applied candidate is chosen.
 #[derive(Clone)]
 pub enum Selector {
     /// The last candidate that parsed (the reference's default: the lowest temperature).
     Last,
     /// The candidate with the highest score; `None` scores are skipped. Falls back to `Last`.
-    Score(Arc<dyn Fn(&Candidate) -> Option<f64> + Send + Sync>),
+    Score(ScoreFn),
 }
 
 /// OptoPrime with several candidates per step.
@@ -161,9 +164,20 @@ impl Optimizer for OptoPrimeMulti {
             // nothing usable: apply the first reply (or error) so the report explains why
             None => replies.iter_mut().find_map(Option::take).unwrap_or_else(|| Err(Error::Reply("no reply was given".into()))),
         };
+        // the replies not applied still cost tokens
+        let mut others_usage = StepReport::default();
+        for r in replies.iter().flatten().flatten() {
+            others_usage.add_reply_stats(r);
+        }
         let mut report = self.inner.apply_one(reply);
         report.optimizer = "optoprime-multi".into();
         report.llm_calls = candidates.iter().filter(|c| c.reply.is_some()).count();
+        report.usage.prompt_tokens += others_usage.usage.prompt_tokens;
+        report.usage.cached_prompt_tokens += others_usage.usage.cached_prompt_tokens;
+        report.usage.generated_tokens += others_usage.usage.generated_tokens;
+        report.timings.prefill_s += others_usage.timings.prefill_s;
+        report.timings.decode_s += others_usage.timings.decode_s;
+        report.timings.total_s += others_usage.timings.total_s;
         if let Some(i) = chosen {
             report.notes.push(format!("candidate {i} of {} chosen", candidates.len()));
         }

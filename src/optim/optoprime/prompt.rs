@@ -126,12 +126,13 @@ pub fn system_message(variables: &[NodeView], spec: &PromptSpec) -> String {
     out.push_str("Reply with one JSON object and nothing else:\n");
     out.push_str(&format_line(variables, spec.with_answer, spec.reasoning));
     out.push_str("\n\nRules:\n");
-    out.push_str(&format!(
-        "- The keys of \"suggestion\" are exactly {}. Names from {} or {} are not variables.\n",
-        key_list(variables),
-        sym(Section::Inputs),
-        sym(Section::Others)
-    ));
+    let others: Vec<String> = [Section::Inputs, Section::Others, Section::Outputs].into_iter().filter(|s| shown(*s)).map(sym).collect();
+    let not_vars = match others.len() {
+        0 => String::new(),
+        1 => format!(" Names from {} are not variables.", others[0]),
+        n => format!(" Names from {} or {} are not variables.", others[..n - 1].join(", "), others[n - 1]),
+    };
+    out.push_str(&format!("- The keys of \"suggestion\" are exactly {}.{not_vars}\n", key_list(variables)));
     for v in variables {
         out.push_str(&format!("- {} is {}.\n", v.name, type_phrase(v)));
     }

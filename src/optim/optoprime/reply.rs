@@ -97,15 +97,16 @@ pub fn preview(s: &str, max_chars: usize) -> String {
 
 /// `TERMINATE`, alone (quotes, backticks, a final period and case ignored).
 pub fn is_terminate(s: &str) -> bool {
-    let t = s.trim().trim_matches(|c: char| c == '"' || c == '\'' || c == '`' || c.is_whitespace());
-    let t = t.trim_end_matches(['.', '!']).trim();
+    let t = s.trim_matches(|c: char| matches!(c, '"' | '\'' | '`' | '.' | '!') || c.is_whitespace());
     t.eq_ignore_ascii_case("terminate")
 }
 
 // ---------------------------------------------------------------------------------------------
 // Locating the object
 
-fn find_object(t: &str) -> Option<(Vec<(String, P)>, ReplyFormat)> {
+type Pairs = Vec<(String, P)>;
+
+fn find_object(t: &str) -> Option<(Pairs, ReplyFormat)> {
     // 1. strict, whole reply
     if let Ok(Json::Object(m)) = serde_json::from_str::<Json>(t) {
         return Some((m.into_iter().map(|(k, v)| (k, P { v: Lv::from_json(v), complete: true })).collect(), ReplyFormat::Json));
@@ -117,7 +118,7 @@ fn find_object(t: &str) -> Option<(Vec<(String, P)>, ReplyFormat)> {
         }
     }
     // 3. scan every '{' (bounded): strict first, then relaxed; keep the best object.
-    let mut best: Option<(Vec<(String, P)>, ReplyFormat, u8)> = None;
+    let mut best: Option<(Pairs, ReplyFormat, u8)> = None;
     for (n, (start, _)) in t.char_indices().filter(|(_, c)| *c == '{').enumerate() {
         if n >= MAX_SCAN_STARTS {
             break;
