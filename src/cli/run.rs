@@ -4,7 +4,7 @@
 use crate::error::{Error, Result};
 use crate::graph::Node;
 use crate::llm::{GenerationParams, Llm};
-use crate::optim::{Opro, OproOptions, OptoPrime, OptoPrimeOptions, Optimizer};
+use crate::optim::{Opro, OproOptions, OptoPrime, OptoPrimeOptions, Optimizer, TextGrad, TextGradOptions};
 use crate::train::{default_out_dir, RunConfig, Trainer};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -32,7 +32,7 @@ pub struct RunArgs {
     /// Past (variables, feedback) pairs shown to the optimizer.
     #[arg(long, default_value_t = 5)]
     pub memory: usize,
-    #[arg(long, default_value = "optoprime", value_parser = ["optoprime", "opro"])]
+    #[arg(long, default_value = "optoprime", value_parser = ["optoprime", "opro", "textgrad"])]
     pub optimizer: String,
     /// Which problem of the task's generator.
     #[arg(long, default_value_t = 0)]
@@ -122,6 +122,11 @@ pub fn run(args: RunArgs) -> Result<()> {
         let generation = GenerationParams { seed, ..generation.clone() };
         match kind.as_str() {
             "opro" => Box::new(Opro::with_options(params, llm, OproOptions { objective: objective.clone(), generation, ..Default::default() })),
+            "textgrad" => Box::new(TextGrad::with_options(
+                params,
+                llm,
+                TextGradOptions { objective: objective.clone(), gradient_generation: generation.clone(), update_generation: generation, ..Default::default() },
+            )),
             _ => Box::new(OptoPrime::with_options(params, llm, OptoPrimeOptions { objective: objective.clone(), memory_size: memory, generation, ..Default::default() })),
         }
     });

@@ -192,8 +192,17 @@ impl UpdatePlan {
     pub fn problems(&self, allowed: &[String]) -> Vec<String> {
         let mut out = Vec::new();
         for u in &self.updates {
-            if let Outcome::Rejected { suggested, reason } = &u.outcome {
-                out.push(format!("{}: your value {} was rejected: {}", u.name, preview(suggested, 80), reason));
+            match &u.outcome {
+                Outcome::Rejected { suggested, reason } => {
+                    out.push(format!("{}: your value {} was rejected: {}", u.name, preview(suggested, 80), reason));
+                }
+                // Small models often answer with the current value; saying so breaks the loop.
+                Outcome::Unchanged => out.push(format!(
+                    "{}: you suggested its current value {}, so nothing changed; suggest a different value",
+                    u.name,
+                    preview(&u.old.py_str(), 80)
+                )),
+                _ => {}
             }
         }
         if !self.unknown_keys.is_empty() {
@@ -207,6 +216,16 @@ impl UpdatePlan {
     }
 }
 
+/// A code rewrite must keep the function's name and parameters (checked before it ever runs).
+fn keeps_code_header(old: &Value, new: Value) -> Result<Value, String> {
+    if let (Value::Code(old_source), Value::Code(new_source)) = (old, &new) {
+        if let Some(signature) = crate::code::Signature::first(old_source) {
+            crate::code::validate_rewrite(&signature, new_source)?;
+        }
+    }
+    Ok(new)
+}
+
 /// Matches the reply's suggestion to `variables` and coerces each value. Nothing is applied here.
 pub fn plan_updates(variables: &[NodeView], parsed: &ParsedReply) -> UpdatePlan {
     let names: Vec<String> = variables.iter().map(|v| v.name.clone()).collect();
@@ -216,7 +235,7 @@ pub fn plan_updates(variables: &[NodeView], parsed: &ParsedReply) -> UpdatePlan 
         .map(|var| {
             let outcome = match resolved.matched.get(&var.name) {
                 None => Outcome::Missing,
-                Some((_, j)) => match coerce(&var.value, j) {
+                Some((_, j)) => match coerce(&var.value, j).and_then(|new| keeps_code_header(&var.value, new)) {
                     Ok(new) if new == var.value => Outcome::Unchanged,
                     Ok(new) => Outcome::Updated { new },
                     Err(reason) => Outcome::Rejected {
@@ -263,6 +282,20 @@ mod tests {
         assert_eq!(coerce(&t, &json!("[1, 'a']")), Ok(Value::List(vec![Value::Int(1), Value::Str("a".into())])));
         assert!(coerce(&t, &json!("hello")).is_err());
         assert!(coerce(&Value::Dict(Default::default()), &json!("[1]")).is_err());
+    }
+
+    #[test]
+    fn code_rewrites_must_keep_the_header() {
+        let var = NodeView { name: "__code0".into(), value: Value::Code("def f(x):\n    return x\n".into()), constraint: None, description: String::new() };
+        let reply = |code: &str| super::super::reply::parse_reply(&json!({"suggestion": {"__code0": code}}).to_string()).unwrap();
+        let plan = plan_updates(std::slice::from_ref(&var), &reply("def g(x):\n    return 2 * x\n"));
+        assert!(matches!(&plan.updates[0].outcome, Outcome::Rejected { reason, .. } if reason.contains('f')), "{:?}", plan.updates[0]);
+        let plan = plan_updates(std::slice::from_ref(&var), &reply("def f(x):\n    return 2 * x\n"));
+        assert!(matches!(plan.updates[0].outcome, Outcome::Updated { .. }));
+        let plan = plan_updates(std::slice::from_ref(&var), &reply(""));
+        assert!(matches!(plan.updates[0].outcome, Outcome::Rejected { .. }));
+        let plan = plan_updates(std::slice::from_ref(&var), &reply("def f(x):\n    return x\n"));
+        assert!(plan.problems(&["__code0".into()])[0].contains("current value"));
     }
 
     #[test]
