@@ -29,6 +29,9 @@ pub struct BenchReport {
     pub ttft_cached_s: f64,
     pub cached_prompt_tokens: usize,
     pub decode: Vec<BatchFigure>,
+    /// Single-sequence decode constrained to an OptoPrime-style reply schema.
+    pub constrained_decode_tok_s: f64,
+    pub constrained_tokens: usize,
     /// Resident memory right after loading (and the warm-up pass).
     pub rss_after_load_bytes: Option<u64>,
     /// Peak resident memory (VmHWM), where the OS reports it.
@@ -46,6 +49,7 @@ impl fmt::Display for BenchReport {
         for d in &self.decode {
             writeln!(f, "decode b={:<3} {:.1} tok/s total ({} tokens)", d.batch, d.decode_tok_s, d.generated_tokens)?;
         }
+        writeln!(f, "decode b=1 constrained {:.1} tok/s ({} tokens)", self.constrained_decode_tok_s, self.constrained_tokens)?;
         let mib = |b: Option<u64>| b.map(|b| format!("{:.1} MiB", b as f64 / (1 << 20) as f64)).unwrap_or_else(|| "unknown".into());
         writeln!(f, "RSS        {} after load, {} peak", mib(self.rss_after_load_bytes), mib(self.peak_rss_bytes))
     }
@@ -115,7 +119,21 @@ pub fn bench_llm(path: &Path, opts: LocalOptions, prompt_tokens: usize, gen: usi
         let tokens: usize = replies.iter().map(|r| r.usage.generated_tokens).sum();
         decode.push(BatchFigure { batch: b, decode_tok_s: tokens as f64 / (wall - prefill).max(1e-9), generated_tokens: tokens });
     }
+    // Constrained decoding: the same kind of request, its reply held to a suggestion schema
+    // (room to finish, so that its own prefill time can be taken out).
+    let schema = crate::llm::ReplySchema::suggestion(
+        [("prompt", crate::llm::ParamType::Str), ("limit", crate::llm::ParamType::Int)],
+        &crate::llm::schema::SuggestionSchemaOptions { with_answer: false, reasoning_max_chars: 2 * gen },
+    );
+    let start = Instant::now();
+    let constrained = llm.generate(&[request("Suggest a better prompt and limit.", 8 * gen).with_schema(schema)]).pop();
+    let (constrained_decode_tok_s, constrained_tokens) = match constrained {
+        Some(Ok(r)) => (r.usage.generated_tokens as f64 / (start.elapsed().as_secs_f64() - r.timings.prefill_s).max(1e-9), r.usage.generated_tokens),
+        _ => (f64::NAN, 0),
+    };
     Ok(BenchReport {
+        constrained_decode_tok_s,
+        constrained_tokens,
         model: llm.describe(),
         threads: llm.threads(),
         load_s,

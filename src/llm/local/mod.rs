@@ -150,9 +150,12 @@ impl LocalLlm {
         // candle's quantized kernels use a process-wide pool sized from this variable when it is
         // first used; set it before the first load (a later load with another count keeps the
         // first size for those kernels, the rest of the work uses our own pool).
-        if std::env::var_os("CANDLE_NUM_THREADS").is_none() {
-            std::env::set_var("CANDLE_NUM_THREADS", threads.to_string());
-        }
+        static SET_CANDLE_THREADS: std::sync::Once = std::sync::Once::new();
+        SET_CANDLE_THREADS.call_once(|| {
+            if std::env::var_os("CANDLE_NUM_THREADS").is_none() {
+                std::env::set_var("CANDLE_NUM_THREADS", threads.to_string());
+            }
+        });
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(threads)
             .thread_name(|i| format!("opto-llm-{i}"))
