@@ -10,6 +10,7 @@
 //! ```
 
 pub mod arch;
+mod attention;
 mod batch;
 pub mod bench;
 pub mod cache;
