@@ -10,7 +10,6 @@
 //! ```
 
 pub mod arch;
-mod attention;
 mod batch;
 pub mod bench;
 pub mod cache;

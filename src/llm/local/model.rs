@@ -239,12 +239,6 @@ impl Model {
         let (keys, values) = cache.append(layer, &kn, &vn)?; // [kvh, T, hd]
         let total = start + n;
         let scale = 1.0 / (hd as f64).sqrt();
-        if n == 1 {
-            let q1 = q.narrow(0, off, 1).and_then(|x| x.squeeze(0)).map_err(t("attn q"))?; // [heads, hd]
-            if let Some(out) = super::attention::decode_cpu(&q1, &keys, &values, group, scale as f32).map_err(t("attn decode"))? {
-                return Ok(out);
-            }
-        }
         // Query heads h = kv*group + g share kv head `kv`: fold the group into the rows.
         let qn = q
             .narrow(0, off, n)
