@@ -8,6 +8,12 @@
 //! let replies = llm.generate(&[Request::new(vec![Message::user("Hello")])]);
 //! # Ok::<(), opto::Error>(())
 //! ```
+//!
+//! Map: `gguf.rs` reads the file, `arch/` turns its metadata into a [`ModelConfig`], `model.rs`
+//! is the transformer, `kv.rs` a sequence's kv cache, `tokenizer.rs` and `template.rs` turn
+//! messages into tokens, `sample.rs` and `constrain.rs` choose tokens, `batch.rs` schedules a
+//! batch, `cache.rs` keeps prompt prefixes, `requant.rs` converts slow weight formats,
+//! `fixture.rs` writes tiny test models and `bench.rs` measures.
 
 pub mod arch;
 mod batch;
@@ -91,6 +97,8 @@ impl DeviceSpec {
 #[derive(Clone, Debug)]
 pub struct LocalOptions {
     /// Compute threads (0: one per core). Prefer 1 when other heavy work shares the machine.
+    /// Our own rayon pool gets this many; candle's quantized matmuls use a process-wide pool
+    /// sized once, from `CANDLE_NUM_THREADS` if set, else from the first model loaded.
     pub threads: usize,
     pub device: DeviceSpec,
     /// Prefix kv cache bounds (0 entries or 0 bytes: off).
