@@ -62,6 +62,11 @@ impl PrefixCache {
         Some(Hit { kv: self.entries[i].kv.clone(), len })
     }
 
+    /// Whether an entry already holds all of `tokens` (then inserting them adds nothing).
+    pub fn covers(&self, tokens: &[u32]) -> bool {
+        self.entries.iter().any(|e| e.tokens.len() >= tokens.len() && e.tokens[..tokens.len()] == tokens[..])
+    }
+
     /// Keeps the kv of `tokens` (all of them: `kv.len() == tokens.len()`).
     pub fn insert(&mut self, tokens: Vec<u32>, kv: KvSnapshot) {
         if !self.is_enabled() || tokens.is_empty() || kv.len() != tokens.len() || kv.bytes() > self.max_bytes {
@@ -124,6 +129,7 @@ mod tests {
         put(&mut c, &[1, 2]);
         put(&mut c, &[1, 2, 3]);
         assert_eq!(c.len(), 1, "[1,2,3] covers [1,2]");
+        assert!(c.covers(&[1, 2]) && c.covers(&[1, 2, 3]) && !c.covers(&[1, 2, 3, 4]));
         put(&mut c, &[1, 2]);
         assert_eq!(c.len(), 1, "[1,2] is already covered");
         put(&mut c, &[5, 6, 7]);

@@ -131,7 +131,8 @@ impl Engine {
 
     pub(crate) fn prefix_insert(&self, tokens: &[u32], kv: &KvCache) -> Result<()> {
         let Ok(mut prefix) = self.prefix.lock() else { return Ok(()) };
-        if prefix.is_enabled() {
+        // Copying the kv costs time and memory: skip it when an entry already has it all.
+        if prefix.is_enabled() && !prefix.covers(tokens) {
             prefix.insert(tokens.to_vec(), kv.snapshot(tokens.len())?);
         }
         Ok(())
