@@ -559,3 +559,22 @@ fn long_prompts_prefill_in_chunks_and_overlong_ones_fail_alone() {
     assert!(e.contains("positions"), "{e}");
     assert!(out[1].is_ok());
 }
+
+#[test]
+fn a_sequence_reaching_the_context_limit_ends_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = TinySpec { closer_bias: 0.0, seed: 17, ..TinySpec::default() };
+    let p = dir.path().join("flat.gguf");
+    write_tiny(&p, &spec).unwrap();
+    let llm = LocalLlm::load(&p, no_cache()).unwrap();
+    // ~2,000 prompt tokens of the 2,048 positions, asking for far more than fits.
+    let near_full = "word ".repeat(398);
+    let out = llm.generate(&[ask(&near_full, greedy(100_000)), ask("short", greedy(20))]);
+    let long = out[0].as_ref().unwrap();
+    // Every position holds a token; the last sampled token needs none.
+    assert!(long.usage.prompt_tokens + long.usage.generated_tokens <= 2049);
+    if long.finish == FinishReason::Length {
+        assert_eq!(long.usage.prompt_tokens + long.usage.generated_tokens, 2049);
+    }
+    assert!(out[1].is_ok());
+}

@@ -11,6 +11,9 @@ use crate::error::{Error, Result};
 use crate::llm::{FinishReason, Reply, Request, Timings, Usage};
 use std::time::Instant;
 
+/// Reply positions reserved in the kv cache up front.
+const INITIAL_REPLY_ROOM: usize = 512;
+
 /// Prompt tokens per prefill forward pass.
 const PREFILL_CHUNK: usize = 512;
 
@@ -107,7 +110,8 @@ fn prefill(engine: &Engine, idx: usize, req: &Request) -> Result<Seq> {
         Some(s) => Some(engine.grammar.constraint(s)?),
         None => None,
     };
-    let room = (tokens.len() + req.params.max_tokens).min(engine.model.max_positions());
+    // Room for the prompt and the start of the reply; the cache doubles if the reply runs on.
+    let room = tokens.len().saturating_add(req.params.max_tokens.min(INITIAL_REPLY_ROOM)).min(engine.model.max_positions());
     let hit = engine.prefix_lookup(&tokens);
     let mut cache = match &hit {
         Some(h) => {
@@ -177,6 +181,10 @@ fn advance(engine: &Engine, seq: &mut Seq, req: &Request, finish: &dyn Fn(&Seq, 
     }
     if seq.generated.len() >= max {
         return Outcome::Done(cut(seq, max, finish));
+    }
+    // The model's context is full: this sequence ends here, the others go on.
+    if seq.cache.len() + 1 > engine.model.max_positions() {
+        return Outcome::Done(cut(seq, seq.generated.len(), finish));
     }
     Outcome::Continue(tok)
 }

@@ -29,6 +29,11 @@ pub struct BenchReport {
     pub ttft_cached_s: f64,
     pub cached_prompt_tokens: usize,
     pub decode: Vec<BatchFigure>,
+    /// Single-sequence decode constrained to an OptoPrime-style reply schema.
+    pub constrained_decode_tok_s: f64,
+    pub constrained_tokens: usize,
+    /// Why the constrained run failed, if it did (e.g. cut by its token cap).
+    pub constrained_error: Option<String>,
     /// Resident memory right after loading (and the warm-up pass).
     pub rss_after_load_bytes: Option<u64>,
     /// Peak resident memory (VmHWM), where the OS reports it.
@@ -45,6 +50,10 @@ impl fmt::Display for BenchReport {
         writeln!(f, "TTFT       {:.3} s cold, {:.3} s with {} cached prompt tokens ({:.1}x)", self.ttft_cold_s, self.ttft_cached_s, self.cached_prompt_tokens, self.ttft_cold_s / self.ttft_cached_s.max(1e-9))?;
         for d in &self.decode {
             writeln!(f, "decode b={:<3} {:.1} tok/s total ({} tokens)", d.batch, d.decode_tok_s, d.generated_tokens)?;
+        }
+        match &self.constrained_error {
+            None => writeln!(f, "decode b=1 constrained {:.1} tok/s ({} tokens)", self.constrained_decode_tok_s, self.constrained_tokens)?,
+            Some(e) => writeln!(f, "decode b=1 constrained failed: {e}")?,
         }
         let mib = |b: Option<u64>| b.map(|b| format!("{:.1} MiB", b as f64 / (1 << 20) as f64)).unwrap_or_else(|| "unknown".into());
         writeln!(f, "RSS        {} after load, {} peak", mib(self.rss_after_load_bytes), mib(self.peak_rss_bytes))
@@ -115,7 +124,25 @@ pub fn bench_llm(path: &Path, opts: LocalOptions, prompt_tokens: usize, gen: usi
         let tokens: usize = replies.iter().map(|r| r.usage.generated_tokens).sum();
         decode.push(BatchFigure { batch: b, decode_tok_s: tokens as f64 / (wall - prefill).max(1e-9), generated_tokens: tokens });
     }
+    // Constrained decoding: the same kind of request, its reply held to a suggestion schema
+    // (room to finish, so that its own prefill time can be taken out).
+    let schema = crate::llm::ReplySchema::suggestion(
+        // Bounded fields only (the reasoning has a cap, numbers are capped by the guard), so
+        // the reply ends within its token cap whatever the model writes.
+        [("limit", crate::llm::ParamType::Int), ("ratio", crate::llm::ParamType::Float), ("strict", crate::llm::ParamType::Bool)],
+        &crate::llm::schema::SuggestionSchemaOptions { with_answer: false, reasoning_max_chars: 3 * gen },
+    );
+    let start = Instant::now();
+    let constrained = llm.generate(&[request("Suggest a better limit, ratio and strictness.", 8 * gen).with_schema(schema)]).pop();
+    let (constrained_decode_tok_s, constrained_tokens, constrained_error) = match constrained {
+        Some(Ok(r)) => (r.usage.generated_tokens as f64 / (start.elapsed().as_secs_f64() - r.timings.prefill_s).max(1e-9), r.usage.generated_tokens, None),
+        Some(Err(e)) => (f64::NAN, 0, Some(e.to_string())),
+        None => (f64::NAN, 0, Some("no reply".into())),
+    };
     Ok(BenchReport {
+        constrained_decode_tok_s,
+        constrained_tokens,
+        constrained_error,
         model: llm.describe(),
         threads: llm.threads(),
         load_s,

@@ -62,6 +62,11 @@ impl PrefixCache {
         Some(Hit { kv: self.entries[i].kv.clone(), len })
     }
 
+    /// Whether an entry already holds all of `tokens` (then inserting them adds nothing).
+    pub fn covers(&self, tokens: &[u32]) -> bool {
+        self.entries.iter().any(|e| e.tokens.len() >= tokens.len() && e.tokens[..tokens.len()] == tokens[..])
+    }
+
     /// Keeps the kv of `tokens` (all of them: `kv.len() == tokens.len()`).
     pub fn insert(&mut self, tokens: Vec<u32>, kv: KvSnapshot) {
         if !self.is_enabled() || tokens.is_empty() || kv.len() != tokens.len() || kv.bytes() > self.max_bytes {
@@ -84,5 +89,68 @@ impl PrefixCache {
 
     pub fn clear(&mut self) {
         self.entries.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::llm::local::kv::KvCache;
+    use candle_core::{Device, Tensor};
+
+    fn snapshot(n: usize) -> KvSnapshot {
+        let mut c = KvCache::new(1, 1, 2, &Device::Cpu);
+        c.reserve(n).unwrap();
+        let t = Tensor::zeros((1, n, 2), candle_core::DType::F32, &Device::Cpu).unwrap();
+        c.append(0, &t, &t).unwrap();
+        c.advance(n);
+        c.snapshot(n).unwrap()
+    }
+
+    fn put(cache: &mut PrefixCache, tokens: &[u32]) {
+        cache.insert(tokens.to_vec(), snapshot(tokens.len()));
+    }
+
+    #[test]
+    fn finds_the_longest_common_prefix_but_leaves_the_last_token() {
+        let mut c = PrefixCache::new(8, 1 << 20);
+        put(&mut c, &[1, 2, 3, 4, 5]);
+        put(&mut c, &[1, 2, 9]);
+        assert_eq!(c.lookup(&[1, 2, 3, 4, 7, 8]).unwrap().len, 4);
+        assert_eq!(c.lookup(&[1, 2, 9, 9]).unwrap().len, 3);
+        assert_eq!(c.lookup(&[1, 2, 3, 4, 5]).unwrap().len, 4, "the last prompt token is always computed");
+        assert!(c.lookup(&[7, 1, 2]).is_none());
+        assert!(c.lookup(&[1]).is_none());
+    }
+
+    #[test]
+    fn longer_entries_replace_their_prefixes_and_lru_goes_first() {
+        let mut c = PrefixCache::new(2, 1 << 20);
+        put(&mut c, &[1, 2]);
+        put(&mut c, &[1, 2, 3]);
+        assert_eq!(c.len(), 1, "[1,2,3] covers [1,2]");
+        assert!(c.covers(&[1, 2]) && c.covers(&[1, 2, 3]) && !c.covers(&[1, 2, 3, 4]));
+        put(&mut c, &[1, 2]);
+        assert_eq!(c.len(), 1, "[1,2] is already covered");
+        put(&mut c, &[5, 6, 7]);
+        c.lookup(&[1, 2, 3, 0]); // [1,2,3] is now the most recently used
+        put(&mut c, &[8, 9, 10]);
+        assert_eq!(c.len(), 2);
+        assert!(c.lookup(&[5, 6, 7, 0]).is_none(), "the least recently used entry was evicted");
+        assert!(c.lookup(&[1, 2, 3, 0]).is_some());
+    }
+
+    #[test]
+    fn byte_bound_and_disabled_cache() {
+        let one = snapshot(4).bytes();
+        let mut c = PrefixCache::new(100, 2 * one);
+        for i in 0..5u32 {
+            put(&mut c, &[i, 1, 2, 3]);
+            assert!(c.bytes() <= 2 * one);
+        }
+        assert_eq!(c.len(), 2);
+        let mut off = PrefixCache::new(0, 1 << 20);
+        put(&mut off, &[1, 2, 3]);
+        assert!(off.is_empty());
     }
 }

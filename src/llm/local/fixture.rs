@@ -106,7 +106,7 @@ pub fn write_tiny(path: &Path, spec: &TinySpec) -> Result<()> {
     let (tokens, types) = vocab();
     let vocab_size = tokens.len();
     let h = spec.hidden;
-    if h == 0 || h % 32 != 0 || spec.layers == 0 {
+    if h == 0 || !h.is_multiple_of(32) || spec.layers == 0 {
         return Err(Error::invalid("tiny model", "hidden must be a positive multiple of 32 and layers > 0"));
     }
     let heads = 4;

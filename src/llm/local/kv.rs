@@ -157,3 +157,51 @@ impl KvSnapshot {
         self.layers.iter().map(|(k, v)| (k.elem_count() + v.elem_count()) * 4).sum()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rows(start: f32, n: usize) -> Tensor {
+        // [kv_heads=2, n, head_dim=4], values start, start+1, ...
+        let data: Vec<f32> = (0..2 * n * 4).map(|i| start + i as f32).collect();
+        Tensor::from_vec(data, (2, n, 4), &Device::Cpu).unwrap()
+    }
+
+    #[test]
+    fn appends_grow_keep_contents_and_snapshot_restores_a_prefix() {
+        let mut c = KvCache::new(1, 2, 4, &Device::Cpu);
+        let mut all_k = Vec::new();
+        for step in 0..40 {
+            let n = 1 + step % 5;
+            let k = rows(step as f32 * 100.0, n);
+            c.reserve(n).unwrap();
+            let (kk, vv) = c.append(0, &k, &k).unwrap();
+            c.advance(n);
+            all_k.push(k);
+            assert_eq!(kk.dims(), &[2, c.len(), 4]);
+            assert_eq!(vv.dims(), &[2, c.len(), 4]);
+        }
+        let expected = Tensor::cat(&all_k, 1).unwrap();
+        let snap = c.snapshot(c.len()).unwrap();
+        assert_eq!(snap.len(), c.len());
+        let restored = KvCache::from_snapshot(&snap, 7, 3, 1, 2, 4, &Device::Cpu).unwrap();
+        assert_eq!(restored.len(), 7);
+        let mut r = restored;
+        r.reserve(1).unwrap();
+        let (k, _) = r.append(0, &rows(-1.0, 1), &rows(-1.0, 1)).unwrap();
+        let head = k.narrow(1, 0, 7).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        assert_eq!(head, expected.narrow(1, 0, 7).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap());
+        // The snapshot holds exactly its positions, not the cache's spare capacity.
+        assert!(c.bytes() > snap.bytes());
+        assert_eq!(snap.bytes(), 2 * 2 * snap.len() * 4 * 4);
+    }
+
+    #[test]
+    fn appending_without_room_is_an_error() {
+        let mut c = KvCache::new(2, 2, 4, &Device::Cpu);
+        assert!(c.append(0, &rows(0.0, 1), &rows(0.0, 1)).is_err());
+        c.reserve(1).unwrap();
+        assert!(c.append(5, &rows(0.0, 1), &rows(0.0, 1)).is_err());
+    }
+}

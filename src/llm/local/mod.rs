@@ -8,6 +8,12 @@
 //! let replies = llm.generate(&[Request::new(vec![Message::user("Hello")])]);
 //! # Ok::<(), opto::Error>(())
 //! ```
+//!
+//! Map: `gguf.rs` reads the file, `arch/` turns its metadata into a [`ModelConfig`], `model.rs`
+//! is the transformer, `kv.rs` a sequence's kv cache, `tokenizer.rs` and `template.rs` turn
+//! messages into tokens, `sample.rs` and `constrain.rs` choose tokens, `batch.rs` schedules a
+//! batch, `cache.rs` keeps prompt prefixes, `requant.rs` converts slow weight formats,
+//! `fixture.rs` writes tiny test models and `bench.rs` measures.
 
 pub mod arch;
 mod batch;
@@ -92,6 +98,8 @@ impl DeviceSpec {
 #[derive(Clone, Debug)]
 pub struct LocalOptions {
     /// Compute threads (0: one per core). Prefer 1 when other heavy work shares the machine.
+    /// Our own rayon pool gets this many; candle's quantized matmuls use a process-wide pool
+    /// sized once, from `CANDLE_NUM_THREADS` if set, else from the first model loaded.
     pub threads: usize,
     pub device: DeviceSpec,
     /// Prefix kv cache bounds (0 entries or 0 bytes: off).
@@ -124,7 +132,8 @@ impl Engine {
 
     pub(crate) fn prefix_insert(&self, tokens: &[u32], kv: &KvCache) -> Result<()> {
         let Ok(mut prefix) = self.prefix.lock() else { return Ok(()) };
-        if prefix.is_enabled() {
+        // Copying the kv costs time and memory: skip it when an entry already has it all.
+        if prefix.is_enabled() && !prefix.covers(tokens) {
             prefix.insert(tokens.to_vec(), kv.snapshot(tokens.len())?);
         }
         Ok(())
@@ -151,9 +160,12 @@ impl LocalLlm {
         // candle's quantized kernels use a process-wide pool sized from this variable when it is
         // first used; set it before the first load (a later load with another count keeps the
         // first size for those kernels, the rest of the work uses our own pool).
-        if std::env::var_os("CANDLE_NUM_THREADS").is_none() {
-            std::env::set_var("CANDLE_NUM_THREADS", threads.to_string());
-        }
+        static SET_CANDLE_THREADS: std::sync::Once = std::sync::Once::new();
+        SET_CANDLE_THREADS.call_once(|| {
+            if std::env::var_os("CANDLE_NUM_THREADS").is_none() {
+                std::env::set_var("CANDLE_NUM_THREADS", threads.to_string());
+            }
+        });
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(threads)
             .thread_name(|i| format!("opto-llm-{i}"))

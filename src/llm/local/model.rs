@@ -238,6 +238,7 @@ impl Model {
         let vn = v.narrow(0, off, n).and_then(|x| x.transpose(0, 1)).map_err(t("attn v"))?;
         let (keys, values) = cache.append(layer, &kn, &vn)?; // [kvh, T, hd]
         let total = start + n;
+        let scale = 1.0 / (hd as f64).sqrt();
         // Query heads h = kv*group + g share kv head `kv`: fold the group into the rows.
         let qn = q
             .narrow(0, off, n)
@@ -245,7 +246,6 @@ impl Model {
             .and_then(|x| x.contiguous())
             .and_then(|x| x.reshape((kvh, group * n, hd)))
             .map_err(t("attn q"))?;
-        let scale = 1.0 / (hd as f64).sqrt();
         let scores = qn.matmul(&keys.t().map_err(t("attn kt"))?).and_then(|s| s * scale).map_err(t("attn scores"))?; // [kvh, group*n, T]
         let scores = if n > 1 {
             let mask = causal_mask(n, start, &self.device).map_err(t("attn mask"))?; // [n, T]

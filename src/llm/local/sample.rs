@@ -19,7 +19,8 @@ impl Sampler {
 
     /// Picks a token among those with a finite logit; `None` when there is none.
     pub fn sample(&mut self, logits: &[f32]) -> Option<u32> {
-        if !(self.temperature > 0.0) {
+        // NaN and non-positive temperatures mean greedy.
+        if self.temperature.is_nan() || self.temperature <= 0.0 {
             return argmax(logits);
         }
         let mut cands: Vec<(u32, f32)> =

@@ -106,13 +106,13 @@ fn validate(file: &GgufFile, c: &ModelConfig) -> Result<()> {
             return Err(file.err(format!("{name} is 0")));
         }
     }
-    if c.heads % c.kv_heads != 0 {
+    if !c.heads.is_multiple_of(c.kv_heads) {
         return Err(file.err(format!("{} attention heads are not a multiple of {} kv heads", c.heads, c.kv_heads)));
     }
-    if c.head_dim % 2 != 0 {
+    if !c.head_dim.is_multiple_of(2) {
         return Err(file.err(format!("head dimension {} is odd (rotary embeddings need pairs)", c.head_dim)));
     }
-    if !(c.rms_eps.is_finite() && c.rms_eps > 0.0) || !(c.rope_theta.is_finite() && c.rope_theta > 0.0) {
+    if !(c.rms_eps.is_finite() && c.rms_eps > 0.0 && c.rope_theta.is_finite() && c.rope_theta > 0.0) {
         return Err(file.err("rms epsilon or rope base is not a positive number"));
     }
     if c.layers > 1024 || c.hidden > 1 << 16 || c.heads > 1024 || c.vocab_size > 1 << 22 {
