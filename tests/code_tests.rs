@@ -720,6 +720,26 @@ fn bench_sandbox() {
             dt.as_secs_f64() * 1e6 / n as f64
         );
     };
+    // Baseline in the same run (the machine is shared, so absolute figures drift): bare monty,
+    // positional inputs, no print capture, no conversion from `Value`.
+    {
+        use monty_types::{CompileOptions, MontyObject, PrintWriter, ResourceLimits, ResourceTracker};
+        let run = monty::MontyRun::new(format!("{PID}\npid(a, b)\n"), "pid.py", vec!["a".into(), "b".into()], CompileOptions::default()).unwrap();
+        let n = 200_000;
+        let t = Instant::now();
+        for i in 0..n {
+            let args = vec![MontyObject::Float(0.3 + i as f64 * 1e-6), MontyObject::List(vec![MontyObject::Float(0.1), MontyObject::Float(0.2)])];
+            let limits = ResourceLimits::default().max_duration(Duration::from_secs(1)).max_recursion_depth(200);
+            run.run(args, ResourceTracker::new(limits), PrintWriter::Disabled).unwrap();
+        }
+        let dt = t.elapsed();
+        println!("bare monty: {n} PID calls in {:.3} s = {:.0} calls/s ({:.2} us/call)", dt.as_secs_f64(), n as f64 / dt.as_secs_f64(), dt.as_secs_f64() * 1e6 / n as f64);
+        let t = Instant::now();
+        for _ in 0..2000 {
+            monty::MontyRun::new(THIRTY_LINES.to_string(), "c.py", vec![], CompileOptions::default()).unwrap();
+        }
+        println!("bare monty parse of the 30-line function: {:.1} us", t.elapsed().as_secs_f64() * 1e6 / 2000.0);
+    }
     bench_calls("in-process", &MontySandbox::new(Limits::default()), 200_000);
     bench_calls("worker", &WorkerSandbox::with_program(env!("CARGO_BIN_EXE_opto-sandbox"), Limits::default(), 1), 20_000);
 
