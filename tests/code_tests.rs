@@ -526,13 +526,29 @@ fn wrong_number_of_arguments_is_a_type_error() {
 
 #[test]
 fn prints_are_captured_and_kept_with_errors() {
-    let sb = MontySandbox::default();
-    let f = sb.compile("def f(x):\n    print('x is', x)\n    return 1 / x\n", "f").unwrap();
-    let ok = sb.run(&f, &[Value::Int(2)], &limits());
-    assert_eq!(ok.printed, "x is 2\n");
-    assert_eq!(ok.result, Ok(Value::Float(0.5)));
-    let bad = sb.run(&f, &[Value::Int(0)], &limits());
-    assert_eq!(bad.result.unwrap_err().printed, "x is 0\n");
+    for (label, sb) in sandboxes() {
+        let f = sb.compile("def f(x):\n    print('x is', x)\n    return 1 / x\n", "f").unwrap();
+        let ok = sb.run(&f, &[Value::Int(2)], &limits());
+        assert_eq!(ok.printed, "x is 2\n", "{label}");
+        assert_eq!(ok.result, Ok(Value::Float(0.5)), "{label}");
+        let bad = sb.run(&f, &[Value::Int(0)], &limits()).result.unwrap_err();
+        assert_eq!(bad.printed, "x is 0\n", "{label}");
+        assert!(bad.feedback().ends_with("Output printed before the error:\nx is 0"), "{label}: {}", bad.feedback());
+    }
+}
+
+#[test]
+fn worker_memory_budget_is_per_call_not_cumulative() {
+    // Each call builds a list of 800k ints (about half the 32 MiB cap) and frees it on return.
+    let sb = worker();
+    let f = sb.compile("def f(n):\n    xs = list(range(n))\n    return len(xs)\n", "f").unwrap();
+    for i in 0..8 {
+        assert_eq!(sb.call(&f, &[Value::Int(800_000)]), Ok(Value::Int(800_000)), "call {i}");
+    }
+    let e = sb.call(&f, &[Value::Int(10_000_000)]).unwrap_err();
+    assert_eq!(e.kind, CodeErrorKind::Memory, "{e}");
+    assert_eq!(sb.call(&f, &[Value::Int(800_000)]), Ok(Value::Int(800_000)));
+    assert_eq!(sb.workers_started(), 1, "a soft memory stop must not cost the worker");
 }
 
 #[test]
@@ -720,6 +736,26 @@ fn bench_sandbox() {
             dt.as_secs_f64() * 1e6 / n as f64
         );
     };
+    // Baseline in the same run (the machine is shared, so absolute figures drift): bare monty,
+    // positional inputs, no print capture, no conversion from `Value`.
+    {
+        use monty_types::{CompileOptions, MontyObject, PrintWriter, ResourceLimits, ResourceTracker};
+        let run = monty::MontyRun::new(format!("{PID}\npid(a, b)\n"), "pid.py", vec!["a".into(), "b".into()], CompileOptions::default()).unwrap();
+        let n = 200_000;
+        let t = Instant::now();
+        for i in 0..n {
+            let args = vec![MontyObject::Float(0.3 + i as f64 * 1e-6), MontyObject::List(vec![MontyObject::Float(0.1), MontyObject::Float(0.2)])];
+            let limits = ResourceLimits::default().max_duration(Duration::from_secs(1)).max_recursion_depth(200);
+            run.run(args, ResourceTracker::new(limits), PrintWriter::Disabled).unwrap();
+        }
+        let dt = t.elapsed();
+        println!("bare monty: {n} PID calls in {:.3} s = {:.0} calls/s ({:.2} us/call)", dt.as_secs_f64(), n as f64 / dt.as_secs_f64(), dt.as_secs_f64() * 1e6 / n as f64);
+        let t = Instant::now();
+        for _ in 0..2000 {
+            monty::MontyRun::new(THIRTY_LINES.to_string(), "c.py", vec![], CompileOptions::default()).unwrap();
+        }
+        println!("bare monty parse of the 30-line function: {:.1} us", t.elapsed().as_secs_f64() * 1e6 / 2000.0);
+    }
     bench_calls("in-process", &MontySandbox::new(Limits::default()), 200_000);
     bench_calls("worker", &WorkerSandbox::with_program(env!("CARGO_BIN_EXE_opto-sandbox"), Limits::default(), 1), 20_000);
 
