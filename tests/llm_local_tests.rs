@@ -1,5 +1,5 @@
 //! Local engine tests on tiny random-weight GGUF models that the suite writes itself, plus one
-//! real-model test when `OPTO_TEST_MODEL` points at a GGUF file (SmolLM2-135M-Instruct).
+//! real-model tier on SmolLM2-135M-Instruct (`OPTO_REAL_MODEL_TESTS=1`, or `OPTO_TEST_MODEL` = a GGUF path).
 
 use candle_core::quantized::gguf_file;
 use opto::llm::local::fixture::{write_tiny, write_tiny_llama, write_tiny_qwen2, TinySpec};
@@ -14,6 +14,18 @@ fn tiny(dir: &tempfile::TempDir, name: &str, seed: u64) -> PathBuf {
     let p = dir.path().join(name);
     write_tiny_qwen2(&p, seed).unwrap();
     p
+}
+
+/// The real model for the real-model tier: `OPTO_TEST_MODEL` (a GGUF path), else with
+/// `OPTO_REAL_MODEL_TESTS=1` the smallest manifest model, pulled into the cache if missing.
+fn real_model() -> Option<PathBuf> {
+    if let Some(path) = std::env::var_os("OPTO_TEST_MODEL").map(PathBuf::from).filter(|p| p.exists()) {
+        return Some(path);
+    }
+    if std::env::var("OPTO_REAL_MODEL_TESTS").as_deref() != Ok("1") {
+        return None;
+    }
+    Some(opto::llm::local::hub::resolve_model("smollm2-135m-instruct").expect("pull smollm2-135m-instruct"))
 }
 
 fn opts() -> LocalOptions {
@@ -433,8 +445,8 @@ fn truncated_corrupt_and_wrong_files_are_errors_not_panics() {
 
 #[test]
 fn real_model_gives_a_schema_valid_optoprime_reply() {
-    let Some(path) = std::env::var_os("OPTO_TEST_MODEL").map(PathBuf::from).filter(|p| p.exists()) else {
-        println!("skipped: set OPTO_TEST_MODEL to a GGUF file (e.g. SmolLM2-135M-Instruct) to run the real-model test");
+    let Some(path) = real_model() else {
+        println!("skipped: set OPTO_REAL_MODEL_TESTS=1 (pulls SmolLM2-135M-Instruct) or OPTO_TEST_MODEL to a GGUF file to run the real-model test");
         return;
     };
     let llm = LocalLlm::load(&path, LocalOptions { threads: 2, ..LocalOptions::default() }).unwrap();
@@ -454,8 +466,8 @@ fn real_model_gives_a_schema_valid_optoprime_reply() {
 
 #[test]
 fn real_model_answers_a_plain_question() {
-    let Some(path) = std::env::var_os("OPTO_TEST_MODEL").map(PathBuf::from).filter(|p| p.exists()) else {
-        println!("skipped: set OPTO_TEST_MODEL to a GGUF file to run the real-model test");
+    let Some(path) = real_model() else {
+        println!("skipped: set OPTO_REAL_MODEL_TESTS=1 (pulls SmolLM2-135M-Instruct) or OPTO_TEST_MODEL to a GGUF file to run the real-model test");
         return;
     };
     let llm = LocalLlm::load(&path, LocalOptions { threads: 2, ..LocalOptions::default() }).unwrap();
