@@ -90,10 +90,7 @@ impl Opro {
             self.pending = None;
             return Ok(None);
         }
-        // The paper's OPRO baseline sees (values, feedback) pairs only.
-        let mut entry = MemoryEntry::from_summary(&summary);
-        entry.outputs.clear();
-        self.state.history.push(entry);
+        self.state.history.push(MemoryEntry::from_summary(&summary));
         if let Some(k) = self.options.history_size {
             let extra = self.state.history.len().saturating_sub(k);
             self.state.history.drain(..extra);

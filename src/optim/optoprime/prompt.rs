@@ -13,16 +13,10 @@ use serde_json::Value as Json;
 pub const DEFAULT_OBJECTIVE: &str =
     "Change the values in #Variables so that the output improves as #Feedback asks.";
 
-/// One remembered step: the variables' values, the outputs they produced and the feedback.
-///
-/// The reference keeps only variables and feedback. With direction-only feedback ("should be
-/// smaller" twice) a small model cannot tell from that which way a change moved the output;
-/// the outputs make the effect of each past change visible.
+/// One remembered step: the variables' values and the feedback they got.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct MemoryEntry {
     pub variables: IndexMap<String, Json>,
-    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
-    pub outputs: IndexMap<String, Json>,
     pub feedback: String,
 }
 
@@ -30,30 +24,25 @@ impl MemoryEntry {
     pub fn from_summary(summary: &Summary) -> Self {
         MemoryEntry {
             variables: summary.variables.iter().map(|v| (v.name.clone(), v.value.to_json())).collect(),
-            outputs: summary.outputs.iter().map(|v| (v.name.clone(), v.value.to_json())).collect(),
             feedback: summary.feedback_text(),
         }
     }
 
     /// One compact JSON line; long strings cut at `limit` characters.
     pub fn render(&self, limit: usize) -> String {
-        let shorten = |map: &IndexMap<String, Json>| -> serde_json::Map<String, Json> {
-            map.iter()
-                .map(|(k, v)| {
-                    let v = match v {
-                        Json::String(s) => Json::String(cut(s, limit)),
-                        other => other.clone(),
-                    };
-                    (k.clone(), v)
-                })
-                .collect()
-        };
+        let vars: serde_json::Map<String, Json> = self
+            .variables
+            .iter()
+            .map(|(k, v)| {
+                let v = match v {
+                    Json::String(s) => Json::String(cut(s, limit)),
+                    other => other.clone(),
+                };
+                (k.clone(), v)
+            })
+            .collect();
         let fb = cut(&self.feedback, limit);
-        if self.outputs.is_empty() {
-            serde_json::json!({"variables": shorten(&self.variables), "feedback": fb}).to_string()
-        } else {
-            serde_json::json!({"variables": shorten(&self.variables), "outputs": shorten(&self.outputs), "feedback": fb}).to_string()
-        }
+        serde_json::json!({"variables": vars, "feedback": fb}).to_string()
     }
 }
 
@@ -158,7 +147,7 @@ pub fn system_message(variables: &[NodeView], spec: &PromptSpec) -> String {
 pub fn user_message(summary: &Summary, spec: &PromptSpec, memory: &[MemoryEntry], problems: &[String]) -> String {
     let mut out = render_problem(summary, spec.objective, spec.render);
     if !memory.is_empty() {
-        out.push_str("\n\nEarlier values of the variables, the outputs they gave and the feedback (oldest first):\n");
+        out.push_str("\n\nEarlier values of the variables and the feedback they got (oldest first):\n");
         let lines: Vec<String> = memory.iter().map(|m| m.render(spec.render.value_char_limit)).collect();
         out.push_str(&lines.join("\n"));
     }
