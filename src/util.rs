@@ -32,3 +32,73 @@ pub fn utc_stamp() -> String {
     let year = yoe + era * 400 + if month <= 2 { 1 } else { 0 };
     format!("{year:04}{month:02}{day:02}-{:02}{:02}{:02}", rem / 3600, rem % 3600 / 60, rem % 60)
 }
+
+/// Serde for scores that may be ±infinity or NaN (a failed run scores −inf): JSON has no such
+/// numbers, so they are written as strings (`"-inf"`) and read back exactly.
+pub mod score_serde {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    #[derive(Serialize, Deserialize)]
+    #[serde(untagged)]
+    enum Repr {
+        Number(f64),
+        Text(String),
+        Null(()),
+    }
+
+    fn to_repr(x: f64) -> Repr {
+        if x.is_finite() {
+            Repr::Number(x)
+        } else if x.is_nan() {
+            Repr::Text("nan".into())
+        } else if x > 0.0 {
+            Repr::Text("inf".into())
+        } else {
+            Repr::Text("-inf".into())
+        }
+    }
+
+    fn from_repr<E: serde::de::Error>(r: Repr) -> Result<f64, E> {
+        match r {
+            Repr::Number(x) => Ok(x),
+            // Older files wrote non-finite scores as null: those were failures.
+            Repr::Null(()) => Ok(f64::NEG_INFINITY),
+            Repr::Text(t) => match t.as_str() {
+                "-inf" => Ok(f64::NEG_INFINITY),
+                "inf" => Ok(f64::INFINITY),
+                "nan" => Ok(f64::NAN),
+                other => Err(E::custom(format!("not a score: {other}"))),
+            },
+        }
+    }
+
+    pub fn serialize<S: Serializer>(x: &f64, s: S) -> Result<S::Ok, S::Error> {
+        to_repr(*x).serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+        from_repr(Repr::deserialize(d)?)
+    }
+
+    /// The same for a list of scores.
+    pub mod vec {
+        use super::*;
+        pub fn serialize<S: Serializer>(xs: &[f64], s: S) -> Result<S::Ok, S::Error> {
+            s.collect_seq(xs.iter().map(|x| to_repr(*x)))
+        }
+        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<f64>, D::Error> {
+            Vec::<Repr>::deserialize(d)?.into_iter().map(from_repr).collect()
+        }
+    }
+
+    /// The same for an optional score.
+    pub mod option {
+        use super::*;
+        pub fn serialize<S: Serializer>(x: &Option<f64>, s: S) -> Result<S::Ok, S::Error> {
+            x.map(to_repr).serialize(s)
+        }
+        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
+            Option::<Repr>::deserialize(d)?.map(from_repr).transpose()
+        }
+    }
+}

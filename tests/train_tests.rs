@@ -122,3 +122,28 @@ fn an_existing_run_folder_is_not_overwritten() {
     let err = trainer(Arc::new(step_up_llm()), config(1, 2), dir.path()).resume().unwrap_err();
     assert!(err.to_string().contains("checkpoint"), "{err}");
 }
+
+#[test]
+fn failing_programs_score_minus_infinity_and_the_run_folder_stays_readable() {
+    // Battleship's starting code fires at [0, 0] twice: every forward pass fails.
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(1, 2);
+    cfg.task = "battleship".into();
+    let llm: Arc<dyn Llm> = Arc::new(ScriptedLlm::from_fn(|_| Ok(r#"{"reasoning": "no idea", "suggestion": {}}"#.into())));
+    let make = |cfg: RunConfig, llm: Arc<dyn Llm>| Trainer {
+        task: Arc::new(opto::tasks::battleship::BattleshipTask::new(0)),
+        llm,
+        config: cfg,
+        out_dir: dir.path().to_path_buf(),
+        make_optimizer: Arc::new(|params, llm, _| Box::new(OptoPrime::new(params, llm)) as Box<dyn Optimizer>),
+        progress: false,
+    };
+    make(cfg.clone(), llm.clone()).run().unwrap();
+    let events = read_events(&dir.path().join("events.jsonl")).unwrap();
+    assert!(events.iter().all(|e| e.score == f64::NEG_INFINITY));
+    assert!(events[0].feedback.contains("already fired"), "{}", events[0].feedback);
+    // The checkpoint with −inf scores loads again.
+    cfg.steps = 3;
+    make(cfg, llm).resume().unwrap();
+    assert_eq!(read_events(&dir.path().join("events.jsonl")).unwrap().len(), 4);
+}

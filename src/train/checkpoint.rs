@@ -16,7 +16,9 @@ pub struct SeedState {
     pub params: IndexMap<String, Value>,
     pub optimizer: serde_json::Value,
     /// Score of every evaluated step so far.
+    #[serde(with = "crate::util::score_serde::vec")]
     pub scores: Vec<f64>,
+    #[serde(with = "crate::util::score_serde::option")]
     pub best_score: Option<f64>,
     pub best_params: IndexMap<String, Value>,
     /// Solved (the task's success criterion) at this step, if it was.

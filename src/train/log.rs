@@ -16,6 +16,8 @@ pub struct StepEvent {
     pub seed: u64,
     /// Parameter values the forward pass ran with.
     pub params: IndexMap<String, Value>,
+    /// −inf when the program failed (written as "-inf": JSON has no infinities).
+    #[serde(with = "crate::util::score_serde")]
     pub score: f64,
     pub feedback: String,
     pub success: bool,

@@ -8,7 +8,8 @@ use indexmap::IndexMap;
 /// How one forward pass did.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Evaluation {
-    /// Higher is better.
+    /// Higher is better; −inf when the program failed.
+    #[serde(with = "crate::util::score_serde")]
     pub score: f64,
     /// The text given to `backward` (the paper's feedback).
     pub feedback: String,
