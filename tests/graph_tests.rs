@@ -24,7 +24,7 @@ fn paper_example_summary_matches_reference_sections() {
     let g = Graph::new();
     let (x, z) = paper_example(&g);
     z.backward("Output should be larger.").unwrap();
-    let s = summarize(&[x.clone()]);
+    let s = summarize(std::slice::from_ref(&x));
     assert_eq!(s.code, vec!["bar0 = bar(x=float0)", "add0 = add(x=bar0, y=int0)", "multiply0 = multiply(x=bar0, y=add0)"]);
     assert_eq!(s.documentation.keys().collect::<Vec<_>>(), vec!["bar", "add", "multiply"]);
     assert_eq!(s.documentation["bar"], "[bar] This is a method that does negative scaling.");
@@ -184,17 +184,17 @@ fn several_feedbacks_in_one_step_are_kept_with_their_outputs() {
     let out2 = &w + 10;
     out1.backward("too small").unwrap();
     out2.backward("too large").unwrap();
-    let s = summarize(&[w.clone()]);
+    let s = summarize(std::slice::from_ref(&w));
     assert_eq!(s.feedback.len(), 2);
     assert_eq!(s.feedback_text(), "multiply0: too small\nadd0: too large");
     assert_eq!(s.outputs.len(), 2);
     // A second backward from the same output replaces, unless retain_graph.
     out1.backward("now too big").unwrap();
-    assert_eq!(summarize(&[w.clone()]).feedback.len(), 2);
+    assert_eq!(summarize(std::slice::from_ref(&w)).feedback.len(), 2);
     out1.backward_with("and more", BackwardOptions { retain_graph: true }).unwrap();
-    assert_eq!(summarize(&[w.clone()]).feedback.len(), 3);
+    assert_eq!(summarize(std::slice::from_ref(&w)).feedback.len(), 3);
     w.zero_feedback();
-    let s = summarize(&[w.clone()]);
+    let s = summarize(std::slice::from_ref(&w));
     assert!(s.feedback.is_empty());
     assert_eq!(s.variables.len(), 1, "a parameter without feedback is still a variable");
 }
@@ -210,7 +210,7 @@ fn parameters_see_only_their_own_subgraph_plus_blanket_parents() {
     let b = &q * 3;
     let out = &a + &b;
     out.backward("more").unwrap();
-    let s = summarize(&[q.clone()]);
+    let s = summarize(std::slice::from_ref(&q));
     // q: q → b → out; blanket parents: a (of out) and the constant 3 (int1; int0 is the 2).
     assert_eq!(s.code, vec!["multiply1 = multiply(x=float1, y=int1)", "add1 = add(x=add0, y=multiply1)"]);
     let inputs: Vec<_> = s.inputs.iter().map(|n| n.name.clone()).collect();
@@ -389,7 +389,7 @@ fn rewind_keeps_parameters_and_reuses_names() {
     g.rewind(mark);
     assert_eq!(g.len(), 1);
     assert!(x.children().is_empty());
-    assert!(summarize(&[x.clone()]).feedback.is_empty());
+    assert!(summarize(std::slice::from_ref(&x)).feedback.is_empty());
     assert_eq!((&x + 1.0).name(), first);
     assert_eq!(g.value(3.0).name(), "float2", "float0 is x, float1 was reused by the constant above");
 }

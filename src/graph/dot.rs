@@ -1,7 +1,7 @@
 //! DOT text of a graph or a subgraph: parameters as pink boxes, exceptions in red, messages as
 //! blue ellipses (the reference's colours), labels cut to a length limit.
 
-use super::graph::{Graph, NodeKind};
+use super::arena::{Graph, NodeKind};
 use super::node::Node;
 
 /// Cuts `text` to `limit` characters, marking the cut.

@@ -2,7 +2,7 @@
 //! its source text becomes ONE operator in the graph, its inputs named after its arguments.
 //! An error (or a panic) inside it becomes an exception node the caller can backpropagate from.
 
-use super::graph::{Graph, Naming, NodeKind, OpInfo};
+use super::arena::{Graph, Naming, NodeKind, OpInfo};
 use super::node::Node;
 use super::semantics::PyError;
 use super::value::Value;

@@ -3,9 +3,9 @@
 //! A program builds values and operations on a [`Graph`]; each operation records a node whose
 //! parents are its inputs. Nothing here knows about optimizers, LLMs or code sandboxes.
 
+pub mod arena;
 pub mod dot;
 pub mod function;
-pub mod graph;
 pub mod node;
 pub mod ops;
 pub mod params;
@@ -13,8 +13,8 @@ pub mod semantics;
 pub mod value;
 
 pub use function::{CallFailure, FnSpec, FromValue, IntoTracedOutput};
-pub(crate) use graph::FeedbackRecord;
-pub use graph::{Graph, NodeId, NodeKind, OpInfo};
+pub(crate) use arena::FeedbackRecord;
+pub use arena::{Graph, NodeId, NodeKind, OpInfo};
 pub use node::Node;
 pub use ops::Operand;
 pub use params::{load_parameters, save_parameters, Module};

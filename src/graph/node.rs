@@ -1,7 +1,7 @@
 //! `Node`: a cheap handle to one node of a [`Graph`], with its accessors and the builder-style
 //! setters for names, descriptions and constraints.
 
-use super::graph::{Graph, NodeId, NodeKind, OpInfo};
+use super::arena::{Graph, NodeId, NodeKind, OpInfo};
 use super::value::Value;
 use crate::error::{Error, Result};
 
@@ -48,7 +48,7 @@ impl Node {
         self.id
     }
 
-    fn with<T>(&self, f: impl FnOnce(&super::graph::NodeData) -> T) -> T {
+    fn with<T>(&self, f: impl FnOnce(&super::arena::NodeData) -> T) -> T {
         f(&self.graph.read().nodes[self.id])
     }
 

@@ -6,7 +6,7 @@
 //! return `Result`; they return that exception node, and every `try_*` method (or
 //! [`Node::check`]) turns it into an `Err`.
 
-use super::graph::{Graph, Naming, NodeKind, OpInfo};
+use super::arena::{Graph, Naming, NodeKind, OpInfo};
 use super::node::Node;
 use super::semantics::{self as py, PyError, PyResult};
 use super::value::Value;

@@ -9,7 +9,7 @@
 //! results, like the paper's generator.
 
 use crate::error::Result;
-use crate::graph::{Graph, Node, Value};
+use crate::graph::{Graph, Node};
 use crate::train::{Evaluation, Task};
 use rand::{Rng, SeedableRng};
 
@@ -178,11 +178,6 @@ fn traced_arith(op: Arith, a: &Node, b: &Node) -> Node {
         Arith::Sub => a - b,
         Arith::Mul => a * b,
     }
-}
-
-/// A float parameter value, for reports (ints count).
-pub fn as_number(v: &Value) -> Option<f64> {
-    v.as_f64()
 }
 
 #[cfg(test)]

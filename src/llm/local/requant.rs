@@ -141,6 +141,26 @@ fn partial_of(dst: &Path) -> PathBuf {
     dst.with_file_name(name)
 }
 
+/// Formats candle runs on a slow scalar path on CPU (worth converting to Q8_0 once).
+pub fn is_slow_on_cpu(dtype: GgmlDType) -> bool {
+    SLOW_ON_CPU.contains(&dtype)
+}
+
+const SLOW_ON_CPU: [GgmlDType; 4] = [GgmlDType::Q4_1, GgmlDType::Q5_0, GgmlDType::Q5_1, GgmlDType::Q8_1];
+
+/// Whether `path` holds any tensor that [`requantize`] would convert.
+pub fn needs_requantize(path: &Path) -> Result<bool> {
+    let mut f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let content = gguf_file::Content::read(&mut f).map_err(|e| Error::ModelFile { path: path.into(), reason: format!("not a readable GGUF file: {e}") })?;
+    Ok(content.tensor_infos.values().any(|t| is_slow_on_cpu(t.ggml_dtype)))
+}
+
+/// Converts every slow-format tensor of `src` to `target` in `dst`; returns how many changed.
+pub fn requantize(src: &Path, dst: &Path, target: GgmlDType) -> Result<usize> {
+    requantize_file(src, dst, &SLOW_ON_CPU, target).map(|r| r.requantized + r.fell_back_to_q8_0)
+}
+
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -164,23 +184,4 @@ mod tests {
         assert!(err.contains("junk.gguf") && err.contains("GGUF"), "{err}");
         assert!(!dst.exists() && !partial_of(&dst).exists());
     }
-}
-
-/// Formats candle runs on a slow scalar path on CPU (worth converting to Q8_0 once).
-pub fn is_slow_on_cpu(dtype: GgmlDType) -> bool {
-    SLOW_ON_CPU.contains(&dtype)
-}
-
-const SLOW_ON_CPU: [GgmlDType; 4] = [GgmlDType::Q4_1, GgmlDType::Q5_0, GgmlDType::Q5_1, GgmlDType::Q8_1];
-
-/// Whether `path` holds any tensor that [`requantize`] would convert.
-pub fn needs_requantize(path: &Path) -> Result<bool> {
-    let mut f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-    let content = gguf_file::Content::read(&mut f).map_err(|e| Error::ModelFile { path: path.into(), reason: format!("not a readable GGUF file: {e}") })?;
-    Ok(content.tensor_infos.values().any(|t| is_slow_on_cpu(t.ggml_dtype)))
-}
-
-/// Converts every slow-format tensor of `src` to `target` in `dst`; returns how many changed.
-pub fn requantize(src: &Path, dst: &Path, target: GgmlDType) -> Result<usize> {
-    requantize_file(src, dst, &SLOW_ON_CPU, target).map(|r| r.requantized + r.fell_back_to_q8_0)
 }
