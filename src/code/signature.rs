@@ -197,9 +197,7 @@ fn matching_close(b: &[u8], open: usize) -> Option<usize> {
                 continue;
             }
             b'#' => {
-                while i < b.len() && b[i] != b'\n' {
-                    i += 1;
-                }
+                i = skip_comment(b, i);
                 continue;
             }
             _ => {}
@@ -207,6 +205,14 @@ fn matching_close(b: &[u8], open: usize) -> Option<usize> {
         i += 1;
     }
     None
+}
+
+/// The index of the newline (or end) that ends the comment starting at `i`.
+fn skip_comment(b: &[u8], mut i: usize) -> usize {
+    while i < b.len() && b[i] != b'\n' {
+        i += 1;
+    }
+    i
 }
 
 /// Parameter names from the text between the parentheses: split at top-level commas, then cut
@@ -230,9 +236,7 @@ fn split_params(inner: &str) -> Vec<String> {
                 continue;
             }
             b'#' => {
-                while i < b.len() && b[i] != b'\n' {
-                    i += 1;
-                }
+                i = skip_comment(b, i);
                 continue;
             }
             _ => {}

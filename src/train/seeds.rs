@@ -59,8 +59,8 @@ impl SeedRun {
         if evaluation.success && self.solved_at.is_none() {
             self.solved_at = Some(step);
         }
+        // `rewind` above already dropped last step's feedback, so no zero_feedback is needed.
         if !no_backward && !evaluation.success {
-            self.optimizer.zero_feedback();
             output.backward(&evaluation.feedback)?;
         }
         Ok(ForwardOutcome { params, evaluation, forward_s: start.elapsed().as_secs_f64() })
