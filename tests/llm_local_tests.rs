@@ -313,6 +313,41 @@ fn batched_greedy_output_equals_unbatched_output() {
     assert!(batched.iter().map(|r| r.usage.generated_tokens).collect::<std::collections::HashSet<_>>().len() > 1, "sequences should leave the batch at different steps");
 }
 
+/// Decode steps (one token each, the CPU attention loop) give the logits that one prefill pass
+/// over the same tokens gives (candle's attention with a causal mask).
+#[test]
+fn decode_steps_give_the_logits_of_one_prefill_pass() {
+    use opto::llm::local::model::{Model, Step};
+    let dir = tempfile::tempdir().unwrap();
+    let p = tiny(&dir, "m.gguf", 12);
+    let mut file = opto::llm::local::gguf::GgufFile::open(&p).unwrap();
+    let cfg = opto::llm::local::arch::config_from_gguf(&file).unwrap();
+    let model = Model::load(&mut file, cfg, &candle_core::Device::Cpu).unwrap();
+    let tokens: Vec<u32> = (0..40).map(|i| (i * 37 % 250) as u32).collect();
+    let mut whole = model.new_cache();
+    whole.reserve(tokens.len()).unwrap();
+    let want = model.forward(&mut [Step { tokens: &tokens, cache: &mut whole }]).unwrap().to_vec2::<f32>().unwrap();
+    // Two sequences decoding together, the second one position behind the first.
+    let (mut a, mut b) = (model.new_cache(), model.new_cache());
+    a.reserve(tokens.len()).unwrap();
+    b.reserve(tokens.len()).unwrap();
+    model.forward(&mut [Step { tokens: &tokens[..30], cache: &mut a }]).unwrap();
+    model.forward(&mut [Step { tokens: &tokens[..29], cache: &mut b }]).unwrap();
+    let mut last = Vec::new();
+    for i in 30..40 {
+        let rows = model
+            .forward(&mut [Step { tokens: &tokens[i..i + 1], cache: &mut a }, Step { tokens: &tokens[i - 1..i], cache: &mut b }])
+            .unwrap()
+            .to_vec2::<f32>()
+            .unwrap();
+        last = rows;
+    }
+    assert_eq!(b.len(), 39);
+    for (x, y) in last[0].iter().zip(&want[0]) {
+        assert!((x - y).abs() < 1e-3, "decoded {x} vs prefilled {y}");
+    }
+}
+
 // ---------- prefix cache ----------
 
 #[test]

@@ -102,6 +102,16 @@ impl KvCache {
         Ok((kb.narrow(1, 0, total).map_err(t("kv view"))?, vb.narrow(1, 0, total).map_err(t("kv view"))?))
     }
 
+    /// Positions the buffers hold room for.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// The key and value buffers of `layer`, `[kv_heads, capacity, head_dim]`.
+    pub fn layer_buffers(&self, layer: usize) -> Option<&(Tensor, Tensor)> {
+        self.layers.get(layer)
+    }
+
     pub fn advance(&mut self, n: usize) {
         self.len += n;
     }

@@ -13,9 +13,10 @@
 //! is the transformer, `kv.rs` a sequence's kv cache, `tokenizer.rs` and `template.rs` turn
 //! messages into tokens, `sample.rs` and `constrain.rs` choose tokens, `batch.rs` schedules a
 //! batch, `cache.rs` keeps prompt prefixes, `requant.rs` converts slow weight formats,
-//! `fixture.rs` writes tiny test models and `bench.rs` measures.
+//! `attention.rs` is the CPU decode-step attention, `fixture.rs` writes tiny test models and `bench.rs` measures.
 
 pub mod arch;
+mod attention;
 mod batch;
 pub mod bench;
 pub mod cache;

@@ -180,14 +180,18 @@ impl Model {
             let q = self.rope(&q, cfg.heads, &cos, &sin)?; // [rows, heads, hd]
             let k = self.rope(&k, cfg.kv_heads, &cos, &sin)?;
             let v = v.reshape((rows, cfg.kv_heads, cfg.head_dim)).map_err(t("v reshape"))?;
-            let mut outs = Vec::with_capacity(steps.len());
-            let mut off = 0;
-            for s in steps.iter_mut() {
-                let n = s.tokens.len();
-                outs.push(self.attend(li, &q, &k, &v, off, n, s.cache)?);
-                off += n;
-            }
-            let attn = Tensor::cat(&outs, 0).map_err(t("attn cat"))?;
+            let attn = if self.device.is_cpu() && steps.iter().all(|s| s.tokens.len() == 1) {
+                self.attend_decode_cpu(li, &q, &k, &v, steps)?
+            } else {
+                let mut outs = Vec::with_capacity(steps.len());
+                let mut off = 0;
+                for s in steps.iter_mut() {
+                    let n = s.tokens.len();
+                    outs.push(self.attend(li, &q, &k, &v, off, n, s.cache)?);
+                    off += n;
+                }
+                Tensor::cat(&outs, 0).map_err(t("attn cat"))?
+            };
             let attn = b.o.forward(&attn).map_err(t("o proj"))?;
             x = (x + attn).map_err(t("residual"))?;
             let h = candle_nn::ops::rms_norm(&x, &b.ffn_norm, cfg.rms_eps).map_err(t("ffn norm"))?;
@@ -227,6 +231,43 @@ impl Model {
         y.reshape((rows, heads, hd)).map_err(t("rope"))
     }
 
+    /// Decode-step attention on the CPU (every step feeds one token): appends each step's key and
+    /// value, then runs one job per (sequence, kv head) straight over the cache buffers.
+    fn attend_decode_cpu(&self, layer: usize, q: &Tensor, k: &Tensor, v: &Tensor, steps: &mut [Step<'_>]) -> Result<Tensor> {
+        use super::attention::{attend_one_kv_head, Heads, KvView};
+        use rayon::prelude::*;
+        let cfg = &self.cfg;
+        let heads = Heads { heads: cfg.heads, kv_heads: cfg.kv_heads, head_dim: cfg.head_dim };
+        let group = cfg.heads / cfg.kv_heads;
+        for (i, s) in steps.iter_mut().enumerate() {
+            let kn = k.narrow(0, i, 1).and_then(|x| x.transpose(0, 1)).map_err(t("attn k"))?; // [kvh, 1, hd]
+            let vn = v.narrow(0, i, 1).and_then(|x| x.transpose(0, 1)).map_err(t("attn v"))?;
+            s.cache.append(layer, &kn, &vn)?;
+        }
+        let q: Vec<f32> = q.flatten_all().and_then(|x| x.to_vec1()).map_err(t("attn q"))?; // [rows, heads, hd]
+        let buffers = steps
+            .iter()
+            .map(|s| s.cache.layer_buffers(layer).ok_or_else(|| Error::invalid("kv cache", "layer not reserved")))
+            .collect::<Result<Vec<_>>>()?;
+        let guards: Vec<_> = buffers.iter().map(|(kb, vb)| (kb.storage_and_layout(), vb.storage_and_layout())).collect();
+        let mut views = Vec::with_capacity(steps.len());
+        for (((kg, kl), (vg, vl)), s) in guards.iter().zip(steps.iter()) {
+            views.push(KvView { keys: cpu_f32(kg, kl)?, values: cpu_f32(vg, vl)?, capacity: s.cache.capacity(), len: s.cache.len() + 1 });
+        }
+        let width = cfg.heads * cfg.head_dim;
+        let mut out = vec![0f32; steps.len() * width];
+        // Chunk i is sequence i / kv_heads, kv head i % kv_heads: its `group` query heads are
+        // adjacent in both `q` and `out`.
+        out.par_chunks_mut(group * cfg.head_dim).enumerate().for_each(|(i, o)| {
+            let (seq, kvh) = (i / cfg.kv_heads, i % cfg.kv_heads);
+            let qs = &q[seq * width + kvh * group * cfg.head_dim..][..group * cfg.head_dim];
+            attend_one_kv_head(heads, kvh, &views[seq], qs, o);
+        });
+        drop(views);
+        drop(guards);
+        Tensor::from_vec(out, (steps.len(), width), &self.device).map_err(t("attn out"))
+    }
+
     /// Causal attention of one sequence's `n` new rows (starting at row `off`) over its cache.
     #[allow(clippy::too_many_arguments)]
     fn attend(&self, layer: usize, q: &Tensor, k: &Tensor, v: &Tensor, off: usize, n: usize, cache: &mut KvCache) -> Result<Tensor> {
@@ -263,6 +304,16 @@ impl Model {
             .and_then(|o| o.transpose(0, 1)) // [n, heads, hd]
             .and_then(|o| o.reshape((n, cfg.heads * hd)))
             .map_err(t("attn out"))
+    }
+}
+
+/// The f32 data of a contiguous CPU tensor's storage, from its start.
+fn cpu_f32<'a>(storage: &'a candle_core::Storage, layout: &candle_core::Layout) -> Result<&'a [f32]> {
+    match storage {
+        candle_core::Storage::Cpu(c) if layout.is_contiguous() => {
+            c.as_slice::<f32>().map(|x| &x[layout.start_offset()..]).map_err(t("kv buffer"))
+        }
+        _ => Err(Error::invalid("kv cache", "expected a contiguous f32 buffer on the CPU")),
     }
 }
 
