@@ -10,7 +10,7 @@
 //! ```
 //!
 //! Map: `gguf.rs` reads the file, `arch/` turns its metadata into a [`ModelConfig`], `model.rs`
-//! is the transformer, `kv.rs` a sequence's kv cache, `tokenizer.rs` and `template.rs` turn
+//! is the transformer (its matrices in `weights.rs`, our CPU kernels in `qmatmul/`), `kv.rs` a sequence's kv cache, `tokenizer.rs` and `template.rs` turn
 //! messages into tokens, `sample.rs` and `constrain.rs` choose tokens, `batch.rs` schedules a
 //! batch, `cache.rs` keeps prompt prefixes, `requant.rs` converts slow weight formats,
 //! `attention.rs` is the CPU decode-step attention, `fixture.rs` writes tiny test models and `bench.rs` measures.
@@ -26,10 +26,12 @@ pub mod gguf;
 pub mod hub;
 pub mod kv;
 pub mod model;
+pub mod qmatmul;
 pub mod requant;
 pub mod sample;
 pub mod template;
 pub mod tokenizer;
+pub mod weights;
 
 pub use arch::ModelConfig;
 pub use bench::{bench_llm, BenchReport};

@@ -11,9 +11,8 @@ use super::arch::{ModelConfig, RopeStyle};
 use super::gguf::GgufFile;
 use super::kv::KvCache;
 use crate::error::{Error, Result};
-use candle_core::quantized::{QMatMul, QTensor};
-use candle_core::{DType, Device, Module, Tensor};
-use std::sync::Arc;
+use super::weights::{Embedding, Proj, WeightLoader};
+use candle_core::{DType, Device, Tensor};
 
 /// Rotary tables are precomputed up to this many positions at most.
 const MAX_ROPE_POSITIONS: usize = 32_768;
@@ -23,15 +22,15 @@ fn t(op: &'static str) -> impl FnOnce(candle_core::Error) -> Error {
 }
 
 struct Linear {
-    w: QMatMul,
+    w: Proj,
     b: Option<Tensor>,
 }
 
 impl Linear {
-    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let y = self.w.forward(x)?;
         match &self.b {
-            Some(b) => y.broadcast_add(b),
+            Some(b) => y.broadcast_add(b).map_err(t("bias")),
             None => Ok(y),
         }
     }
@@ -42,21 +41,21 @@ struct Block {
     q: Linear,
     k: Linear,
     v: Linear,
-    o: QMatMul,
+    o: Proj,
     ffn_norm: Tensor,
-    gate: QMatMul,
-    up: QMatMul,
-    down: QMatMul,
+    gate: Proj,
+    up: Proj,
+    down: Proj,
 }
 
 /// The weights of a loaded model.
 pub struct Model {
     pub cfg: ModelConfig,
     device: Device,
-    embed: Arc<QTensor>,
+    embed: Embedding,
     blocks: Vec<Block>,
     norm: Tensor,
-    output: QMatMul,
+    output: Proj,
     cos: Tensor,
     sin: Tensor,
     max_positions: usize,
@@ -74,14 +73,14 @@ impl Model {
         let (h, hd) = (cfg.hidden, cfg.head_dim);
         let q_out = cfg.heads * hd;
         let kv_out = cfg.kv_heads * hd;
-        let embed = Arc::new(file.tensor("token_embd.weight", &[cfg.vocab_size, h], device)?);
+        let loader = WeightLoader::new(device);
+        let embed = loader.embedding(file, "token_embd.weight", cfg.vocab_size, h)?;
         let output = if file.has_tensor("output.weight") {
-            QMatMul::from_qtensor(file.tensor("output.weight", &[cfg.vocab_size, h], device)?)
+            loader.proj(file, "output.weight", cfg.vocab_size, h)?
         } else {
             // Tied head: share the embedding's quantized storage.
-            QMatMul::from_arc(embed.clone())
-        }
-        .map_err(|e| file.err(format!("output head: {e}")))?;
+            embed.as_head()?
+        };
         let vector = |file: &mut GgufFile, name: &str, n: usize| -> Result<Tensor> {
             file.tensor(name, &[n], device)?.dequantize(device).map_err(|e| file.err(format!("tensor `{name}`: {e}")))
         };
@@ -89,10 +88,7 @@ impl Model {
         let mut blocks = Vec::with_capacity(cfg.layers);
         for i in 0..cfg.layers {
             let name = |s: &str| format!("blk.{i}.{s}");
-            let mm = |file: &mut GgufFile, s: &str, dims: [usize; 2]| -> Result<QMatMul> {
-                let n = name(s);
-                QMatMul::from_qtensor(file.tensor(&n, &dims, device)?).map_err(|e| file.err(format!("tensor `{n}`: {e}")))
-            };
+            let mm = |file: &mut GgufFile, s: &str, [n, k]: [usize; 2]| loader.proj(file, &name(s), n, k);
             let q = mm(file, "attn_q.weight", [q_out, h])?;
             let k = mm(file, "attn_k.weight", [kv_out, h])?;
             let v = mm(file, "attn_v.weight", [kv_out, h])?;
@@ -165,18 +161,17 @@ impl Model {
         }
         let rows = ids.len();
         let dev = &self.device;
-        let ids_t = Tensor::new(ids.as_slice(), dev).map_err(t("ids"))?;
         let pos_t = Tensor::new(positions.as_slice(), dev).map_err(t("positions"))?;
         let half = cfg.head_dim / 2;
         let cos = self.cos.index_select(&pos_t, 0).and_then(|c| c.reshape((rows, 1, half))).map_err(t("rope"))?;
         let sin = self.sin.index_select(&pos_t, 0).and_then(|c| c.reshape((rows, 1, half))).map_err(t("rope"))?;
 
-        let mut x = self.embed.embedding(&ids_t).map_err(t("embedding"))?;
+        let mut x = self.embed.lookup(&ids, dev)?;
         for (li, b) in self.blocks.iter().enumerate() {
             let h = candle_nn::ops::rms_norm(&x, &b.attn_norm, cfg.rms_eps).map_err(t("attn norm"))?;
-            let q = b.q.forward(&h).map_err(t("q proj"))?;
-            let k = b.k.forward(&h).map_err(t("k proj"))?;
-            let v = b.v.forward(&h).map_err(t("v proj"))?;
+            let q = b.q.forward(&h)?;
+            let k = b.k.forward(&h)?;
+            let v = b.v.forward(&h)?;
             let q = self.rope(&q, cfg.heads, &cos, &sin)?; // [rows, heads, hd]
             let k = self.rope(&k, cfg.kv_heads, &cos, &sin)?;
             let v = v.reshape((rows, cfg.kv_heads, cfg.head_dim)).map_err(t("v reshape"))?;
@@ -192,12 +187,12 @@ impl Model {
                 }
                 Tensor::cat(&outs, 0).map_err(t("attn cat"))?
             };
-            let attn = b.o.forward(&attn).map_err(t("o proj"))?;
+            let attn = b.o.forward(&attn)?;
             x = (x + attn).map_err(t("residual"))?;
             let h = candle_nn::ops::rms_norm(&x, &b.ffn_norm, cfg.rms_eps).map_err(t("ffn norm"))?;
-            let g = b.gate.forward(&h).and_then(|g| candle_nn::ops::silu(&g)).map_err(t("ffn gate"))?;
-            let u = b.up.forward(&h).map_err(t("ffn up"))?;
-            let f = (g * u).and_then(|gu| b.down.forward(&gu)).map_err(t("ffn down"))?;
+            let g = candle_nn::ops::silu(&b.gate.forward(&h)?).map_err(t("ffn gate"))?;
+            let u = b.up.forward(&h)?;
+            let f = b.down.forward(&(g * u).map_err(t("ffn"))?)?;
             x = (x + f).map_err(t("residual"))?;
         }
         for s in steps.iter_mut() {
@@ -213,7 +208,7 @@ impl Model {
         let last = Tensor::new(last.as_slice(), dev).map_err(t("last rows"))?;
         let x = x.index_select(&last, 0).map_err(t("last rows"))?;
         let x = candle_nn::ops::rms_norm(&x, &self.norm, cfg.rms_eps).map_err(t("final norm"))?;
-        self.output.forward(&x).map_err(t("output head"))
+        self.output.forward(&x)
     }
 
     /// Reshapes `[rows, heads*hd]` to `[rows, heads, hd]` with rotary embeddings applied at each

@@ -1,0 +1,113 @@
+//! A model's quantized matrices: packed for our own CPU kernels where they run (see
+//! `qmatmul/`), else candle's `QMatMul` (GPU, CPUs without AVX-512 VNNI, other formats).
+//!
+//! `OPTO_MATMUL=candle` forces candle's kernels on the CPU too, for side-by-side measurements.
+
+use super::gguf::GgufFile;
+use super::qmatmul::{Kernels, PackedWeight};
+use crate::error::{Error, Result};
+use candle_core::quantized::{QMatMul, QTensor};
+use candle_core::{Device, Module, Tensor};
+use std::sync::Arc;
+
+fn t(op: &'static str) -> impl FnOnce(candle_core::Error) -> Error {
+    move |e| Error::tensor(op, e)
+}
+
+/// A `[n, k]` projection: `forward(x[rows, k]) -> [rows, n]`.
+pub enum Proj {
+    Packed(Arc<PackedWeight>),
+    Candle(QMatMul),
+}
+
+impl Proj {
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        match self {
+            Proj::Candle(w) => w.forward(x).map_err(t("quantized matmul")),
+            Proj::Packed(w) => {
+                let rows = x.dim(0).map_err(t("matmul input"))?;
+                let xs = x.flatten_all().and_then(|x| x.to_vec1::<f32>()).map_err(t("matmul input"))?;
+                Tensor::from_vec(w.matmul(&xs, rows), (rows, w.n()), x.device()).map_err(t("matmul output"))
+            }
+        }
+    }
+}
+
+/// The token embedding: rows looked up by token id.
+pub enum Embedding {
+    Packed(Arc<PackedWeight>),
+    Candle(Arc<QTensor>),
+}
+
+impl Embedding {
+    pub fn lookup(&self, ids: &[u32], device: &Device) -> Result<Tensor> {
+        match self {
+            Embedding::Candle(q) => {
+                let ids = Tensor::new(ids, device).map_err(t("ids"))?;
+                q.embedding(&ids).map_err(t("embedding"))
+            }
+            Embedding::Packed(w) => {
+                let k = w.k();
+                let mut out = vec![0f32; ids.len() * k];
+                for (row, &id) in out.chunks_exact_mut(k).zip(ids) {
+                    w.dequantize_row(id as usize, row);
+                }
+                Tensor::from_vec(out, (ids.len(), k), device).map_err(t("embedding"))
+            }
+        }
+    }
+
+    /// The same matrix as an output head (models whose head is tied to the embedding).
+    pub fn as_head(&self) -> Result<Proj> {
+        match self {
+            Embedding::Packed(w) => Ok(Proj::Packed(w.clone())),
+            Embedding::Candle(q) => QMatMul::from_arc(q.clone()).map(Proj::Candle).map_err(t("output head")),
+        }
+    }
+}
+
+/// Loads matrices from a GGUF file, packing those our kernels can run.
+pub struct WeightLoader {
+    device: Device,
+    kernels: Option<Kernels>,
+}
+
+impl WeightLoader {
+    pub fn new(device: &Device) -> Self {
+        let forced_candle = std::env::var("OPTO_MATMUL").is_ok_and(|v| v.eq_ignore_ascii_case("candle"));
+        let kernels = if device.is_cpu() && !forced_candle { Kernels::best() } else { None };
+        WeightLoader { device: device.clone(), kernels }
+    }
+
+    /// Whether any matrix will run on our own kernels.
+    pub fn packs(&self) -> bool {
+        self.kernels.is_some()
+    }
+
+    /// A quantized matrix `name` of shape `[n, k]`, packed when our kernels take it.
+    fn packed_or(&self, file: &mut GgufFile, name: &str, n: usize, k: usize) -> Result<std::result::Result<Arc<PackedWeight>, QTensor>> {
+        let q = file.tensor(name, &[n, k], &self.device)?;
+        let Some(kernels) = self.kernels.filter(|_| PackedWeight::supports(q.dtype(), n, k)) else {
+            return Ok(Err(q));
+        };
+        let data = q.data().map_err(|e| file.err(format!("tensor `{name}`: {e}")))?;
+        match PackedWeight::pack(q.dtype(), &data, n, k, kernels) {
+            Some(w) => Ok(Ok(Arc::new(w))),
+            None => Err(file.err(format!("tensor `{name}`: its data does not have the size of a {n}x{k} {:?} matrix", q.dtype()))),
+        }
+    }
+
+    pub fn proj(&self, file: &mut GgufFile, name: &str, n: usize, k: usize) -> Result<Proj> {
+        match self.packed_or(file, name, n, k)? {
+            Ok(w) => Ok(Proj::Packed(w)),
+            Err(q) => QMatMul::from_qtensor(q).map(Proj::Candle).map_err(|e| file.err(format!("tensor `{name}`: {e}"))),
+        }
+    }
+
+    pub fn embedding(&self, file: &mut GgufFile, name: &str, n: usize, k: usize) -> Result<Embedding> {
+        Ok(match self.packed_or(file, name, n, k)? {
+            Ok(w) => Embedding::Packed(w),
+            Err(q) => Embedding::Candle(Arc::new(q)),
+        })
+    }
+}
