@@ -28,23 +28,34 @@ pub struct Heads {
 pub fn attend_one_kv_head(h: Heads, kv_head: usize, kv: &KvView<'_>, q: &[f32], out: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
     {
-        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+        if std::is_x86_feature_detected!("avx512f") {
             // SAFETY: the features this function is compiled for were just detected.
+            return unsafe { attend_avx512(h, kv_head, kv, q, out) };
+        }
+        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+            // SAFETY: as above.
             return unsafe { attend_avx2(h, kv_head, kv, q, out) };
         }
     }
-    attend(h, kv_head, kv, q, out)
+    attend::<8>(h, kv_head, kv, q, out)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,fma")]
+unsafe fn attend_avx512(h: Heads, kv_head: usize, kv: &KvView<'_>, q: &[f32], out: &mut [f32]) {
+    attend::<16>(h, kv_head, kv, q, out)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn attend_avx2(h: Heads, kv_head: usize, kv: &KvView<'_>, q: &[f32], out: &mut [f32]) {
-    attend(h, kv_head, kv, q, out)
+    attend::<8>(h, kv_head, kv, q, out)
 }
 
-/// The portable body; `inline(always)` so that the AVX2 wrapper compiles it with its features.
+/// The portable body, `L` floats per vector register; `inline(always)` so that each wrapper
+/// above compiles it with its own features.
 #[inline(always)]
-fn attend(h: Heads, kv_head: usize, kv: &KvView<'_>, q: &[f32], out: &mut [f32]) {
+fn attend<const L: usize>(h: Heads, kv_head: usize, kv: &KvView<'_>, q: &[f32], out: &mut [f32]) {
     let (hd, t) = (h.head_dim, kv.len);
     let group = h.heads / h.kv_heads;
     let base = kv_head * kv.capacity * hd;
@@ -55,7 +66,7 @@ fn attend(h: Heads, kv_head: usize, kv: &KvView<'_>, q: &[f32], out: &mut [f32])
     let mut scores = vec![0f32; group * t];
     for (j, key) in keys.chunks_exact(hd).enumerate() {
         for g in 0..group {
-            scores[g * t + j] = dot(&q[g * hd..(g + 1) * hd], key) * scale;
+            scores[g * t + j] = dot::<L>(&q[g * hd..(g + 1) * hd], key) * scale;
         }
     }
     for row in scores.chunks_exact_mut(t) {
@@ -72,14 +83,14 @@ fn attend(h: Heads, kv_head: usize, kv: &KvView<'_>, q: &[f32], out: &mut [f32])
     }
 }
 
-/// Eight independent partial sums, so that the compiler can keep them in one vector register.
+/// `L` independent partial sums, so that the compiler can keep them in one vector register.
 #[inline(always)]
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let mut acc = [0f32; 8];
-    let (ac, bc) = (a.chunks_exact(8), b.chunks_exact(8));
+fn dot<const L: usize>(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0f32; L];
+    let (ac, bc) = (a.chunks_exact(L), b.chunks_exact(L));
     let tail: f32 = ac.remainder().iter().zip(bc.remainder()).map(|(x, y)| x * y).sum();
     for (x, y) in ac.zip(bc) {
-        for l in 0..8 {
+        for l in 0..L {
             acc[l] = x[l].mul_add(y[l], acc[l]);
         }
     }
@@ -89,15 +100,27 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
 #[inline(always)]
 fn softmax_in_place(row: &mut [f32]) {
     let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let mut sum = 0.0;
     for x in row.iter_mut() {
-        *x = (*x - max).exp();
-        sum += *x;
+        *x = exp_nonpositive(*x - max);
     }
-    let inv = 1.0 / sum;
+    let inv = 1.0 / row.iter().sum::<f32>();
     for x in row.iter_mut() {
         *x *= inv;
     }
+}
+
+/// `e^x` for `x <= 0` (relative error under 4e-6), written without a library call so that the
+/// loop around it vectorizes: `e^x = 2^n * 2^f` with `n` an integer and `f` in [-0.5, 0.5], `2^f`
+/// from its Taylor polynomial.
+#[inline(always)]
+fn exp_nonpositive(x: f32) -> f32 {
+    let x = x.max(-87.0); // below this e^x is under f32's normal range; 0 is close enough
+    let t = x * std::f32::consts::LOG2_E;
+    let n = t.round();
+    let f = (t - n) * std::f32::consts::LN_2; // e^f = 2^(t - n), |f| <= ln2/2
+    let p = 1.0 + f * (1.0 + f * (0.5 + f * (1.0 / 6.0 + f * (1.0 / 24.0 + f * (1.0 / 120.0 + f * (1.0 / 720.0))))));
+    // 2^n through the exponent bits (n >= -126 here).
+    f32::from_bits((((n as i32) + 127) as u32) << 23) * p
 }
 
 #[cfg(test)]
@@ -126,6 +149,17 @@ mod tests {
     }
 
     #[test]
+    fn the_exponential_is_accurate_over_the_softmax_range() {
+        for i in 0..=100_000 {
+            let x = -(i as f32) * 1e-3 * 0.8;
+            let (got, want) = (exp_nonpositive(x), (x as f64).exp());
+            assert!(((got as f64) - want).abs() <= 4e-6 * want, "e^{x}: {got} vs {want}");
+        }
+        assert_eq!(exp_nonpositive(0.0), 1.0);
+        assert!(exp_nonpositive(-1000.0) < 1e-37);
+    }
+
+    #[test]
     fn matches_textbook_attention_for_every_kv_head() {
         let h = Heads { heads: 6, kv_heads: 2, head_dim: 20 };
         let (cap, len) = (37, 29);
@@ -144,7 +178,7 @@ mod tests {
             let mut fast = vec![f32::NAN; group * h.head_dim];
             attend_one_kv_head(h, kvh, &kv, qs, &mut fast);
             let mut plain = vec![f32::NAN; group * h.head_dim];
-            attend(h, kvh, &kv, qs, &mut plain);
+            attend::<8>(h, kvh, &kv, qs, &mut plain);
             let want = reference(h, kvh, &kv, qs);
             for ((a, b), w) in fast.iter().zip(&plain).zip(&want) {
                 assert!((a - w).abs() < 1e-5 && (b - w).abs() < 1e-5, "{a} {b} vs {w}");

@@ -33,7 +33,7 @@ pub unsafe fn q4k<const N: usize>(tiles: &[TileQ4K], x: &QuantInputs, rows: [usi
     let nib = _mm512_set1_epi8(0x0F);
     let qs: [*const i8; N] = std::array::from_fn(|i| x.row_qs(rows[i]).as_ptr());
     let d8: [&[f32]; N] = std::array::from_fn(|i| x.row_d(rows[i]));
-    let sums: [&[i32]; N] = std::array::from_fn(|i| x.row_sums16(rows[i]));
+    let sums: [&[f32]; N] = std::array::from_fn(|i| x.row_sums32(rows[i]));
     let mut total = [_mm512_setzero_ps(); N];
     for (sb, t) in tiles.iter().enumerate() {
         let dv = load_f16x16(t.d.as_ptr());
@@ -60,8 +60,7 @@ pub unsafe fn q4k<const N: usize>(tiles: &[TileQ4K], x: &QuantInputs, rows: [usi
             for r in 0..N {
                 let dot = _mm512_cvtepi32_ps(_mm512_add_epi32(acc_lo[r], acc_hi[r]));
                 fsum[r] = _mm512_fmadd_ps(dot, scv, fsum[r]);
-                let asum = (sums[r][sb * 16 + 2 * s] + sums[r][sb * 16 + 2 * s + 1]) as f32;
-                msum[r] = _mm512_fmadd_ps(mnv, _mm512_set1_ps(asum), msum[r]);
+                msum[r] = _mm512_fmadd_ps(mnv, _mm512_set1_ps(*sums[r].get_unchecked(sb * 8 + s)), msum[r]);
             }
         }
         for r in 0..N {

@@ -13,6 +13,8 @@ pub struct QuantInputs {
     pub d: Vec<f32>,
     pub qs: Vec<i8>,
     pub sums16: Vec<i32>,
+    /// Per 32 inputs, the sum of their values as a float (what Q4_K's minimums multiply).
+    pub sums32: Vec<f32>,
 }
 
 impl QuantInputs {
@@ -24,7 +26,8 @@ impl QuantInputs {
         let mut sums16 = vec![0i32; rows * k / 16];
         let work = x.par_chunks_exact(k).zip(d.par_chunks_exact_mut(blocks)).zip(qs.par_chunks_exact_mut(k).zip(sums16.par_chunks_exact_mut(k / 16)));
         work.for_each(|((x, d), (q, s))| quantize_row(x, block, d, q, s));
-        QuantInputs { rows, k, block, d, qs, sums16 }
+        let sums32 = sums16.chunks_exact(2).map(|p| (p[0] + p[1]) as f32).collect();
+        QuantInputs { rows, k, block, d, qs, sums16, sums32 }
     }
 
     pub fn row_qs(&self, r: usize) -> &[i8] {
@@ -38,6 +41,10 @@ impl QuantInputs {
 
     pub fn row_sums16(&self, r: usize) -> &[i32] {
         &self.sums16[r * self.k / 16..(r + 1) * self.k / 16]
+    }
+
+    pub fn row_sums32(&self, r: usize) -> &[f32] {
+        &self.sums32[r * self.k / 32..(r + 1) * self.k / 32]
     }
 }
 

@@ -183,10 +183,13 @@ impl PackedWeight {
                 }
             }
             Kernels::Avx512Vnni => {
-                let rows: Vec<usize> = (0..xq.rows).collect();
-                for group in rows.chunks(avx512_dispatch::MT) {
-                    let outs: Vec<*mut f32> = group.iter().map(|&r| col(r)).collect();
-                    simd(tiles, xq, group, &outs);
+                let mut first = 0;
+                while first < xq.rows {
+                    let count = (xq.rows - first).min(avx512_dispatch::MT);
+                    let rows: [usize; avx512_dispatch::MT] = std::array::from_fn(|i| first + i.min(count - 1));
+                    let outs: [*mut f32; avx512_dispatch::MT] = std::array::from_fn(|i| col(rows[i]));
+                    simd(tiles, xq, &rows[..count], &outs[..count]);
+                    first += count;
                 }
             }
         }
