@@ -36,10 +36,10 @@ while len(llm.tokenize(text.encode())) < p:
 tokens = llm.tokenize(text.encode())[:p]
 llm.reset()
 t0 = time.perf_counter(); llm.eval(tokens); t1 = time.perf_counter()
-n = 0
-for tok in llm.generate(tokens, temp=0.0, reset=False):
-    n += 1
-    if n >= g: break
+# Greedy decode of exactly g tokens (end-of-turn ignored, as opto's bench does).
+for n in range(1, g + 1):
+    tok = llm.sample(temp=0.0)
+    llm.eval([tok])
 t2 = time.perf_counter()
 print(f"llama.cpp prefill {len(tokens) / (t1 - t0):.1f} tok/s decode {n / (t2 - t1):.1f} tok/s")
 PY
@@ -47,7 +47,7 @@ PY
 
 opto() {
     "$BIN" bench llm --model "$GGUF" --prompt-tokens "$P" --gen "$G" --batch 1,4 --threads "$THREADS" \
-        | awk '/^prefill/ {p=$2} /^decode b=1 / {d=$3} /^decode b=4 / {d4=$3} /^TTFT/ {t=$0} /^RSS/ {r=$0}
+        | awk '/^prefill/ {p=$2} /^decode b=1 +[0-9]/ {d=$3} /^decode b=4 +[0-9]/ {d4=$3} /^TTFT/ {t=$0} /^RSS/ {r=$0}
                END {printf "opto      prefill %s tok/s decode %s tok/s (b=4: %s tok/s total)\n  %s\n  %s\n", p, d, d4, t, r}'
 }
 

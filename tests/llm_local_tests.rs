@@ -133,6 +133,20 @@ fn stop_tokens_and_stop_strings_end_the_reply() {
 }
 
 #[test]
+fn min_tokens_holds_off_the_end_of_turn() {
+    let dir = tempfile::tempdir().unwrap();
+    let llm = LocalLlm::load(tiny(&dir, "m.gguf", 4), opts()).unwrap();
+    let (min, max) = (40, 64);
+    let free: Vec<_> = (0..12).map(|s| one(&llm, ask("Go on.", sampled(max, s))).unwrap()).collect();
+    assert!(free.iter().any(|r| r.usage.generated_tokens < min), "some replies should end early on their own");
+    for s in 0..12 {
+        let r = one(&llm, ask("Go on.", GenerationParams { min_tokens: min, ..sampled(max, s) })).unwrap();
+        assert!(r.usage.generated_tokens >= min, "seed {s}: {} tokens", r.usage.generated_tokens);
+        assert!(!r.text.contains("<|im_end|>"));
+    }
+}
+
+#[test]
 fn max_tokens_gives_length_for_free_text() {
     let dir = tempfile::tempdir().unwrap();
     let spec = TinySpec { closer_bias: 0.0, seed: 5, ..TinySpec::default() };

@@ -62,11 +62,15 @@ pub struct GenerationParams {
     pub seed: u64,
     /// Extra stop strings (the model's own end-of-turn tokens always stop).
     pub stop: Vec<String>,
+    /// Free text only: the end-of-turn tokens are not chosen before this many tokens (benchmarks
+    /// that must decode a fixed length). A constrained reply ends when its JSON does.
+    #[serde(default)]
+    pub min_tokens: usize,
 }
 
 impl Default for GenerationParams {
     fn default() -> Self {
-        GenerationParams { max_tokens: 512, temperature: 0.0, top_p: 1.0, top_k: 0, seed: 0, stop: Vec::new() }
+        GenerationParams { max_tokens: 512, temperature: 0.0, top_p: 1.0, top_k: 0, seed: 0, stop: Vec::new(), min_tokens: 0 }
     }
 }
 

@@ -155,6 +155,12 @@ fn advance(engine: &Engine, seq: &mut Seq, req: &Request, finish: &dyn Fn(&Seq, 
         if let Err(e) = c.mask(&mut logits) {
             return Outcome::Done(Err(e));
         }
+    } else if seq.generated.len() < req.params.min_tokens {
+        for &stop in &engine.tokenizer.stop_tokens {
+            if let Some(l) = logits.get_mut(stop as usize) {
+                *l = f32::NEG_INFINITY;
+            }
+        }
     }
     let Some(tok) = seq.sampler.sample(&logits) else {
         return Outcome::Done(Err(llm_err("no token is allowed at this point (all logits masked or not finite)")));

@@ -116,7 +116,13 @@ pub fn bench_llm(path: &Path, opts: LocalOptions, prompt_tokens: usize, gen: usi
 
     let mut decode = Vec::new();
     for &b in batches {
-        let reqs: Vec<Request> = (0..b).map(|i| request(&format!("Write a long story about the notes, part {i}."), gen)).collect();
+        // Every sequence decodes exactly `gen` tokens, as llama.cpp's benchmark does.
+        let reqs: Vec<Request> = (0..b)
+            .map(|i| {
+                let r = request(&format!("Write a long story about the notes, part {i}."), gen);
+                Request { params: GenerationParams { min_tokens: gen, ..r.params }, ..r }
+            })
+            .collect();
         let start = Instant::now();
         let replies: Vec<_> = llm.generate(&reqs).into_iter().collect::<Result<_>>()?;
         let wall = start.elapsed().as_secs_f64();

@@ -3,8 +3,9 @@
 //! Why not candle's: on x86 candle repacks Q4_K weights into wider tiles on first use and keeps
 //! the file's blocks too (2.3 GB resident for the 1.1 GB 1.5B model), and its kernels cost about
 //! twice as much for four input rows as for one, so batching seeds gained little. Here the
-//! weights are repacked once at load into tiles of the file's own size (`tiles.rs`) and the
-//! file's layout is dropped; the kernels (`avx512.rs`) read each tile once for up to four input
+//! weights are repacked once at load into tiles (`tiles.rs`: about the file's size, Q6_K 30 %
+//! more because six-bit values cost more to unpack than to read whole) and the file's layout is
+//! dropped; the kernels (`avx512.rs`) read each tile once for up to four input
 //! rows. Where those kernels cannot run (no AVX-512 VNNI, another format or shape, a GPU) the
 //! model keeps candle's `QMatMul`.
 
@@ -229,7 +230,9 @@ mod tests {
             let (n, k) = (48, 512);
             let (raw, want) = quantized(dtype, n, k, 3);
             let w = PackedWeight::pack(dtype, &raw, n, k, Kernels::Scalar).unwrap();
-            assert!(w.bytes() >= raw.len() && w.bytes() <= raw.len() * 21 / 20, "{dtype:?}: {} vs {}", w.bytes(), raw.len());
+            // Q6_K keeps one byte per value (+30 %), the others about the file's size.
+            let most = if dtype == GgmlDType::Q6K { raw.len() * 4 / 3 } else { raw.len() * 21 / 20 };
+            assert!(w.bytes() >= raw.len() && w.bytes() <= most, "{dtype:?}: {} vs {}", w.bytes(), raw.len());
             let mut row = vec![0f32; k];
             for r in 0..n {
                 w.dequantize_row(r, &mut row);

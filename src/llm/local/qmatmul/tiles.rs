@@ -1,12 +1,13 @@
 //! Weight tiles: GGUF's quantized rows regrouped sixteen output rows at a time, so that one SIMD
 //! register holds the same four inputs of sixteen rows and a dot-product instruction advances
-//! sixteen outputs at once. The bytes are the GGUF file's, rearranged: a tile takes the space of
-//! its sixteen rows in the file (Q4_K: +3 %, the 6-bit scales unpacked to bytes), and the
-//! file's layout is not kept beside it.
+//! sixteen outputs at once. The values are the GGUF file's, rearranged, and the file's layout
+//! is not kept beside them: a Q4_K or Q8_0 tile takes the space of its sixteen rows in the file
+//! (Q4_K: +3 %, its 6-bit scales unpacked to bytes), a Q6_K tile 30 % more (values unpacked to
+//! bytes).
 //!
-//! Layout shared by all three formats: inputs go in groups of eight (`g`), and for each group
-//! sixteen rows of four bytes, byte `j` of row `r` holding inputs `8g + j` (low nibble) and
-//! `8g + 4 + j` (high nibble) for the 4-bit formats.
+//! Q4_K groups inputs by eight (`g`): per group sixteen rows of four bytes, byte `j` of row `r`
+//! holding inputs `8g + j` (low nibble) and `8g + 4 + j` (high nibble). Q6_K and Q8_0 group them
+//! by four: per group sixteen rows of four bytes, one input each.
 
 use half::f16;
 
@@ -31,17 +32,16 @@ pub struct TileQ4K {
 }
 
 /// Sixteen rows of one Q6_K super-block: `w = d * sc[s] * (q - 32)`, `q` in 0..64, sub-block `s` =
-/// 16 inputs. The low four bits of `q` are in `ql` (laid out like Q4_K's `qs`), the top two in
-/// `qh`: per group 32 bytes, byte `i` holding (two bits each, lowest first) the low-nibble lanes
-/// `i` and `i + 32`, then the high-nibble lanes `i` and `i + 32`, a lane being `4 * row + j`.
+/// 16 inputs. `q` is kept whole, one byte per input like Q8_0: unpacking six-bit values cost
+/// more than the extra bytes on the machines measured (see `qmatmul/mod.rs`).
 #[repr(C)]
 #[derive(Clone)]
 pub struct TileQ6K {
     pub d: [f16; ROWS],
     /// `[sub-block][row]`
     pub sc: [[i8; ROWS]; 16],
-    pub ql: [u8; QK_K * ROWS / 2],
-    pub qh: [u8; QK_K * ROWS / 4],
+    /// `[group of 4 inputs][row][4]`
+    pub qs: [u8; QK_K * ROWS],
 }
 
 /// Sixteen rows of one Q8_0 block: `w = d * (q - 128)`, stored as `q = w + 128` so that it is
@@ -130,22 +130,15 @@ pub fn pack_q4k(rows: &[&[u8]; ROWS], sb: usize) -> TileQ4K {
 }
 
 pub fn pack_q6k(rows: &[&[u8]; ROWS], sb: usize) -> TileQ6K {
-    let mut t = TileQ6K { d: [f16::ZERO; ROWS], sc: [[0; ROWS]; 16], ql: [0; QK_K * ROWS / 2], qh: [0; QK_K * ROWS / 4] };
+    let mut t = TileQ6K { d: [f16::ZERO; ROWS], sc: [[0; ROWS]; 16], qs: [0; QK_K * ROWS] };
     for (r, row) in rows.iter().enumerate() {
         let b = &row[sb * Q6K_BLOCK_BYTES..(sb + 1) * Q6K_BLOCK_BYTES];
         t.d[r] = f16_at(b, 208);
         for s in 0..16 {
             t.sc[s][r] = b[192 + s] as i8;
         }
-        let v = q6k_values(b);
-        for g in 0..QK_K / 8 {
-            for j in 0..4 {
-                let (lo, hi) = (v[8 * g + j], v[8 * g + 4 + j]);
-                t.ql[lane(g, r, j)] = (lo & 0x0F) | ((hi & 0x0F) << 4);
-                let l = 4 * r + j; // 0..64
-                let (byte, shift) = (l % 32, if l < 32 { 0 } else { 2 });
-                t.qh[32 * g + byte] |= ((lo >> 4) << shift) | ((hi >> 4) << (shift + 4));
-            }
+        for (i, q) in q6k_values(b).into_iter().enumerate() {
+            t.qs[((i / 4) * ROWS + r) * 4 + i % 4] = q;
         }
     }
     t
@@ -184,12 +177,7 @@ impl TileQ4K {
 
 impl TileQ6K {
     pub fn q(&self, r: usize, i: usize) -> u8 {
-        let (g, j) = (i / 8, i % 8);
-        let byte = self.ql[lane(g, r, j % 4)];
-        let low = if j < 4 { byte & 0x0F } else { byte >> 4 };
-        let l = 4 * r + j % 4;
-        let shift = if l < 32 { 0 } else { 2 } + if j < 4 { 0 } else { 4 };
-        low | (((self.qh[32 * g + l % 32] >> shift) & 3) << 4)
+        self.qs[((i / 4) * ROWS + r) * 4 + i % 4]
     }
 
     pub fn dequantize_row(&self, r: usize, out: &mut [f32]) {
