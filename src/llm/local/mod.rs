@@ -207,6 +207,7 @@ impl LocalLlm {
         if opts.warmup {
             llm.warmup()?;
         }
+        weights::release_freed_heap();
         Ok(llm)
     }
 

@@ -111,3 +111,14 @@ impl WeightLoader {
         })
     }
 }
+
+/// Hands freed heap back to the OS, once a model is loaded: each matrix was read whole and then
+/// repacked, and glibc keeps most of those freed buffers mapped otherwise (about 60 MB resident
+/// for the 1.5B model). Once, not per matrix: a trim walks the whole heap (load took 2x longer).
+pub fn release_freed_heap() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only walks the allocator's own free lists.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
