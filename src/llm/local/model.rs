@@ -11,7 +11,7 @@ use super::arch::{ModelConfig, RopeStyle};
 use super::gguf::GgufFile;
 use super::kv::KvCache;
 use crate::error::{Error, Result};
-use super::weights::{Embedding, Proj, WeightLoader};
+use super::weights::{forward_many, Embedding, Proj, WeightLoader};
 use candle_core::{DType, Device, Tensor};
 
 /// Rotary tables are precomputed up to this many positions at most.
@@ -27,8 +27,7 @@ struct Linear {
 }
 
 impl Linear {
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let y = self.w.forward(x)?;
+    fn add_bias(&self, y: Tensor) -> Result<Tensor> {
         match &self.b {
             Some(b) => y.broadcast_add(b).map_err(t("bias")),
             None => Ok(y),
@@ -169,9 +168,8 @@ impl Model {
         let mut x = self.embed.lookup(&ids, dev)?;
         for (li, b) in self.blocks.iter().enumerate() {
             let h = candle_nn::ops::rms_norm(&x, &b.attn_norm, cfg.rms_eps).map_err(t("attn norm"))?;
-            let q = b.q.forward(&h)?;
-            let k = b.k.forward(&h)?;
-            let v = b.v.forward(&h)?;
+            let [q, k, v] = forward_many([&b.q.w, &b.k.w, &b.v.w], &h)?;
+            let (q, k, v) = (b.q.add_bias(q)?, b.k.add_bias(k)?, b.v.add_bias(v)?);
             let q = self.rope(&q, cfg.heads, &cos, &sin)?; // [rows, heads, hd]
             let k = self.rope(&k, cfg.kv_heads, &cos, &sin)?;
             let v = v.reshape((rows, cfg.kv_heads, cfg.head_dim)).map_err(t("v reshape"))?;
@@ -190,8 +188,8 @@ impl Model {
             let attn = b.o.forward(&attn)?;
             x = (x + attn).map_err(t("residual"))?;
             let h = candle_nn::ops::rms_norm(&x, &b.ffn_norm, cfg.rms_eps).map_err(t("ffn norm"))?;
-            let g = candle_nn::ops::silu(&b.gate.forward(&h)?).map_err(t("ffn gate"))?;
-            let u = b.up.forward(&h)?;
+            let [g, u] = forward_many([&b.gate, &b.up], &h)?;
+            let g = candle_nn::ops::silu(&g).map_err(t("ffn gate"))?;
             let f = b.down.forward(&(g * u).map_err(t("ffn"))?)?;
             x = (x + f).map_err(t("residual"))?;
         }

@@ -33,6 +33,25 @@ impl Proj {
     }
 }
 
+/// Several projections of the same input (q, k, v; gate, up): one pass over all their weights
+/// when all are packed, else one after another.
+pub fn forward_many<const N: usize>(projs: [&Proj; N], x: &Tensor) -> Result<[Tensor; N]> {
+    let packed: Option<Vec<&PackedWeight>> = projs.iter().map(|p| match p { Proj::Packed(w) => Some(&**w), Proj::Candle(_) => None }).collect();
+    let outs: Vec<Tensor> = match packed {
+        Some(ws) => {
+            let rows = x.dim(0).map_err(t("matmul input"))?;
+            let xs = x.flatten_all().and_then(|x| x.to_vec1::<f32>()).map_err(t("matmul input"))?;
+            PackedWeight::matmul_many(&ws, &xs, rows)
+                .into_iter()
+                .zip(&ws)
+                .map(|(y, w)| Tensor::from_vec(y, (rows, w.n()), x.device()).map_err(t("matmul output")))
+                .collect::<Result<_>>()?
+        }
+        None => projs.iter().map(|p| p.forward(x)).collect::<Result<_>>()?,
+    };
+    Ok(outs.try_into().unwrap_or_else(|_| unreachable!("one output per projection")))
+}
+
 /// The token embedding: rows looked up by token id.
 pub enum Embedding {
     Packed(Arc<PackedWeight>),

@@ -142,24 +142,51 @@ impl PackedWeight {
 
     /// `y[m, n] = x[m, k] · Wᵀ`, on the current rayon pool.
     pub fn matmul(&self, x: &[f32], m: usize) -> Vec<f32> {
-        assert_eq!(x.len(), m * self.k, "matmul input shape");
-        let (n, k) = (self.n, self.k);
-        let xq = QuantInputs::new(x, m, k, self.block_inputs());
-        let mut y = vec![0f32; m * n];
-        let out = OutPtr(y.as_mut_ptr());
-        let blocks = k / self.block_inputs();
-        // About 64 KB of weights per task: enough work to pay for the hand-off.
-        let tile_bytes = self.bytes() / (n / ROWS);
-        let min_len = (65_536 / tile_bytes.max(1)).max(1);
-        (0..n / ROWS).into_par_iter().with_min_len(min_len).for_each(|t| {
-            let span = t * blocks..(t + 1) * blocks;
-            match &self.tiles {
-                Tiles::Q4K(ts) => self.tile(&ts[span], &xq, t, out, scalar::q4k, avx512_dispatch::q4k),
-                Tiles::Q6K(ts) => self.tile(&ts[span], &xq, t, out, scalar::q6k, avx512_dispatch::q6k),
-                Tiles::Q8_0(ts) => self.tile(&ts[span], &xq, t, out, scalar::q8_0, avx512_dispatch::q8_0),
+        Self::matmul_many(&[self], x, m).pop().expect("one output per matrix")
+    }
+
+    /// `x · Wᵢᵀ` for several matrices that read the same input (q, k, v; gate, up): the input is
+    /// quantized once per block size and all their tiles share one parallel pass, which saves
+    /// a hand-off to the thread pool per matrix in every decode step.
+    pub fn matmul_many(ws: &[&PackedWeight], x: &[f32], m: usize) -> Vec<Vec<f32>> {
+        let k = ws.first().map_or(0, |w| w.k);
+        assert!(ws.iter().all(|w| w.k == k) && x.len() == m * k, "matmul input shape");
+        let mut quantized: Vec<(usize, QuantInputs)> = Vec::new();
+        for w in ws {
+            let b = w.block_inputs();
+            if !quantized.iter().any(|(qb, _)| *qb == b) {
+                quantized.push((b, QuantInputs::new(x, m, k, b)));
             }
+        }
+        let inputs: Vec<&QuantInputs> =
+            ws.iter().map(|w| &quantized.iter().find(|(b, _)| *b == w.block_inputs()).expect("quantized above").1).collect();
+        let mut ys: Vec<Vec<f32>> = ws.iter().map(|w| vec![0f32; m * w.n]).collect();
+        let outs: Vec<OutPtr> = ys.iter_mut().map(|y| OutPtr(y.as_mut_ptr())).collect();
+        // Global tile index -> (matrix, tile): matrix i owns tiles first[i]..first[i + 1].
+        let mut first = vec![0usize];
+        for w in ws {
+            first.push(first.last().copied().unwrap_or(0) + w.n / ROWS);
+        }
+        let total = first.last().copied().unwrap_or(0);
+        // About 64 KB of weights per task: enough work to pay for the hand-off.
+        let tile_bytes = ws.iter().map(|w| w.bytes()).sum::<usize>() / total.max(1);
+        let min_len = (65_536 / tile_bytes.max(1)).max(1);
+        (0..total).into_par_iter().with_min_len(min_len).for_each(|g| {
+            let i = first.partition_point(|&f| f <= g) - 1;
+            ws[i].run_tile(g - first[i], inputs[i], outs[i]);
         });
-        y
+        ys
+    }
+
+    /// All input rows against row tile `t`, written to `out` (`[m, n]`).
+    fn run_tile(&self, t: usize, xq: &QuantInputs, out: OutPtr) {
+        let blocks = self.k / self.block_inputs();
+        let span = t * blocks..(t + 1) * blocks;
+        match &self.tiles {
+            Tiles::Q4K(ts) => self.tile(&ts[span], xq, t, out, scalar::q4k, avx512_dispatch::q4k),
+            Tiles::Q6K(ts) => self.tile(&ts[span], xq, t, out, scalar::q6k, avx512_dispatch::q6k),
+            Tiles::Q8_0(ts) => self.tile(&ts[span], xq, t, out, scalar::q8_0, avx512_dispatch::q8_0),
+        }
     }
 
     /// All input rows against row tile `t`.
@@ -273,6 +300,28 @@ mod tests {
                         assert!((a - b).abs() <= 1e-4 * scale, "{dtype:?} m={m}: {a} vs {b}");
                     }
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn several_matrices_in_one_pass_give_each_ones_product() {
+        let k = 512;
+        let mut kernels = vec![Kernels::Scalar];
+        kernels.extend(Kernels::best());
+        for kern in kernels {
+            let ws: Vec<PackedWeight> = [(GgmlDType::Q4K, 48), (GgmlDType::Q6K, 16), (GgmlDType::Q8_0, 32), (GgmlDType::Q4K, 64)]
+                .iter()
+                .enumerate()
+                .map(|(i, &(dtype, n))| {
+                    let (raw, _) = quantized(dtype, n, k, 11 + i as u64);
+                    PackedWeight::pack(dtype, &raw, n, k, kern).unwrap()
+                })
+                .collect();
+            let x = inputs(3, k);
+            let together = PackedWeight::matmul_many(&ws.iter().collect::<Vec<_>>(), &x, 3);
+            for (w, y) in ws.iter().zip(&together) {
+                assert_eq!(y, &w.matmul(&x, 3), "{kern:?}");
             }
         }
     }
