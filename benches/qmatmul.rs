@@ -2,7 +2,7 @@
 //! (8960 x 1536, the 1.5B model's gate projection), for 1 and 4 input rows: what a decode step of
 //! one sequence and of four batched sequences costs per matrix. Both run on the current rayon
 //! pool; candle's repacks on first use, which the warm-up absorbs.
-//! `cargo bench --bench qmatmul` (prints "skipped" on CPUs without AVX-512 VNNI).
+//! `cargo bench --bench qmatmul` (prints "skipped" on CPUs without AVX2).
 
 use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
 use candle_core::{Device, Module, Tensor};
@@ -11,7 +11,7 @@ use opto::llm::local::qmatmul::{Kernels, PackedWeight};
 
 fn matmuls(c: &mut Criterion) {
     let Some(kernels) = Kernels::best() else {
-        eprintln!("skipped: this CPU has no AVX-512 VNNI, so the engine uses candle's kernels");
+        eprintln!("skipped: this CPU has neither AVX-512 VNNI nor AVX2, so the engine uses candle's kernels");
         return;
     };
     let (n, k) = (8960, 1536);

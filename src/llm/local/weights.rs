@@ -1,7 +1,8 @@
 //! A model's quantized matrices: packed for our own CPU kernels where they run (see
-//! `qmatmul/`), else candle's `QMatMul` (GPU, CPUs without AVX-512 VNNI, other formats).
+//! `qmatmul/`), else candle's `QMatMul` (GPU, CPUs without AVX2, other formats and shapes).
 //!
-//! `OPTO_MATMUL=candle` forces candle's kernels on the CPU too, for side-by-side measurements.
+//! `OPTO_MATMUL=candle` forces candle's kernels on the CPU too, `OPTO_MATMUL=avx2` our AVX2
+//! kernels on a CPU that has AVX-512 as well: for side-by-side measurements and tests.
 
 use super::gguf::GgufFile;
 use super::qmatmul::{Kernels, PackedWeight};
@@ -93,8 +94,14 @@ pub struct WeightLoader {
 
 impl WeightLoader {
     pub fn new(device: &Device) -> Self {
-        let forced_candle = std::env::var("OPTO_MATMUL").is_ok_and(|v| v.eq_ignore_ascii_case("candle"));
-        let kernels = if device.is_cpu() && !forced_candle { Kernels::best() } else { None };
+        let choice = std::env::var("OPTO_MATMUL").unwrap_or_default().to_ascii_lowercase();
+        let kernels = match choice.as_str() {
+            _ if !device.is_cpu() => None,
+            "candle" => None,
+            // The AVX2 kernels on a CPU that also has AVX-512 (to measure or test them there).
+            "avx2" => Some(Kernels::Avx2).filter(|_| Kernels::all_available().contains(&Kernels::Avx2)),
+            _ => Kernels::best(),
+        };
         WeightLoader { device: device.clone(), kernels }
     }
 

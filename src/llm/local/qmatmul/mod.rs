@@ -6,14 +6,16 @@
 //! weights are repacked once at load into tiles (`tiles.rs`: about the file's size, Q6_K 30 %
 //! more because six-bit values cost more to unpack than to read whole) and the file's layout is
 //! dropped; the kernels (`avx512.rs`) read each tile once for up to four input
-//! rows. Where those kernels cannot run (no AVX-512 VNNI, another format or shape, a GPU) the
-//! model keeps candle's `QMatMul`.
+//! rows; `avx2.rs` does the same for CPUs without AVX-512. Where neither can run (another
+//! architecture, format or shape, a GPU) the model keeps candle's `QMatMul`.
 
-mod avx512_dispatch;
+mod dispatch;
 pub mod inputs;
 pub mod scalar;
 pub mod tiles;
 
+#[cfg(target_arch = "x86_64")]
+mod avx2;
 #[cfg(target_arch = "x86_64")]
 mod avx512;
 
@@ -26,6 +28,7 @@ use tiles::{TileQ4K, TileQ6K, TileQ8_0, QK8_0, QK_K, ROWS};
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kernels {
     Avx512Vnni,
+    Avx2,
     /// The portable reference (slow; for tests and for checking the SIMD kernels).
     Scalar,
 }
@@ -33,7 +36,12 @@ pub enum Kernels {
 impl Kernels {
     /// The fastest kernels this CPU runs, if any beat candle's.
     pub fn best() -> Option<Kernels> {
-        avx512_dispatch::available().then_some(Kernels::Avx512Vnni)
+        [Kernels::Avx512Vnni, Kernels::Avx2].into_iter().find(|&k| dispatch::available(k))
+    }
+
+    /// Every kernel set this CPU runs, the scalar reference first (for tests and benchmarks).
+    pub fn all_available() -> Vec<Kernels> {
+        [Kernels::Scalar, Kernels::Avx2, Kernels::Avx512Vnni].into_iter().filter(|&k| dispatch::available(k)).collect()
     }
 }
 
@@ -183,9 +191,9 @@ impl PackedWeight {
         let blocks = self.k / self.block_inputs();
         let span = t * blocks..(t + 1) * blocks;
         match &self.tiles {
-            Tiles::Q4K(ts) => self.tile(&ts[span], xq, t, out, scalar::q4k, avx512_dispatch::q4k),
-            Tiles::Q6K(ts) => self.tile(&ts[span], xq, t, out, scalar::q6k, avx512_dispatch::q6k),
-            Tiles::Q8_0(ts) => self.tile(&ts[span], xq, t, out, scalar::q8_0, avx512_dispatch::q8_0),
+            Tiles::Q4K(ts) => self.tile(&ts[span], xq, t, out, scalar::q4k, dispatch::q4k),
+            Tiles::Q6K(ts) => self.tile(&ts[span], xq, t, out, scalar::q6k, dispatch::q6k),
+            Tiles::Q8_0(ts) => self.tile(&ts[span], xq, t, out, scalar::q8_0, dispatch::q8_0),
         }
     }
 
@@ -197,7 +205,7 @@ impl PackedWeight {
         t: usize,
         out: OutPtr,
         scalar: fn(&[T], &QuantInputs, usize, &mut [f32; ROWS]),
-        simd: fn(&[T], &QuantInputs, &[usize], &[*mut f32]),
+        simd: fn(Kernels, &[T], &QuantInputs, &[usize], &[*mut f32]),
     ) {
         let col = |row: usize| unsafe { out.0.add(row * self.n + t * ROWS) };
         match self.kernels {
@@ -210,13 +218,13 @@ impl PackedWeight {
                     unsafe { std::ptr::copy_nonoverlapping(o.as_ptr(), col(row), ROWS) };
                 }
             }
-            Kernels::Avx512Vnni => {
+            simd_kernels => {
                 let mut first = 0;
                 while first < xq.rows {
-                    let count = (xq.rows - first).min(avx512_dispatch::MT);
-                    let rows: [usize; avx512_dispatch::MT] = std::array::from_fn(|i| first + i.min(count - 1));
-                    let outs: [*mut f32; avx512_dispatch::MT] = std::array::from_fn(|i| col(rows[i]));
-                    simd(tiles, xq, &rows[..count], &outs[..count]);
+                    let count = (xq.rows - first).min(dispatch::MT);
+                    let rows: [usize; dispatch::MT] = std::array::from_fn(|i| first + i.min(count - 1));
+                    let outs: [*mut f32; dispatch::MT] = std::array::from_fn(|i| col(rows[i]));
+                    simd(simd_kernels, tiles, xq, &rows[..count], &outs[..count]);
                     first += count;
                 }
             }
@@ -270,8 +278,7 @@ mod tests {
 
     #[test]
     fn matmul_matches_the_dequantized_product_for_every_kernel_and_row_count() {
-        let mut kernels = vec![Kernels::Scalar];
-        kernels.extend(Kernels::best());
+        let kernels = Kernels::all_available();
         for dtype in FORMATS {
             let (n, k) = (64, 768);
             let (raw, deq) = quantized(dtype, n, k, 5);
@@ -307,9 +314,7 @@ mod tests {
     #[test]
     fn several_matrices_in_one_pass_give_each_ones_product() {
         let k = 512;
-        let mut kernels = vec![Kernels::Scalar];
-        kernels.extend(Kernels::best());
-        for kern in kernels {
+        for kern in Kernels::all_available() {
             let ws: Vec<PackedWeight> = [(GgmlDType::Q4K, 48), (GgmlDType::Q6K, 16), (GgmlDType::Q8_0, 32), (GgmlDType::Q4K, 64)]
                 .iter()
                 .enumerate()
