@@ -68,26 +68,32 @@ fn attend<const L: usize>(h: Heads, kv_head: usize, kv: &KvView<'_>, q: &[f32], 
 /// the L1 cache while every query head of the group reads them.
 const VALUE_BLOCK: usize = 32;
 
+/// Scaled scores of every query head of the group against positions `0..t`, after softmax:
+/// `scores[g * t + j]` is query head g against position j. Inlined, so a constant `hd` from
+/// `attend_sized` specializes it.
 #[inline(always)]
-fn attend_sized<const L: usize, const HD: usize>(h: Heads, kv_head: usize, kv: &KvView<'_>, q: &[f32], out: &mut [f32]) {
-    let t = kv.len;
-    let group = h.heads / h.kv_heads;
-    let base = kv_head * kv.capacity * HD;
-    let keys = &kv.keys[base..base + t * HD];
-    let values = &kv.values[base..base + t * HD];
-    let scale = 1.0 / (HD as f32).sqrt();
+fn softmax_scores<const L: usize>(hd: usize, group: usize, keys: &[f32], q: &[f32], t: usize) -> Vec<f32> {
+    let scale = 1.0 / (hd as f32).sqrt();
     let mut scores = vec![0f32; group * t];
-    for (j, key) in keys.chunks_exact(HD).enumerate() {
+    for (j, key) in keys.chunks_exact(hd).enumerate() {
         for g in 0..group {
-            scores[g * t + j] = dot::<L>(&q[g * HD..(g + 1) * HD], key) * scale;
+            scores[g * t + j] = dot::<L>(&q[g * hd..(g + 1) * hd], key) * scale;
         }
     }
     for row in scores.chunks_exact_mut(t) {
         softmax_in_place(row);
     }
-    for g in 0..group {
-        out[g * HD..(g + 1) * HD].fill(0.0);
-    }
+    scores
+}
+
+#[inline(always)]
+fn attend_sized<const L: usize, const HD: usize>(h: Heads, kv_head: usize, kv: &KvView<'_>, q: &[f32], out: &mut [f32]) {
+    let t = kv.len;
+    let group = h.heads / h.kv_heads;
+    let base = kv_head * kv.capacity * HD;
+    let scores = softmax_scores::<L>(HD, group, &kv.keys[base..base + t * HD], q, t);
+    let values = &kv.values[base..base + t * HD];
+    out[..group * HD].fill(0.0);
     for start in (0..t).step_by(VALUE_BLOCK) {
         let end = (start + VALUE_BLOCK).min(t);
         for g in 0..group {
@@ -110,19 +116,8 @@ fn attend_any<const L: usize>(h: Heads, kv_head: usize, kv: &KvView<'_>, q: &[f3
     let (hd, t) = (h.head_dim, kv.len);
     let group = h.heads / h.kv_heads;
     let base = kv_head * kv.capacity * hd;
-    let keys = &kv.keys[base..base + t * hd];
+    let scores = softmax_scores::<L>(hd, group, &kv.keys[base..base + t * hd], q, t);
     let values = &kv.values[base..base + t * hd];
-    let scale = 1.0 / (hd as f32).sqrt();
-    // scores[g * t + j]: query head g against position j.
-    let mut scores = vec![0f32; group * t];
-    for (j, key) in keys.chunks_exact(hd).enumerate() {
-        for g in 0..group {
-            scores[g * t + j] = dot::<L>(&q[g * hd..(g + 1) * hd], key) * scale;
-        }
-    }
-    for row in scores.chunks_exact_mut(t) {
-        softmax_in_place(row);
-    }
     out[..group * hd].fill(0.0);
     for (j, value) in values.chunks_exact(hd).enumerate() {
         for g in 0..group {

@@ -25,11 +25,7 @@ impl Proj {
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         match self {
             Proj::Candle(w) => w.forward(x).map_err(t("quantized matmul")),
-            Proj::Packed(w) => {
-                let rows = x.dim(0).map_err(t("matmul input"))?;
-                let xs = x.flatten_all().and_then(|x| x.to_vec1::<f32>()).map_err(t("matmul input"))?;
-                Tensor::from_vec(w.matmul(&xs, rows), (rows, w.n()), x.device()).map_err(t("matmul output"))
-            }
+            Proj::Packed(_) => forward_many([self], x).map(|[y]| y),
         }
     }
 }
@@ -103,11 +99,6 @@ impl WeightLoader {
             _ => Kernels::best(),
         };
         WeightLoader { device: device.clone(), kernels }
-    }
-
-    /// Whether any matrix will run on our own kernels.
-    pub fn packs(&self) -> bool {
-        self.kernels.is_some()
     }
 
     /// A quantized matrix `name` of shape `[n, k]`, packed when our kernels take it.
