@@ -81,6 +81,24 @@ pub unsafe fn q4k<const N: usize>(tiles: &[TileQ4K], x: &QuantInputs, rows: [usi
     }
 }
 
+/// Half `h` (rows `8h..8h + 8`) of the four groups of sub-block `s` of a Q6_K tile as whole
+/// six-bit values (see `avx512::q6k_groups`).
+#[inline(always)]
+unsafe fn q6k_groups(t: &TileQ6K, s: usize, h: usize) -> [__m256i; 4] {
+    let (nib, high) = (_mm256_set1_epi8(0x0F), _mm256_set1_epi8(0x30));
+    let q = t.qs[s].as_ptr().add(32 * h);
+    let a = _mm256_loadu_si256(q as *const __m256i);
+    let b = _mm256_loadu_si256(q.add(64) as *const __m256i);
+    let hb = _mm256_loadu_si256(q.add(128) as *const __m256i);
+    let join = |low: __m256i, hb: __m256i| _mm256_or_si256(_mm256_and_si256(low, nib), _mm256_and_si256(hb, high));
+    [
+        join(a, _mm256_slli_epi16::<4>(hb)),
+        join(_mm256_srli_epi16::<4>(a), _mm256_slli_epi16::<2>(hb)),
+        join(b, hb),
+        join(_mm256_srli_epi16::<4>(b), _mm256_srli_epi16::<2>(hb)),
+    ]
+}
+
 #[target_feature(enable = "avx2,fma,f16c")]
 pub unsafe fn q6k<const N: usize>(tiles: &[TileQ6K], x: &QuantInputs, rows: [usize; N], out: [*mut f32; N]) {
     let ones = _mm256_set1_epi16(1);
@@ -93,14 +111,13 @@ pub unsafe fn q6k<const N: usize>(tiles: &[TileQ6K], x: &QuantInputs, rows: [usi
             let dv = load_f16x8(t.d.as_ptr().add(8 * h));
             let mut block = [_mm256_setzero_ps(); N];
             for s in 0..16 {
+                let w = q6k_groups(t, s, h);
                 // Start from -32 * sum(inputs): the weights are stored offset by 32.
                 let mut acc: [__m256i; N] = std::array::from_fn(|r| _mm256_set1_epi32(-32 * sums[r][sb * 16 + s]));
                 for pair in 0..2 {
-                    let g = 4 * s + 2 * pair; // groups of 4 inputs
-                    let wa = _mm256_loadu_si256(t.qs.as_ptr().add(g * 64 + 32 * h) as *const __m256i);
-                    let wb = _mm256_loadu_si256(t.qs.as_ptr().add(g * 64 + 64 + 32 * h) as *const __m256i);
+                    let (wa, wb) = (w[2 * pair], w[2 * pair + 1]);
                     for r in 0..N {
-                        let a = qs[r].add(sb * QK_K + 4 * g);
+                        let a = qs[r].add(sb * QK_K + 16 * s + 8 * pair);
                         // Two products of a value (<= 63) and an input per lane pair, twice:
                         // at most 2 * 2 * 63 * 127 = 32,004, inside i16.
                         let p = _mm256_add_epi16(_mm256_maddubs_epi16(wa, bcast4(a)), _mm256_maddubs_epi16(wb, bcast4(a.add(4))));

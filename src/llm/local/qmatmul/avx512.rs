@@ -7,7 +7,7 @@
 //! [`available`]) and tile and input slices of matching lengths (checked by the caller).
 
 use super::inputs::QuantInputs;
-use super::tiles::{TileQ4K, TileQ6K, TileQ8_0, QK8_0, QK_K};
+use super::tiles::{TileQ4K, TileQ6K, TileQ8_0, Q6K_SUB_BLOCK_BYTES, QK8_0, QK_K};
 use std::arch::x86_64::*;
 
 pub fn available() -> bool {
@@ -89,36 +89,55 @@ pub unsafe fn q4k<const N: usize>(tiles: &[TileQ4K], x: &QuantInputs, rows: [usi
     }
 }
 
+/// The four groups of sub-block `s` of a Q6_K tile as whole six-bit values, one 64-byte vector
+/// (sixteen rows of four inputs) per group: low nibbles and high bits put back together.
+#[inline(always)]
+unsafe fn q6k_groups(t: &TileQ6K, s: usize) -> [__m512i; 4] {
+    let (nib, high) = (_mm512_set1_epi8(0x0F), _mm512_set1_epi8(0x30));
+    let q = t.qs[s].as_ptr();
+    let a = _mm512_loadu_si512(q as *const _);
+    let b = _mm512_loadu_si512(q.add(64) as *const _);
+    let h = _mm512_loadu_si512(q.add(128) as *const _);
+    // The 16-bit shifts carry bits across bytes; the masks drop them again.
+    let join = |low: __m512i, h: __m512i| _mm512_or_si512(_mm512_and_si512(low, nib), _mm512_and_si512(h, high));
+    [
+        join(a, _mm512_slli_epi16::<4>(h)),
+        join(_mm512_srli_epi16::<4>(a), _mm512_slli_epi16::<2>(h)),
+        join(b, h),
+        join(_mm512_srli_epi16::<4>(b), _mm512_srli_epi16::<2>(h)),
+    ]
+}
+
 /// Rows `rows` of `x` against one row tile of Q6_K.
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
 pub unsafe fn q6k<const N: usize>(tiles: &[TileQ6K], x: &QuantInputs, rows: [usize; N], out: [*mut f32; N]) {
     let qs: [*const i8; N] = std::array::from_fn(|i| x.row_qs(rows[i]).as_ptr());
     let d8: [&[f32]; N] = std::array::from_fn(|i| x.row_d(rows[i]));
     let sums: [&[i32]; N] = std::array::from_fn(|i| x.row_sums16(rows[i]));
+    let qs_at = std::mem::offset_of!(TileQ6K, qs);
     let mut total = [_mm512_setzero_ps(); N];
     for (sb, t) in tiles.iter().enumerate() {
         let dv = load_f16x16(t.d.as_ptr());
         for line in 0..5 {
-            // The tile is 4,384 bytes: the loop over groups fetches the first 4,096.
-            prefetch_ahead(t, 4096 + line * 64);
+            // The scales: the first 288 bytes of the tile.
+            prefetch_ahead(t, line * 64);
         }
         let mut fsum = [_mm512_setzero_ps(); N];
         for s in 0..16 {
+            for line in 0..3 {
+                prefetch_ahead(t, qs_at + s * Q6K_SUB_BLOCK_BYTES + line * 64);
+            }
+            let w = q6k_groups(t, s);
             // Start from -32 * sum(inputs): the weights are stored offset by 32. Two chains per
             // row to halve the dependency on vpdpbusd.
             let mut acc_a: [__m512i; N] = std::array::from_fn(|r| _mm512_set1_epi32(-32 * sums[r][sb * 16 + s]));
             let mut acc_b = [_mm512_setzero_si512(); N];
-            for gg in 0..2 {
-                let g = 4 * s + 2 * gg; // groups of 4 inputs
-                prefetch_ahead(t, g * 64);
-                prefetch_ahead(t, g * 64 + 64);
-                let wa = _mm512_loadu_si512(t.qs.as_ptr().add(g * 64) as *const _);
-                let wb = _mm512_loadu_si512(t.qs.as_ptr().add(g * 64 + 64) as *const _);
-                for r in 0..N {
-                    let a = qs[r].add(sb * QK_K + 4 * g);
-                    acc_a[r] = _mm512_dpbusd_epi32(acc_a[r], wa, bcast4(a));
-                    acc_b[r] = _mm512_dpbusd_epi32(acc_b[r], wb, bcast4(a.add(4)));
-                }
+            for r in 0..N {
+                let a = qs[r].add(sb * QK_K + 16 * s);
+                acc_a[r] = _mm512_dpbusd_epi32(acc_a[r], w[0], bcast4(a));
+                acc_b[r] = _mm512_dpbusd_epi32(acc_b[r], w[1], bcast4(a.add(4)));
+                acc_a[r] = _mm512_dpbusd_epi32(acc_a[r], w[2], bcast4(a.add(8)));
+                acc_b[r] = _mm512_dpbusd_epi32(acc_b[r], w[3], bcast4(a.add(12)));
             }
             let scv = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(t.sc[s].as_ptr() as *const __m128i))), dv);
             for r in 0..N {

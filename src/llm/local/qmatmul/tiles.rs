@@ -1,13 +1,14 @@
 //! Weight tiles: GGUF's quantized rows regrouped sixteen output rows at a time, so that one SIMD
 //! register holds the same four inputs of sixteen rows and a dot-product instruction advances
 //! sixteen outputs at once. The values are the GGUF file's, rearranged, and the file's layout
-//! is not kept beside them: a Q4_K or Q8_0 tile takes the space of its sixteen rows in the file
-//! (Q4_K: +3 %, its 6-bit scales unpacked to bytes), a Q6_K tile 30 % more (values unpacked to
-//! bytes).
+//! is not kept beside them: a tile takes the space of its sixteen rows in the file (Q4_K: +3 %,
+//! its 6-bit scales unpacked to bytes; Q6_K and Q8_0: the same).
 //!
 //! Q4_K groups inputs by eight (`g`): per group sixteen rows of four bytes, byte `j` of row `r`
-//! holding inputs `8g + j` (low nibble) and `8g + 4 + j` (high nibble). Q6_K and Q8_0 group them
-//! by four: per group sixteen rows of four bytes, one input each.
+//! holding inputs `8g + j` (low nibble) and `8g + 4 + j` (high nibble). Q8_0 groups them by
+//! four: per group sixteen rows of four bytes, one input each. Q6_K splits each six-bit value in
+//! two (see [`TileQ6K`]) so that it is read at its own size: decoding is bound by reading the
+//! weights, and Q6_K holds the output head, the largest matrix.
 
 use half::f16;
 
@@ -32,17 +33,26 @@ pub struct TileQ4K {
 }
 
 /// Sixteen rows of one Q6_K super-block: `w = d * sc[s] * (q - 32)`, `q` in 0..64, sub-block `s` =
-/// 16 inputs. `q` is kept whole, one byte per input like Q8_0: unpacking six-bit values cost
-/// more than the extra bytes on the machines measured (see `qmatmul/mod.rs`).
+/// 16 inputs, in four groups `gg` of 4 inputs (`16s + 4gg + j`, `j` in 0..4).
+///
+/// Each sub-block is three 64-byte vectors laid out `[row][4]`, one after the other so that the
+/// tile is read as one stream, and a few shifts and masks rebuild one group's sixteen rows of
+/// four whole bytes for the dot-product instruction:
+/// - vector `pair` (0, 1): the low four bits of groups `2 * pair` (low nibble) and
+///   `2 * pair + 1` (high nibble);
+/// - vector 2: the high two bits of group `gg` at bits `2gg..2gg + 2`.
 #[repr(C)]
 #[derive(Clone)]
 pub struct TileQ6K {
     pub d: [f16; ROWS],
     /// `[sub-block][row]`
     pub sc: [[i8; ROWS]; 16],
-    /// `[group of 4 inputs][row][4]`
-    pub qs: [u8; QK_K * ROWS],
+    /// `[sub-block][vector][row][4]`
+    pub qs: [[u8; Q6K_SUB_BLOCK_BYTES]; 16],
 }
+
+/// Bytes of one Q6_K sub-block of sixteen rows: three 64-byte vectors.
+pub const Q6K_SUB_BLOCK_BYTES: usize = 3 * 64;
 
 /// Sixteen rows of one Q8_0 block: `w = d * (q - 128)`, stored as `q = w + 128` so that it is
 /// unsigned (what the dot-product instruction wants), one byte per input.
@@ -129,8 +139,18 @@ pub fn pack_q4k(rows: &[&[u8]; ROWS], sb: usize) -> TileQ4K {
     t
 }
 
+/// Where input `i` (0..256) of row `r` sits in a [`TileQ6K`]: its sub-block, its low bits' byte
+/// there, whether they are that byte's high nibble, and the shift of its two high bits in their
+/// byte (`128 + r * 4 + j`).
+#[inline(always)]
+fn q6k_place(r: usize, i: usize) -> (usize, usize, bool, usize, usize) {
+    let (s, gg, j) = (i / 16, i % 16 / 4, i % 4);
+    let lane = r * 4 + j;
+    (s, gg / 2 * 64 + lane, gg % 2 == 1, 128 + lane, 2 * gg)
+}
+
 pub fn pack_q6k(rows: &[&[u8]; ROWS], sb: usize) -> TileQ6K {
-    let mut t = TileQ6K { d: [f16::ZERO; ROWS], sc: [[0; ROWS]; 16], qs: [0; QK_K * ROWS] };
+    let mut t = TileQ6K { d: [f16::ZERO; ROWS], sc: [[0; ROWS]; 16], qs: [[0; Q6K_SUB_BLOCK_BYTES]; 16] };
     for (r, row) in rows.iter().enumerate() {
         let b = &row[sb * Q6K_BLOCK_BYTES..(sb + 1) * Q6K_BLOCK_BYTES];
         t.d[r] = f16_at(b, 208);
@@ -138,7 +158,9 @@ pub fn pack_q6k(rows: &[&[u8]; ROWS], sb: usize) -> TileQ6K {
             t.sc[s][r] = b[192 + s] as i8;
         }
         for (i, q) in q6k_values(b).into_iter().enumerate() {
-            t.qs[((i / 4) * ROWS + r) * 4 + i % 4] = q;
+            let (s, l, high_nibble, h, shift) = q6k_place(r, i);
+            t.qs[s][l] |= if high_nibble { (q & 0x0F) << 4 } else { q & 0x0F };
+            t.qs[s][h] |= (q >> 4) << shift;
         }
     }
     t
@@ -177,7 +199,10 @@ impl TileQ4K {
 
 impl TileQ6K {
     pub fn q(&self, r: usize, i: usize) -> u8 {
-        self.qs[((i / 4) * ROWS + r) * 4 + i % 4]
+        let (s, l, high_nibble, h, shift) = q6k_place(r, i);
+        let q = &self.qs[s];
+        let low = if high_nibble { q[l] >> 4 } else { q[l] & 0x0F };
+        low | (((q[h] >> shift) & 3) << 4)
     }
 
     pub fn dequantize_row(&self, r: usize, out: &mut [f32]) {
