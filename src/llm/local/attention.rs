@@ -5,12 +5,17 @@
 //! a matmul set up for bigger shapes): at 1,200 cached positions that was a quarter of a
 //! single-sequence decode step and most of a batched one. This loop reads each key and value row
 //! once for all the query heads that share it.
+//!
+//! The cache holds f16 (half the memory and half the reading of f32); each key row, and each
+//! block of value rows, is widened to f32 in the L1 cache just before use.
 
-/// One sequence's cache for one layer: `[kv_heads, capacity, head_dim]` row-major, of which
+use half::f16;
+
+/// One sequence's cache for one layer: `[kv_heads, capacity, head_dim]` row-major f16, of which
 /// positions `0..len` are filled.
 pub struct KvView<'a> {
-    pub keys: &'a [f32],
-    pub values: &'a [f32],
+    pub keys: &'a [f16],
+    pub values: &'a [f16],
     pub capacity: usize,
     pub len: usize,
 }
@@ -28,56 +33,96 @@ pub struct Heads {
 pub fn attend_one_kv_head(h: Heads, kv_head: usize, kv: &KvView<'_>, q: &[f32], out: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
     {
-        if std::is_x86_feature_detected!("avx512f") {
+        let f16c = std::is_x86_feature_detected!("f16c");
+        if f16c && std::is_x86_feature_detected!("avx512f") {
             // SAFETY: the features this function is compiled for were just detected.
             return unsafe { attend_avx512(h, kv_head, kv, q, out) };
         }
-        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+        if f16c && std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
             // SAFETY: as above.
             return unsafe { attend_avx2(h, kv_head, kv, q, out) };
         }
     }
-    attend::<8>(h, kv_head, kv, q, out)
+    attend::<8, PortableWiden>(h, kv_head, kv, q, out)
 }
 
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,fma")]
+#[target_feature(enable = "avx512f,fma,f16c")]
 unsafe fn attend_avx512(h: Heads, kv_head: usize, kv: &KvView<'_>, q: &[f32], out: &mut [f32]) {
-    attend::<16>(h, kv_head, kv, q, out)
+    attend::<16, F16cWiden>(h, kv_head, kv, q, out)
 }
 
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
+#[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn attend_avx2(h: Heads, kv_head: usize, kv: &KvView<'_>, q: &[f32], out: &mut [f32]) {
-    attend::<8>(h, kv_head, kv, q, out)
+    attend::<8, F16cWiden>(h, kv_head, kv, q, out)
+}
+
+/// f16 to f32 (`dst.len() == src.len()`), inlined into each `attend` so that it runs with the
+/// caller's CPU features.
+trait Widen {
+    fn widen(src: &[f16], dst: &mut [f32]);
+}
+
+struct PortableWiden;
+
+impl Widen for PortableWiden {
+    #[inline(always)]
+    fn widen(src: &[f16], dst: &mut [f32]) {
+        for (d, s) in dst.iter_mut().zip(src) {
+            *d = s.to_f32();
+        }
+    }
+}
+
+/// Eight values per `vcvtph2ps`. Only used inside functions compiled with `f16c`, after it was
+/// detected.
+#[cfg(target_arch = "x86_64")]
+struct F16cWiden;
+
+#[cfg(target_arch = "x86_64")]
+impl Widen for F16cWiden {
+    #[inline(always)]
+    fn widen(src: &[f16], dst: &mut [f32]) {
+        use std::arch::x86_64::*;
+        let whole = src.len().min(dst.len()) / 8 * 8;
+        for (s8, d8) in src[..whole].chunks_exact(8).zip(dst[..whole].chunks_exact_mut(8)) {
+            // SAFETY: eight values are read and written inside the chunks; the caller runs with
+            // f16c (see above).
+            unsafe { _mm256_storeu_ps(d8.as_mut_ptr(), _mm256_cvtph_ps(_mm_loadu_si128(s8.as_ptr() as *const __m128i))) };
+        }
+        PortableWiden::widen(&src[whole..], &mut dst[whole..]);
+    }
 }
 
 /// The portable body, `L` floats per vector register; `inline(always)` so that each wrapper
 /// above compiles it with its own features. Common head sizes get their own copy, with the
 /// head's running output held in registers.
 #[inline(always)]
-fn attend<const L: usize>(h: Heads, kv_head: usize, kv: &KvView<'_>, q: &[f32], out: &mut [f32]) {
+fn attend<const L: usize, W: Widen>(h: Heads, kv_head: usize, kv: &KvView<'_>, q: &[f32], out: &mut [f32]) {
     match h.head_dim {
-        64 => attend_sized::<L, 64>(h, kv_head, kv, q, out),
-        128 => attend_sized::<L, 128>(h, kv_head, kv, q, out),
-        _ => attend_any::<L>(h, kv_head, kv, q, out),
+        64 => attend_sized::<L, W, 64>(h, kv_head, kv, q, out),
+        128 => attend_sized::<L, W, 128>(h, kv_head, kv, q, out),
+        _ => attend_any::<L, W>(h, kv_head, kv, q, out),
     }
 }
 
-/// Positions per block of the value pass: 32 rows of values (16 KB at 128 dimensions) stay in
-/// the L1 cache while every query head of the group reads them.
+/// Positions per block of the value pass: 32 rows of values, widened to f32 (16 KB at 128
+/// dimensions), stay in the L1 cache while every query head of the group reads them.
 const VALUE_BLOCK: usize = 32;
 
 /// Scaled scores of every query head of the group against positions `0..t`, after softmax:
 /// `scores[g * t + j]` is query head g against position j. Inlined, so a constant `hd` from
 /// `attend_sized` specializes it.
 #[inline(always)]
-fn softmax_scores<const L: usize>(hd: usize, group: usize, keys: &[f32], q: &[f32], t: usize) -> Vec<f32> {
+fn softmax_scores<const L: usize, W: Widen>(hd: usize, group: usize, keys: &[f16], q: &[f32], t: usize) -> Vec<f32> {
     let scale = 1.0 / (hd as f32).sqrt();
     let mut scores = vec![0f32; group * t];
-    for (j, key) in keys.chunks_exact(hd).enumerate() {
+    let mut key = vec![0f32; hd];
+    for (j, key16) in keys.chunks_exact(hd).enumerate() {
+        W::widen(key16, &mut key);
         for g in 0..group {
-            scores[g * t + j] = dot::<L>(&q[g * hd..(g + 1) * hd], key) * scale;
+            scores[g * t + j] = dot::<L>(&q[g * hd..(g + 1) * hd], &key) * scale;
         }
     }
     for row in scores.chunks_exact_mut(t) {
@@ -87,21 +132,23 @@ fn softmax_scores<const L: usize>(hd: usize, group: usize, keys: &[f32], q: &[f3
 }
 
 #[inline(always)]
-fn attend_sized<const L: usize, const HD: usize>(h: Heads, kv_head: usize, kv: &KvView<'_>, q: &[f32], out: &mut [f32]) {
+fn attend_sized<const L: usize, W: Widen, const HD: usize>(h: Heads, kv_head: usize, kv: &KvView<'_>, q: &[f32], out: &mut [f32]) {
     let t = kv.len;
     let group = h.heads / h.kv_heads;
     let base = kv_head * kv.capacity * HD;
-    let scores = softmax_scores::<L>(HD, group, &kv.keys[base..base + t * HD], q, t);
+    let scores = softmax_scores::<L, W>(HD, group, &kv.keys[base..base + t * HD], q, t);
     let values = &kv.values[base..base + t * HD];
     out[..group * HD].fill(0.0);
+    let mut block = vec![0f32; VALUE_BLOCK * HD];
     for start in (0..t).step_by(VALUE_BLOCK) {
         let end = (start + VALUE_BLOCK).min(t);
+        W::widen(&values[start * HD..end * HD], &mut block[..(end - start) * HD]);
         for g in 0..group {
             let mut acc = [0f32; HD];
             acc.copy_from_slice(&out[g * HD..(g + 1) * HD]);
             for j in start..end {
                 let p = scores[g * t + j];
-                let value: &[f32; HD] = values[j * HD..(j + 1) * HD].try_into().expect("a value row");
+                let value: &[f32; HD] = block[(j - start) * HD..(j - start + 1) * HD].try_into().expect("a value row");
                 for d in 0..HD {
                     acc[d] = p.mul_add(value[d], acc[d]);
                 }
@@ -112,17 +159,19 @@ fn attend_sized<const L: usize, const HD: usize>(h: Heads, kv_head: usize, kv: &
 }
 
 #[inline(always)]
-fn attend_any<const L: usize>(h: Heads, kv_head: usize, kv: &KvView<'_>, q: &[f32], out: &mut [f32]) {
+fn attend_any<const L: usize, W: Widen>(h: Heads, kv_head: usize, kv: &KvView<'_>, q: &[f32], out: &mut [f32]) {
     let (hd, t) = (h.head_dim, kv.len);
     let group = h.heads / h.kv_heads;
     let base = kv_head * kv.capacity * hd;
-    let scores = softmax_scores::<L>(hd, group, &kv.keys[base..base + t * hd], q, t);
+    let scores = softmax_scores::<L, W>(hd, group, &kv.keys[base..base + t * hd], q, t);
     let values = &kv.values[base..base + t * hd];
     out[..group * hd].fill(0.0);
-    for (j, value) in values.chunks_exact(hd).enumerate() {
+    let mut value = vec![0f32; hd];
+    for (j, value16) in values.chunks_exact(hd).enumerate() {
+        W::widen(value16, &mut value);
         for g in 0..group {
             let p = scores[g * t + j];
-            for (o, v) in out[g * hd..(g + 1) * hd].iter_mut().zip(value) {
+            for (o, v) in out[g * hd..(g + 1) * hd].iter_mut().zip(&value) {
                 *o = p.mul_add(*v, *o);
             }
         }
@@ -180,7 +229,7 @@ mod tests {
         let mut out = Vec::new();
         for g in 0..group {
             let qg = &q[g * hd..(g + 1) * hd];
-            let row = |buf: &[f32], j: usize| buf[(kv_head * kv.capacity + j) * hd..][..hd].to_vec();
+            let row = |buf: &[f16], j: usize| -> Vec<f32> { buf[(kv_head * kv.capacity + j) * hd..][..hd].iter().map(|v| v.to_f32()).collect() };
             let s: Vec<f64> = (0..kv.len)
                 .map(|j| row(kv.keys, j).iter().zip(qg).map(|(a, b)| (*a as f64) * (*b as f64)).sum::<f64>() / (hd as f64).sqrt())
                 .collect();
@@ -218,8 +267,8 @@ mod tests {
             seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
             ((seed >> 33) as f32 / (1u64 << 31) as f32) - 0.5
         };
-        let keys: Vec<f32> = (0..h.kv_heads * cap * h.head_dim).map(|_| rnd() * 4.0).collect();
-        let values: Vec<f32> = (0..h.kv_heads * cap * h.head_dim).map(|_| rnd()).collect();
+        let keys: Vec<f16> = (0..h.kv_heads * cap * h.head_dim).map(|_| f16::from_f32(rnd() * 4.0)).collect();
+        let values: Vec<f16> = (0..h.kv_heads * cap * h.head_dim).map(|_| f16::from_f32(rnd())).collect();
         let q: Vec<f32> = (0..h.heads * h.head_dim).map(|_| rnd() * 4.0).collect();
         let kv = KvView { keys: &keys, values: &values, capacity: cap, len };
         let group = h.heads / h.kv_heads;
@@ -228,7 +277,7 @@ mod tests {
             let mut fast = vec![f32::NAN; group * h.head_dim];
             attend_one_kv_head(h, kvh, &kv, qs, &mut fast);
             let mut plain = vec![f32::NAN; group * h.head_dim];
-            attend_any::<8>(h, kvh, &kv, qs, &mut plain);
+            attend_any::<8, PortableWiden>(h, kvh, &kv, qs, &mut plain);
             let want = reference(h, kvh, &kv, qs);
             for ((a, b), w) in fast.iter().zip(&plain).zip(&want) {
                 assert!((a - w).abs() < 1e-5 && (b - w).abs() < 1e-5, "head size {}: {a} {b} vs {w}", h.head_dim);

@@ -1,5 +1,9 @@
 //! Per-sequence key/value cache: one pre-allocated buffer per layer that grows by doubling, so a
 //! decode step writes one row in place instead of concatenating the whole history.
+//!
+//! On the CPU the cache holds f16 (as llama.cpp does by default): half the memory per position
+//! (28 KB instead of 57 KB for the 1.5B model), and half of what decode attention reads. Other
+//! devices keep f32.
 
 use crate::error::{Error, Result};
 use candle_core::{DType, Device, Tensor};
@@ -15,6 +19,7 @@ pub struct KvCache {
     kv_heads: usize,
     head_dim: usize,
     device: Device,
+    dtype: DType,
 }
 
 /// A detached copy of the first `len` positions of a cache (what the prefix cache keeps).
@@ -38,7 +43,13 @@ impl KvCache {
             kv_heads,
             head_dim,
             device: device.clone(),
+            dtype: if device.is_cpu() { DType::F16 } else { DType::F32 },
         }
+    }
+
+    /// The element type of the buffers.
+    pub fn dtype(&self) -> DType {
+        self.dtype
     }
 
     pub fn len(&self) -> usize {
@@ -51,7 +62,7 @@ impl KvCache {
 
     /// Bytes held by the buffers (capacity, not length).
     pub fn bytes(&self) -> usize {
-        self.n_layers * 2 * self.kv_heads * self.capacity * self.head_dim * 4
+        self.n_layers * 2 * self.kv_heads * self.capacity * self.head_dim * self.dtype.size_in_bytes()
     }
 
     /// Makes room for `extra` more positions, keeping the current contents.
@@ -64,16 +75,16 @@ impl KvCache {
         let shape = (self.kv_heads, capacity, self.head_dim);
         if self.layers.is_empty() {
             for _ in 0..self.n_layers {
-                let k = Tensor::zeros(shape, DType::F32, &self.device).map_err(t("kv alloc"))?;
-                let v = Tensor::zeros(shape, DType::F32, &self.device).map_err(t("kv alloc"))?;
+                let k = Tensor::zeros(shape, self.dtype, &self.device).map_err(t("kv alloc"))?;
+                let v = Tensor::zeros(shape, self.dtype, &self.device).map_err(t("kv alloc"))?;
                 self.layers.push((k, v));
             }
             self.capacity = capacity;
             return Ok(());
         }
         for (k, v) in self.layers.iter_mut() {
-            let nk = Tensor::zeros(shape, DType::F32, &self.device).map_err(t("kv alloc"))?;
-            let nv = Tensor::zeros(shape, DType::F32, &self.device).map_err(t("kv alloc"))?;
+            let nk = Tensor::zeros(shape, self.dtype, &self.device).map_err(t("kv alloc"))?;
+            let nv = Tensor::zeros(shape, self.dtype, &self.device).map_err(t("kv alloc"))?;
             if self.len > 0 {
                 let ok = k.narrow(1, 0, self.len).and_then(|x| x.contiguous()).map_err(t("kv grow"))?;
                 let ov = v.narrow(1, 0, self.len).and_then(|x| x.contiguous()).map_err(t("kv grow"))?;
@@ -96,8 +107,8 @@ impl KvCache {
             return Err(Error::tensor("kv append", candle_core::Error::Msg("kv cache not reserved".into())));
         }
         let (kb, vb) = &self.layers[layer];
-        kb.slice_set(&k.contiguous().map_err(t("kv append"))?, 1, self.len).map_err(t("kv append"))?;
-        vb.slice_set(&v.contiguous().map_err(t("kv append"))?, 1, self.len).map_err(t("kv append"))?;
+        kb.slice_set(&k.to_dtype(self.dtype).and_then(|k| k.contiguous()).map_err(t("kv append"))?, 1, self.len).map_err(t("kv append"))?;
+        vb.slice_set(&v.to_dtype(self.dtype).and_then(|v| v.contiguous()).map_err(t("kv append"))?, 1, self.len).map_err(t("kv append"))?;
         let total = self.len + n;
         Ok((kb.narrow(1, 0, total).map_err(t("kv view"))?, vb.narrow(1, 0, total).map_err(t("kv view"))?))
     }
@@ -164,7 +175,7 @@ impl KvSnapshot {
     }
 
     pub fn bytes(&self) -> usize {
-        self.layers.iter().map(|(k, v)| (k.elem_count() + v.elem_count()) * 4).sum()
+        self.layers.iter().map(|(k, v)| k.elem_count() * k.dtype().size_in_bytes() + v.elem_count() * v.dtype().size_in_bytes()).sum()
     }
 }
 
@@ -200,11 +211,13 @@ mod tests {
         let mut r = restored;
         r.reserve(1).unwrap();
         let (k, _) = r.append(0, &rows(-1.0, 1), &rows(-1.0, 1)).unwrap();
-        let head = k.narrow(1, 0, 7).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        // (The values are small integers: exact in f16 too.)
+        let head = k.narrow(1, 0, 7).unwrap().flatten_all().unwrap().to_dtype(DType::F32).unwrap().to_vec1::<f32>().unwrap();
         assert_eq!(head, expected.narrow(1, 0, 7).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap());
         // The snapshot holds exactly its positions, not the cache's spare capacity.
         assert!(c.bytes() > snap.bytes());
-        assert_eq!(snap.bytes(), 2 * 2 * snap.len() * 4 * 4);
+        assert_eq!(c.dtype(), DType::F16, "the CPU cache holds f16");
+        assert_eq!(snap.bytes(), 2 * 2 * snap.len() * 4 * 2);
     }
 
     #[test]

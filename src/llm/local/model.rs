@@ -245,7 +245,7 @@ impl Model {
         let guards: Vec<_> = buffers.iter().map(|(kb, vb)| (kb.storage_and_layout(), vb.storage_and_layout())).collect();
         let mut views = Vec::with_capacity(steps.len());
         for (((kg, kl), (vg, vl)), s) in guards.iter().zip(steps.iter()) {
-            views.push(KvView { keys: cpu_f32(kg, kl)?, values: cpu_f32(vg, vl)?, capacity: s.cache.capacity(), len: s.cache.len() + 1 });
+            views.push(KvView { keys: cpu_f16(kg, kl)?, values: cpu_f16(vg, vl)?, capacity: s.cache.capacity(), len: s.cache.len() + 1 });
         }
         let width = cfg.heads * cfg.head_dim;
         let mut out = vec![0f32; steps.len() * width];
@@ -271,6 +271,8 @@ impl Model {
         let kn = k.narrow(0, off, n).and_then(|x| x.transpose(0, 1)).map_err(t("attn k"))?; // [kvh, n, hd]
         let vn = v.narrow(0, off, n).and_then(|x| x.transpose(0, 1)).map_err(t("attn v"))?;
         let (keys, values) = cache.append(layer, &kn, &vn)?; // [kvh, T, hd]
+        let keys = keys.to_dtype(DType::F32).map_err(t("attn k"))?;
+        let values = values.to_dtype(DType::F32).map_err(t("attn v"))?;
         let total = start + n;
         let scale = 1.0 / (hd as f64).sqrt();
         // Query heads h = kv*group + g share kv head `kv`: fold the group into the rows.
@@ -300,13 +302,13 @@ impl Model {
     }
 }
 
-/// The f32 data of a contiguous CPU tensor's storage, from its start.
-fn cpu_f32<'a>(storage: &'a candle_core::Storage, layout: &candle_core::Layout) -> Result<&'a [f32]> {
+/// The f16 data of a contiguous CPU tensor's storage, from its start (the CPU kv cache).
+fn cpu_f16<'a>(storage: &'a candle_core::Storage, layout: &candle_core::Layout) -> Result<&'a [half::f16]> {
     match storage {
         candle_core::Storage::Cpu(c) if layout.is_contiguous() => {
-            c.as_slice::<f32>().map(|x| &x[layout.start_offset()..]).map_err(t("kv buffer"))
+            c.as_slice::<half::f16>().map(|x| &x[layout.start_offset()..]).map_err(t("kv buffer"))
         }
-        _ => Err(Error::invalid("kv cache", "expected a contiguous f32 buffer on the CPU")),
+        _ => Err(Error::invalid("kv cache", "expected a contiguous f16 buffer on the CPU")),
     }
 }
 
