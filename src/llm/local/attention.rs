@@ -43,34 +43,44 @@ pub fn attend_one_kv_head(h: Heads, kv_head: usize, kv: &KvView<'_>, q: &[f32], 
             return unsafe { attend_avx2(h, kv_head, kv, q, out) };
         }
     }
-    attend::<8, PortableWiden>(h, kv_head, kv, q, out)
+    attend::<Portable>(h, kv_head, kv, q, out)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,fma,f16c")]
 unsafe fn attend_avx512(h: Heads, kv_head: usize, kv: &KvView<'_>, q: &[f32], out: &mut [f32]) {
-    attend::<16, F16cWiden>(h, kv_head, kv, q, out)
+    attend::<Avx512>(h, kv_head, kv, q, out)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn attend_avx2(h: Heads, kv_head: usize, kv: &KvView<'_>, q: &[f32], out: &mut [f32]) {
-    attend::<8, F16cWiden>(h, kv_head, kv, q, out)
+    attend::<Avx2>(h, kv_head, kv, q, out)
 }
 
-/// f16 to f32 (`dst.len() == src.len()`), inlined into each `attend` so that it runs with the
-/// caller's CPU features.
-trait Widen {
+/// The two inner loops that want the CPU's own instructions, inlined into each `attend` so that
+/// they run with the caller's features.
+trait Simd {
+    /// f16 to f32 (`dst.len() == src.len()`).
     fn widen(src: &[f16], dst: &mut [f32]);
+    /// `out[g] = q_g · key` for the query heads of a group, stored one after another in `q`.
+    fn group_dots(q: &[f32], key: &[f32], out: &mut [f32]);
 }
 
-struct PortableWiden;
+struct Portable;
 
-impl Widen for PortableWiden {
+impl Simd for Portable {
     #[inline(always)]
     fn widen(src: &[f16], dst: &mut [f32]) {
         for (d, s) in dst.iter_mut().zip(src) {
             *d = s.to_f32();
+        }
+    }
+
+    #[inline(always)]
+    fn group_dots(q: &[f32], key: &[f32], out: &mut [f32]) {
+        for (o, qg) in out.iter_mut().zip(q.chunks_exact(key.len())) {
+            *o = qg.iter().zip(key).map(|(a, b)| a * b).sum();
         }
     }
 }
@@ -78,32 +88,128 @@ impl Widen for PortableWiden {
 /// Eight values per `vcvtph2ps`. Only used inside functions compiled with `f16c`, after it was
 /// detected.
 #[cfg(target_arch = "x86_64")]
-struct F16cWiden;
+#[inline(always)]
+fn widen_f16c(src: &[f16], dst: &mut [f32]) {
+    use std::arch::x86_64::*;
+    let whole = src.len().min(dst.len()) / 8 * 8;
+    for (s8, d8) in src[..whole].chunks_exact(8).zip(dst[..whole].chunks_exact_mut(8)) {
+        // SAFETY: eight values are read and written inside the chunks; the caller runs with f16c.
+        unsafe { _mm256_storeu_ps(d8.as_mut_ptr(), _mm256_cvtph_ps(_mm_loadu_si128(s8.as_ptr() as *const __m128i))) };
+    }
+    Portable::widen(&src[whole..], &mut dst[whole..]);
+}
+
+/// Runs `$body` with `$n` (the number of heads in this batch, at most 8) as a constant, so that
+/// the accumulators of every head stay in registers.
+macro_rules! with_const_heads {
+    ($n:expr, $body:ident, $($arg:expr),*) => {
+        match $n {
+            1 => $body::<1>($($arg),*),
+            2 => $body::<2>($($arg),*),
+            3 => $body::<3>($($arg),*),
+            4 => $body::<4>($($arg),*),
+            5 => $body::<5>($($arg),*),
+            6 => $body::<6>($($arg),*),
+            7 => $body::<7>($($arg),*),
+            _ => $body::<8>($($arg),*),
+        }
+    };
+}
+
+/// AVX-512 (and F16C). Each key vector is loaded once for up to eight query heads, and each
+/// head's sum is reduced once per row: summing lane by lane in order, as plain Rust must, cost
+/// more than the multiplications.
+#[cfg(target_arch = "x86_64")]
+struct Avx512;
 
 #[cfg(target_arch = "x86_64")]
-impl Widen for F16cWiden {
+impl Simd for Avx512 {
     #[inline(always)]
     fn widen(src: &[f16], dst: &mut [f32]) {
-        use std::arch::x86_64::*;
-        let whole = src.len().min(dst.len()) / 8 * 8;
-        for (s8, d8) in src[..whole].chunks_exact(8).zip(dst[..whole].chunks_exact_mut(8)) {
-            // SAFETY: eight values are read and written inside the chunks; the caller runs with
-            // f16c (see above).
-            unsafe { _mm256_storeu_ps(d8.as_mut_ptr(), _mm256_cvtph_ps(_mm_loadu_si128(s8.as_ptr() as *const __m128i))) };
+        widen_f16c(src, dst)
+    }
+
+    #[inline(always)]
+    fn group_dots(q: &[f32], key: &[f32], out: &mut [f32]) {
+        #[inline(always)]
+        fn heads<const N: usize>(q: &[f32], key: &[f32], out: &mut [f32]) {
+            use std::arch::x86_64::*;
+            let hd = key.len();
+            let whole = hd / 16 * 16;
+            // SAFETY: the caller runs with avx512f; every load is inside `q` (N rows of hd) and `key`.
+            unsafe {
+                let mut acc = [_mm512_setzero_ps(); N];
+                for c in (0..whole).step_by(16) {
+                    let k = _mm512_loadu_ps(key.as_ptr().add(c));
+                    for (g, a) in acc.iter_mut().enumerate() {
+                        *a = _mm512_fmadd_ps(_mm512_loadu_ps(q.as_ptr().add(g * hd + c)), k, *a);
+                    }
+                }
+                for (g, a) in acc.iter().enumerate() {
+                    let tail: f32 = q[g * hd + whole..(g + 1) * hd].iter().zip(&key[whole..]).map(|(x, y)| x * y).sum();
+                    out[g] = _mm512_reduce_add_ps(*a) + tail;
+                }
+            }
         }
-        PortableWiden::widen(&src[whole..], &mut dst[whole..]);
+        let hd = key.len();
+        for (start, o) in (0..out.len()).step_by(8).zip(out.chunks_mut(8)) {
+            with_const_heads!(o.len(), heads, &q[start * hd..(start + o.len()) * hd], key, o);
+        }
     }
 }
 
-/// The portable body, `L` floats per vector register; `inline(always)` so that each wrapper
-/// above compiles it with its own features. Common head sizes get their own copy, with the
-/// head's running output held in registers.
+/// AVX2 (and FMA, F16C): as [`Avx512`], eight lanes wide.
+#[cfg(target_arch = "x86_64")]
+struct Avx2;
+
+#[cfg(target_arch = "x86_64")]
+impl Simd for Avx2 {
+    #[inline(always)]
+    fn widen(src: &[f16], dst: &mut [f32]) {
+        widen_f16c(src, dst)
+    }
+
+    #[inline(always)]
+    fn group_dots(q: &[f32], key: &[f32], out: &mut [f32]) {
+        #[inline(always)]
+        fn heads<const N: usize>(q: &[f32], key: &[f32], out: &mut [f32]) {
+            use std::arch::x86_64::*;
+            let hd = key.len();
+            let whole = hd / 8 * 8;
+            // SAFETY: the caller runs with avx2 and fma; every load is inside `q` and `key`.
+            unsafe {
+                let mut acc = [_mm256_setzero_ps(); N];
+                for c in (0..whole).step_by(8) {
+                    let k = _mm256_loadu_ps(key.as_ptr().add(c));
+                    for (g, a) in acc.iter_mut().enumerate() {
+                        *a = _mm256_fmadd_ps(_mm256_loadu_ps(q.as_ptr().add(g * hd + c)), k, *a);
+                    }
+                }
+                for (g, a) in acc.iter().enumerate() {
+                    let tail: f32 = q[g * hd + whole..(g + 1) * hd].iter().zip(&key[whole..]).map(|(x, y)| x * y).sum();
+                    let x = _mm_add_ps(_mm256_castps256_ps128(*a), _mm256_extractf128_ps::<1>(*a));
+                    let x = _mm_add_ps(x, _mm_movehl_ps(x, x));
+                    let x = _mm_add_ss(x, _mm_movehdup_ps(x));
+                    out[g] = _mm_cvtss_f32(x) + tail;
+                }
+            }
+        }
+        let hd = key.len();
+        for (start, o) in (0..out.len()).step_by(8).zip(out.chunks_mut(8)) {
+            with_const_heads!(o.len(), heads, &q[start * hd..(start + o.len()) * hd], key, o);
+        }
+    }
+}
+
+/// The body, for the CPU features of `S`; `inline(always)` so that each wrapper above compiles
+/// it with its own features. Common head sizes get their own copy, with the head's running
+/// output held in registers.
 #[inline(always)]
-fn attend<const L: usize, W: Widen>(h: Heads, kv_head: usize, kv: &KvView<'_>, q: &[f32], out: &mut [f32]) {
+fn attend<S: Simd>(h: Heads, kv_head: usize, kv: &KvView<'_>, q: &[f32], out: &mut [f32]) {
     match h.head_dim {
-        64 => attend_sized::<L, W, 64>(h, kv_head, kv, q, out),
-        128 => attend_sized::<L, W, 128>(h, kv_head, kv, q, out),
-        _ => attend_any::<L, W>(h, kv_head, kv, q, out),
+        64 => attend_sized::<S, 64>(h, kv_head, kv, q, out),
+        128 => attend_sized::<S, 128>(h, kv_head, kv, q, out),
+        _ => attend_any::<S>(h, kv_head, kv, q, out),
     }
 }
 
@@ -115,14 +221,16 @@ const VALUE_BLOCK: usize = 32;
 /// `scores[g * t + j]` is query head g against position j. Inlined, so a constant `hd` from
 /// `attend_sized` specializes it.
 #[inline(always)]
-fn softmax_scores<const L: usize, W: Widen>(hd: usize, group: usize, keys: &[f16], q: &[f32], t: usize) -> Vec<f32> {
+fn softmax_scores<S: Simd>(hd: usize, group: usize, keys: &[f16], q: &[f32], t: usize) -> Vec<f32> {
     let scale = 1.0 / (hd as f32).sqrt();
     let mut scores = vec![0f32; group * t];
     let mut key = vec![0f32; hd];
+    let mut dots = vec![0f32; group];
     for (j, key16) in keys.chunks_exact(hd).enumerate() {
-        W::widen(key16, &mut key);
-        for g in 0..group {
-            scores[g * t + j] = dot::<L>(&q[g * hd..(g + 1) * hd], &key) * scale;
+        S::widen(key16, &mut key);
+        S::group_dots(&q[..group * hd], &key, &mut dots);
+        for (g, d) in dots.iter().enumerate() {
+            scores[g * t + j] = d * scale;
         }
     }
     for row in scores.chunks_exact_mut(t) {
@@ -132,17 +240,17 @@ fn softmax_scores<const L: usize, W: Widen>(hd: usize, group: usize, keys: &[f16
 }
 
 #[inline(always)]
-fn attend_sized<const L: usize, W: Widen, const HD: usize>(h: Heads, kv_head: usize, kv: &KvView<'_>, q: &[f32], out: &mut [f32]) {
+fn attend_sized<S: Simd, const HD: usize>(h: Heads, kv_head: usize, kv: &KvView<'_>, q: &[f32], out: &mut [f32]) {
     let t = kv.len;
     let group = h.heads / h.kv_heads;
     let base = kv_head * kv.capacity * HD;
-    let scores = softmax_scores::<L, W>(HD, group, &kv.keys[base..base + t * HD], q, t);
+    let scores = softmax_scores::<S>(HD, group, &kv.keys[base..base + t * HD], q, t);
     let values = &kv.values[base..base + t * HD];
     out[..group * HD].fill(0.0);
     let mut block = vec![0f32; VALUE_BLOCK * HD];
     for start in (0..t).step_by(VALUE_BLOCK) {
         let end = (start + VALUE_BLOCK).min(t);
-        W::widen(&values[start * HD..end * HD], &mut block[..(end - start) * HD]);
+        S::widen(&values[start * HD..end * HD], &mut block[..(end - start) * HD]);
         for g in 0..group {
             let mut acc = [0f32; HD];
             acc.copy_from_slice(&out[g * HD..(g + 1) * HD]);
@@ -159,16 +267,16 @@ fn attend_sized<const L: usize, W: Widen, const HD: usize>(h: Heads, kv_head: us
 }
 
 #[inline(always)]
-fn attend_any<const L: usize, W: Widen>(h: Heads, kv_head: usize, kv: &KvView<'_>, q: &[f32], out: &mut [f32]) {
+fn attend_any<S: Simd>(h: Heads, kv_head: usize, kv: &KvView<'_>, q: &[f32], out: &mut [f32]) {
     let (hd, t) = (h.head_dim, kv.len);
     let group = h.heads / h.kv_heads;
     let base = kv_head * kv.capacity * hd;
-    let scores = softmax_scores::<L, W>(hd, group, &kv.keys[base..base + t * hd], q, t);
+    let scores = softmax_scores::<S>(hd, group, &kv.keys[base..base + t * hd], q, t);
     let values = &kv.values[base..base + t * hd];
     out[..group * hd].fill(0.0);
     let mut value = vec![0f32; hd];
     for (j, value16) in values.chunks_exact(hd).enumerate() {
-        W::widen(value16, &mut value);
+        S::widen(value16, &mut value);
         for g in 0..group {
             let p = scores[g * t + j];
             for (o, v) in out[g * hd..(g + 1) * hd].iter_mut().zip(&value) {
@@ -176,20 +284,6 @@ fn attend_any<const L: usize, W: Widen>(h: Heads, kv_head: usize, kv: &KvView<'_
             }
         }
     }
-}
-
-/// `L` independent partial sums, so that the compiler can keep them in one vector register.
-#[inline(always)]
-fn dot<const L: usize>(a: &[f32], b: &[f32]) -> f32 {
-    let mut acc = [0f32; L];
-    let (ac, bc) = (a.chunks_exact(L), b.chunks_exact(L));
-    let tail: f32 = ac.remainder().iter().zip(bc.remainder()).map(|(x, y)| x * y).sum();
-    for (x, y) in ac.zip(bc) {
-        for l in 0..L {
-            acc[l] = x[l].mul_add(y[l], acc[l]);
-        }
-    }
-    acc.iter().sum::<f32>() + tail
 }
 
 #[inline(always)]
@@ -259,6 +353,8 @@ mod tests {
         for head_dim in [20, 64, 128] {
             check_against_textbook(Heads { heads: 6, kv_heads: 2, head_dim }, 77, 69);
         }
+        // Groups wider than the eight heads done at once.
+        check_against_textbook(Heads { heads: 20, kv_heads: 2, head_dim: 64 }, 40, 33);
     }
 
     fn check_against_textbook(h: Heads, cap: usize, len: usize) {
@@ -277,10 +373,20 @@ mod tests {
             let mut fast = vec![f32::NAN; group * h.head_dim];
             attend_one_kv_head(h, kvh, &kv, qs, &mut fast);
             let mut plain = vec![f32::NAN; group * h.head_dim];
-            attend_any::<8, PortableWiden>(h, kvh, &kv, qs, &mut plain);
+            attend_any::<Portable>(h, kvh, &kv, qs, &mut plain);
             let want = reference(h, kvh, &kv, qs);
             for ((a, b), w) in fast.iter().zip(&plain).zip(&want) {
                 assert!((a - w).abs() < 1e-5 && (b - w).abs() < 1e-5, "head size {}: {a} {b} vs {w}", h.head_dim);
+            }
+            // The AVX2 body too, where the CPU has it (the dispatch above prefers AVX-512).
+            #[cfg(target_arch = "x86_64")]
+            if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") && std::arch::is_x86_feature_detected!("f16c") {
+                let mut avx2 = vec![f32::NAN; group * h.head_dim];
+                // SAFETY: the features were just detected.
+                unsafe { attend_avx2(h, kvh, &kv, qs, &mut avx2) };
+                for (a, w) in avx2.iter().zip(&want) {
+                    assert!((a - w).abs() < 1e-5, "AVX2, head size {}: {a} vs {w}", h.head_dim);
+                }
             }
         }
     }
