@@ -374,6 +374,7 @@ fn cached_prefix_gives_the_uncached_output() {
     let req = |user: &str, params| Request::new(vec![Message::system(system.clone()), Message::user(user)]).with_params(params);
     let first = one(&cached, req("First question?", greedy(20))).unwrap();
     assert_eq!(first.usage.cached_prompt_tokens, 0);
+    let (_, one_prompt_bytes) = cached.prefix_cache_usage();
     let second = one(&cached, req("Second, different question?", greedy(20))).unwrap();
     assert!(second.usage.cached_prompt_tokens > 50, "{:?}", second.usage);
     assert!(second.usage.cached_prompt_tokens < second.usage.prompt_tokens);
@@ -387,8 +388,14 @@ fn cached_prefix_gives_the_uncached_output() {
     let batch = cached.generate(&(0..3).map(|s| req("Batch question?", sampled(10, s))).collect::<Vec<_>>());
     let usages: Vec<_> = batch.iter().map(|r| r.as_ref().unwrap().usage.cached_prompt_tokens).collect();
     assert!(usages[1] == usages[2] && usages[1] + 1 == batch[1].as_ref().unwrap().usage.prompt_tokens, "{usages:?}");
+    // Restored through snapshots that share their parents' positions: still the uncached output.
+    let third = one(&cached, req("Batch question? And one more.", greedy(20))).unwrap();
+    assert!(third.usage.cached_prompt_tokens > 50, "{:?}", third.usage);
+    assert_eq!(third.text, one(&fresh, req("Batch question? And one more.", greedy(20))).unwrap().text);
+    // The entries share the system prompt's kv rather than holding a copy each.
     let (entries, bytes) = cached.prefix_cache_usage();
-    assert!(entries > 0 && bytes > 0);
+    assert!(entries >= 3, "{entries} entries");
+    assert!(bytes < 2 * one_prompt_bytes, "{entries} entries hold {bytes} bytes; one prompt's kv is {one_prompt_bytes}");
 }
 
 #[test]

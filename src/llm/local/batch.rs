@@ -129,7 +129,7 @@ fn prefill(engine: &Engine, idx: usize, req: &Request) -> Result<Seq> {
     }
     let logits = logits.ok_or_else(|| llm_err("nothing to prefill"))?;
     let logits = logits.squeeze(0).and_then(|l| l.to_vec1::<f32>()).map_err(|e| Error::tensor("logits", e))?;
-    engine.prefix_insert(&tokens, &cache)?;
+    engine.prefix_insert(&tokens, &cache, hit.as_ref())?;
     Ok(Seq {
         req: idx,
         cache,

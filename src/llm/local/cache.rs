@@ -33,8 +33,16 @@ impl PrefixCache {
         self.max_entries > 0 && self.max_bytes > 0
     }
 
+    /// Bytes the entries keep alive: each snapshot once, however many entries share it as a
+    /// parent (an evicted entry still held as a parent counts too).
     pub fn bytes(&self) -> usize {
-        self.entries.iter().map(|e| e.kv.bytes()).sum()
+        let mut seen = std::collections::HashSet::new();
+        self.entries
+            .iter()
+            .flat_map(|e| e.kv.chain())
+            .filter(|s| seen.insert(*s as *const KvSnapshot))
+            .map(|s| s.bytes())
+            .sum()
     }
 
     pub fn len(&self) -> usize {
@@ -69,7 +77,7 @@ impl PrefixCache {
 
     /// Keeps the kv of `tokens` (all of them: `kv.len() == tokens.len()`).
     pub fn insert(&mut self, tokens: Vec<u32>, kv: KvSnapshot) {
-        if !self.is_enabled() || tokens.is_empty() || kv.len() != tokens.len() || kv.bytes() > self.max_bytes {
+        if !self.is_enabled() || tokens.is_empty() || kv.len() != tokens.len() || kv.chain().map(|s| s.bytes()).sum::<usize>() > self.max_bytes {
             return;
         }
         self.clock += 1;
@@ -138,6 +146,34 @@ mod tests {
         assert_eq!(c.len(), 2);
         assert!(c.lookup(&[5, 6, 7, 0]).is_none(), "the least recently used entry was evicted");
         assert!(c.lookup(&[1, 2, 3, 0]).is_some());
+    }
+
+    #[test]
+    fn a_snapshot_shared_as_a_parent_counts_once() {
+        let mut c = PrefixCache::new(8, 1 << 20);
+        let mut a = KvCache::new(1, 1, 2, &Device::Cpu);
+        a.reserve(8).unwrap();
+        let t = Tensor::zeros((1, 8, 2), candle_core::DType::F32, &Device::Cpu).unwrap();
+        a.append(0, &t, &t).unwrap();
+        a.advance(8);
+        let first = [1, 2, 3, 4, 5, 6, 7, 8];
+        c.insert(first.to_vec(), a.snapshot(8).unwrap());
+        let hit = c.lookup(&[1, 2, 3, 4, 5, 6, 9, 9]).unwrap();
+        assert_eq!(hit.len, 6);
+        let mut b = KvCache::from_snapshot(&hit.kv, 6, 2, 1, 1, 2, &Device::Cpu).unwrap();
+        b.reserve(2).unwrap();
+        b.append(0, &t.narrow(1, 0, 2).unwrap(), &t.narrow(1, 0, 2).unwrap()).unwrap();
+        b.advance(2);
+        let second = b.snapshot_after(&hit.kv, 6, 8).unwrap();
+        let (whole, tail) = (hit.kv.bytes(), second.bytes());
+        assert_eq!(tail * 4, whole, "the second entry holds 2 of its 8 positions");
+        c.insert(vec![1, 2, 3, 4, 5, 6, 9, 9], second);
+        assert_eq!(c.len(), 2);
+        assert_eq!(c.bytes(), whole + tail);
+        // Without the parent's own entry, its kv is still alive for the child, and counted.
+        c.entries.retain(|e| e.tokens != first);
+        assert_eq!(c.len(), 1);
+        assert_eq!(c.bytes(), whole + tail);
     }
 
     #[test]

@@ -7,6 +7,11 @@
 
 use crate::error::{Error, Result};
 use candle_core::{DType, Device, Tensor};
+use std::sync::Arc;
+
+/// Parents a snapshot may have before a new one is copied whole: bounds the work of restoring
+/// and how much memory a chain keeps alive.
+const MAX_CHAIN: usize = 8;
 
 /// The keys and values of one sequence, every layer, positions `0..len`.
 pub struct KvCache {
@@ -23,8 +28,15 @@ pub struct KvCache {
 }
 
 /// A detached copy of the first `len` positions of a cache (what the prefix cache keeps).
+///
+/// Prompts that share a head (the seeds of one optimization, one step after another) share its
+/// kv too: a snapshot may take positions `0..base` from a parent snapshot and hold only the
+/// rest itself.
 pub struct KvSnapshot {
-    /// Per layer: keys and values, each `[kv_heads, len, head_dim]`, contiguous.
+    parent: Option<Arc<KvSnapshot>>,
+    base: usize,
+    /// Per layer: keys and values of positions `base..len`, each `[kv_heads, len - base,
+    /// head_dim]`, contiguous.
     layers: Vec<(Tensor, Tensor)>,
     len: usize,
 }
@@ -129,21 +141,45 @@ impl KvCache {
 
     /// Deep copy of the first `n` positions.
     pub fn snapshot(&self, n: usize) -> Result<KvSnapshot> {
+        self.copy_positions(None, 0, n)
+    }
+
+    /// A snapshot of the first `n` positions that takes positions `0..shared` from `parent`
+    /// and copies only the rest. The caller vouches that this cache's first `shared` positions
+    /// are `parent`'s (the cache was restored from it). A long chain is copied whole instead.
+    pub fn snapshot_after(&self, parent: &Arc<KvSnapshot>, shared: usize, n: usize) -> Result<KvSnapshot> {
         let n = n.min(self.len);
-        if n == 0 {
-            return Ok(KvSnapshot { layers: Vec::new(), len: 0 });
+        // Skip parents that contribute nothing below `shared`: the chain stays as short as
+        // the nesting of the prompts, not as long as the history of requests.
+        let mut parent = parent.clone();
+        let mut shared = shared.min(parent.len).min(n);
+        while let Some(grand) = parent.parent.clone().filter(|_| shared <= parent.base) {
+            parent = grand;
+            shared = shared.min(parent.len);
+        }
+        if shared == 0 || parent.depth() >= MAX_CHAIN {
+            return self.snapshot(n);
+        }
+        self.copy_positions(Some(parent), shared, n)
+    }
+
+    fn copy_positions(&self, parent: Option<Arc<KvSnapshot>>, base: usize, n: usize) -> Result<KvSnapshot> {
+        let n = n.min(self.len);
+        let base = if parent.is_some() { base.min(n) } else { 0 };
+        if n == base {
+            return Ok(KvSnapshot { parent, base, layers: Vec::new(), len: n });
         }
         let layers = self
             .layers
             .iter()
             .map(|(k, v)| {
-                let k = k.narrow(1, 0, n)?.copy()?.contiguous()?;
-                let v = v.narrow(1, 0, n)?.copy()?.contiguous()?;
+                let k = k.narrow(1, base, n - base)?.copy()?.contiguous()?;
+                let v = v.narrow(1, base, n - base)?.copy()?.contiguous()?;
                 Ok((k, v))
             })
             .collect::<candle_core::Result<Vec<_>>>()
             .map_err(t("kv snapshot"))?;
-        Ok(KvSnapshot { layers, len: n })
+        Ok(KvSnapshot { parent, base, layers, len: n })
     }
 
     /// A cache holding the first `n` positions of `snap`, with room for `extra` more.
@@ -151,17 +187,27 @@ impl KvCache {
         let n = n.min(snap.len);
         let mut cache = KvCache::new(n_layers, kv_heads, head_dim, device);
         cache.reserve((n + extra).max(1))?;
-        if n == 0 {
-            return Ok(cache);
-        }
-        for (i, (k, v)) in snap.layers.iter().enumerate() {
-            let k = k.narrow(1, 0, n).and_then(|x| x.contiguous()).map_err(t("kv restore"))?;
-            let v = v.narrow(1, 0, n).and_then(|x| x.contiguous()).map_err(t("kv restore"))?;
-            cache.layers[i].0.slice_set(&k, 1, 0).map_err(t("kv restore"))?;
-            cache.layers[i].1.slice_set(&v, 1, 0).map_err(t("kv restore"))?;
-        }
+        cache.restore(snap, n)?;
         cache.len = n;
         Ok(cache)
+    }
+
+    /// Writes the first `n` positions of `snap` (and of its parents) into the buffers.
+    fn restore(&mut self, snap: &KvSnapshot, n: usize) -> Result<()> {
+        if let Some(parent) = &snap.parent {
+            self.restore(parent, n.min(snap.base))?;
+        }
+        if n <= snap.base || snap.layers.is_empty() {
+            return Ok(());
+        }
+        let own = n - snap.base;
+        for (i, (k, v)) in snap.layers.iter().enumerate() {
+            let k = k.narrow(1, 0, own).and_then(|x| x.contiguous()).map_err(t("kv restore"))?;
+            let v = v.narrow(1, 0, own).and_then(|x| x.contiguous()).map_err(t("kv restore"))?;
+            self.layers[i].0.slice_set(&k, 1, snap.base).map_err(t("kv restore"))?;
+            self.layers[i].1.slice_set(&v, 1, snap.base).map_err(t("kv restore"))?;
+        }
+        Ok(())
     }
 }
 
@@ -174,8 +220,19 @@ impl KvSnapshot {
         self.len == 0
     }
 
+    /// Bytes this snapshot holds itself (not its parents').
     pub fn bytes(&self) -> usize {
         self.layers.iter().map(|(k, v)| k.elem_count() * k.dtype().size_in_bytes() + v.elem_count() * v.dtype().size_in_bytes()).sum()
+    }
+
+    /// This snapshot and every parent up its chain.
+    pub fn chain(&self) -> impl Iterator<Item = &KvSnapshot> {
+        std::iter::successors(Some(self), |s| s.parent.as_deref())
+    }
+
+    /// Parents up the chain.
+    pub fn depth(&self) -> usize {
+        self.chain().count() - 1
     }
 }
 
@@ -218,6 +275,53 @@ mod tests {
         assert!(c.bytes() > snap.bytes());
         assert_eq!(c.dtype(), DType::F16, "the CPU cache holds f16");
         assert_eq!(snap.bytes(), 2 * 2 * snap.len() * 4 * 2);
+    }
+
+    /// Layer 0's keys at positions `0..n`, as f32.
+    fn keys(c: &KvCache, n: usize) -> Vec<f32> {
+        c.layers[0].0.narrow(1, 0, n).unwrap().to_dtype(DType::F32).unwrap().flatten_all().unwrap().to_vec1().unwrap()
+    }
+
+    fn cache_from(snap: &KvSnapshot, n: usize, extra: usize) -> KvCache {
+        KvCache::from_snapshot(snap, n, extra, 1, 2, 4, &Device::Cpu).unwrap()
+    }
+
+    fn push(c: &mut KvCache, start: f32, n: usize) {
+        c.reserve(n).unwrap();
+        c.append(0, &rows(start, n), &rows(start, n)).unwrap();
+        c.advance(n);
+    }
+
+    #[test]
+    fn chained_snapshots_copy_only_their_own_positions_and_restore_whole() {
+        let mut a = KvCache::new(1, 2, 4, &Device::Cpu);
+        push(&mut a, 0.0, 10);
+        let s1 = Arc::new(a.snapshot(10).unwrap());
+        // A second prompt shares the first 6 positions, then goes its own way.
+        let mut b = cache_from(&s1, 6, 4);
+        push(&mut b, 500.0, 4);
+        let s2 = Arc::new(b.snapshot_after(&s1, 6, 10).unwrap());
+        assert_eq!(s2.depth(), 1);
+        assert_eq!(s2.bytes(), b.snapshot(4).unwrap().bytes(), "only positions 6..10 are copied");
+        assert_eq!(keys(&cache_from(&s2, 10, 0), 10), keys(&b, 10));
+        assert_eq!(keys(&cache_from(&s2, 5, 0), 5), keys(&a, 5), "a restore inside the shared part");
+        // A third shares only 5 positions, all of them s1's: it hangs on s1, not on s2.
+        let mut d = cache_from(&s2, 5, 3);
+        push(&mut d, 900.0, 3);
+        let s3 = d.snapshot_after(&s2, 5, 8).unwrap();
+        assert_eq!(s3.depth(), 1);
+        assert!(std::ptr::eq(s3.chain().nth(1).unwrap(), &*s1));
+        assert_eq!(keys(&cache_from(&s3, 8, 0), 8), keys(&d, 8));
+        // Nesting deeper than MAX_CHAIN copies whole instead.
+        let mut snap = s2.clone();
+        for level in 0..MAX_CHAIN + 2 {
+            let n = snap.len();
+            let mut c = cache_from(&snap, n, 1);
+            push(&mut c, 1000.0 + level as f32, 1);
+            snap = Arc::new(c.snapshot_after(&snap, n, n + 1).unwrap());
+            assert!(snap.depth() <= MAX_CHAIN);
+            assert_eq!(keys(&cache_from(&snap, n + 1, 0), n + 1), keys(&c, n + 1));
+        }
     }
 
     #[test]

@@ -133,11 +133,17 @@ impl Engine {
         self.prefix.lock().ok()?.lookup(tokens)
     }
 
-    pub(crate) fn prefix_insert(&self, tokens: &[u32], kv: &KvCache) -> Result<()> {
+    /// Keeps the kv of `tokens`; `hit` is the cached prefix that `kv` was restored from, whose
+    /// positions the new entry shares instead of copying them.
+    pub(crate) fn prefix_insert(&self, tokens: &[u32], kv: &KvCache, hit: Option<&cache::Hit>) -> Result<()> {
         let Ok(mut prefix) = self.prefix.lock() else { return Ok(()) };
         // Copying the kv costs time and memory: skip it when an entry already has it all.
         if prefix.is_enabled() && !prefix.covers(tokens) {
-            prefix.insert(tokens.to_vec(), kv.snapshot(tokens.len())?);
+            let snapshot = match hit {
+                Some(h) => kv.snapshot_after(&h.kv, h.len, tokens.len())?,
+                None => kv.snapshot(tokens.len())?,
+            };
+            prefix.insert(tokens.to_vec(), snapshot);
         }
         Ok(())
     }
