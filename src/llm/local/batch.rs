@@ -14,8 +14,9 @@ use std::time::Instant;
 /// Reply positions reserved in the kv cache up front.
 const INITIAL_REPLY_ROOM: usize = 512;
 
-/// Prompt tokens per prefill forward pass.
-const PREFILL_CHUNK: usize = 512;
+/// Prompt tokens per prefill forward pass: bounds the pass's activations (the attention scores alone
+/// are rows x context); 256 gave the same prefill speed as 512 and 70 MB less peak memory.
+const PREFILL_CHUNK: usize = 256;
 
 fn llm_err(reason: impl Into<String>) -> Error {
     Error::Llm { backend: "local".into(), reason: reason.into() }
