@@ -331,12 +331,25 @@ fn batched_greedy_output_equals_unbatched_output() {
 /// over the same tokens gives (candle's attention with a causal mask).
 #[test]
 fn decode_steps_give_the_logits_of_one_prefill_pass() {
-    use opto::llm::local::model::{Model, Step};
+    // qwen2 (rotary halves, q/k/v biases) and llama (rotary pairs, no biases).
     let dir = tempfile::tempdir().unwrap();
-    let p = tiny(&dir, "m.gguf", 12);
-    let mut file = opto::llm::local::gguf::GgufFile::open(&p).unwrap();
+    let qwen2 = tiny(&dir, "qwen2.gguf", 12);
+    let llama = dir.path().join("llama.gguf");
+    write_tiny_llama(&llama, 12).unwrap();
+    for p in [qwen2, llama] {
+        check_decode_against_prefill(&p);
+    }
+}
+
+fn check_decode_against_prefill(p: &Path) {
+    use opto::llm::local::model::{Model, Step};
+    let mut file = opto::llm::local::gguf::GgufFile::open(p).unwrap();
     let cfg = opto::llm::local::arch::config_from_gguf(&file).unwrap();
     let model = Model::load(&mut file, cfg, &candle_core::Device::Cpu).unwrap();
+    // Where our kernels run, the decode steps below take the plain-buffer path and the prefill
+    // the tensor path: the two must agree.
+    let our_kernels = opto::llm::local::qmatmul::Kernels::best().is_some() && std::env::var("OPTO_MATMUL").as_deref() != Ok("candle");
+    assert_eq!(model.decodes_on_plain_buffers(), our_kernels);
     let tokens: Vec<u32> = (0..40).map(|i| (i * 37 % 250) as u32).collect();
     let mut whole = model.new_cache();
     whole.reserve(tokens.len()).unwrap();
@@ -358,7 +371,7 @@ fn decode_steps_give_the_logits_of_one_prefill_pass() {
     }
     assert_eq!(b.len(), 39);
     for (x, y) in last[0].iter().zip(&want[0]) {
-        assert!((x - y).abs() < 1e-3, "decoded {x} vs prefilled {y}");
+        assert!((x - y).abs() < 1e-3, "{}: decoded {x} vs prefilled {y}", p.display());
     }
 }
 

@@ -5,8 +5,10 @@
 //! (28 KB instead of 57 KB for the 1.5B model), and half of what decode attention reads. Other
 //! devices keep f32.
 
+use super::attention::KvView;
 use crate::error::{Error, Result};
-use candle_core::{DType, Device, Tensor};
+use candle_core::{CpuStorage, DType, Device, Layout, Storage, StorageRef, Tensor};
+use half::f16;
 use std::sync::Arc;
 
 /// Parents a snapshot may have before a new one is copied whole: bounds the work of restoring
@@ -125,14 +127,31 @@ impl KvCache {
         Ok((kb.narrow(1, 0, total).map_err(t("kv view"))?, vb.narrow(1, 0, total).map_err(t("kv view"))?))
     }
 
+    /// Writes one position of `layer` (keys and values, each `[kv_heads * head_dim]`) at the
+    /// current end, straight into the buffers: the decode step's append on the CPU, where the
+    /// cache holds f16. Call [`KvCache::reserve`] first and [`KvCache::advance`] once every
+    /// layer has been written.
+    pub fn write_position(&mut self, layer: usize, k: &[f32], v: &[f32]) -> Result<()> {
+        let row = self.kv_heads * self.head_dim;
+        if self.len >= self.capacity || layer >= self.layers.len() || k.len() != row || v.len() != row {
+            return Err(Error::invalid("kv cache", "write past the reserved room or of the wrong width"));
+        }
+        let (kb, vb) = &self.layers[layer];
+        let (head_dim, head_stride, at) = (self.head_dim, self.capacity * self.head_dim, self.len * self.head_dim);
+        kb.inplace_op1(&WritePosition { rows: k, head_dim, head_stride, at }).map_err(t("kv write"))?;
+        vb.inplace_op1(&WritePosition { rows: v, head_dim, head_stride, at }).map_err(t("kv write"))?;
+        Ok(())
+    }
+
+    /// Read access to `layer`'s f16 buffers on the CPU, for decode attention.
+    pub fn layer_f16(&self, layer: usize) -> Result<LayerF16<'_>> {
+        let (k, v) = self.layers.get(layer).ok_or_else(|| Error::invalid("kv cache", "layer not reserved"))?;
+        Ok(LayerF16 { keys: k.storage_and_layout(), values: v.storage_and_layout() })
+    }
+
     /// Positions the buffers hold room for.
     pub fn capacity(&self) -> usize {
         self.capacity
-    }
-
-    /// The key and value buffers of `layer`, `[kv_heads, capacity, head_dim]`.
-    pub fn layer_buffers(&self, layer: usize) -> Option<&(Tensor, Tensor)> {
-        self.layers.get(layer)
     }
 
     pub fn advance(&mut self, n: usize) {
@@ -206,6 +225,55 @@ impl KvCache {
             let v = v.narrow(1, 0, own).and_then(|x| x.contiguous()).map_err(t("kv restore"))?;
             self.layers[i].0.slice_set(&k, 1, snap.base).map_err(t("kv restore"))?;
             self.layers[i].1.slice_set(&v, 1, snap.base).map_err(t("kv restore"))?;
+        }
+        Ok(())
+    }
+}
+
+/// One layer's buffers of a CPU cache, locked for reading.
+pub struct LayerF16<'a> {
+    keys: (StorageRef<'a>, &'a Layout),
+    values: (StorageRef<'a>, &'a Layout),
+}
+
+impl LayerF16<'_> {
+    /// The buffers as attention reads them: positions `0..len` of `capacity`.
+    pub fn view(&self, capacity: usize, len: usize) -> Result<KvView<'_>> {
+        Ok(KvView { keys: f16_data(&self.keys.0, self.keys.1)?, values: f16_data(&self.values.0, self.values.1)?, capacity, len })
+    }
+}
+
+/// The f16 data of a contiguous CPU buffer, from its start.
+fn f16_data<'a>(storage: &'a Storage, layout: &Layout) -> Result<&'a [f16]> {
+    match storage {
+        Storage::Cpu(CpuStorage::F16(data)) if layout.is_contiguous() => Ok(&data[layout.start_offset()..]),
+        _ => Err(Error::invalid("kv cache", "expected a contiguous f16 buffer on the CPU")),
+    }
+}
+
+/// Writes `rows` (one position, every kv head) into a `[kv_heads, capacity, head_dim]` f16
+/// buffer in place, at element `at` of each head's block.
+struct WritePosition<'a> {
+    rows: &'a [f32],
+    head_dim: usize,
+    head_stride: usize,
+    at: usize,
+}
+
+impl candle_core::InplaceOp1 for WritePosition<'_> {
+    fn name(&self) -> &'static str {
+        "kv-write-position"
+    }
+
+    fn cpu_fwd(&self, storage: &mut CpuStorage, layout: &Layout) -> candle_core::Result<()> {
+        let CpuStorage::F16(data) = storage else { candle_core::bail!("the kv buffer is not f16") };
+        let start = layout.start_offset() + self.at;
+        for (head, src) in self.rows.chunks_exact(self.head_dim).enumerate() {
+            let from = start + head * self.head_stride;
+            let Some(dst) = data.get_mut(from..from + self.head_dim) else { candle_core::bail!("kv write past the buffer") };
+            for (d, s) in dst.iter_mut().zip(src) {
+                *d = f16::from_f32(*s);
+            }
         }
         Ok(())
     }

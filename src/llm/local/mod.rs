@@ -18,6 +18,7 @@
 pub mod arch;
 mod attention;
 mod batch;
+mod decode;
 pub mod bench;
 pub mod cache;
 pub mod constrain;

@@ -8,6 +8,7 @@
 //! sequence).
 
 use super::arch::{ModelConfig, RopeStyle};
+use super::decode::{self, CpuDecoder, DecodeLayer};
 use super::gguf::GgufFile;
 use super::kv::KvCache;
 use crate::error::{Error, Result};
@@ -58,6 +59,8 @@ pub struct Model {
     cos: Tensor,
     sin: Tensor,
     max_positions: usize,
+    /// The decode step on plain buffers, when every layer matrix runs on our CPU kernels.
+    decoder: Option<CpuDecoder>,
 }
 
 /// One sequence's part of a forward pass: new tokens appended to its cache.
@@ -118,7 +121,13 @@ impl Model {
         }
         let max_positions = cfg.context_length.min(MAX_ROPE_POSITIONS);
         let (cos, sin) = rope_tables(cfg.rope_theta, hd, max_positions, device).map_err(t("rope tables"))?;
-        Ok(Model { cfg, device: device.clone(), embed, blocks, norm, output, cos, sin, max_positions })
+        let decoder = if device.is_cpu() { cpu_decoder(&cfg, &blocks)? } else { None };
+        Ok(Model { cfg, device: device.clone(), embed, blocks, norm, output, cos, sin, max_positions, decoder })
+    }
+
+    /// Whether decode steps run on plain buffers (`decode.rs`) rather than tensor ops.
+    pub fn decodes_on_plain_buffers(&self) -> bool {
+        self.decoder.is_some()
     }
 
     pub fn device(&self) -> &Device {
@@ -160,6 +169,17 @@ impl Model {
         }
         let rows = ids.len();
         let dev = &self.device;
+        if let Some(decoder) = self.decoder.as_ref().filter(|_| rows == steps.len()) {
+            let mut x = self.embed.lookup(&ids, dev)?.flatten_all().and_then(|x| x.to_vec1::<f32>()).map_err(t("embedding"))?;
+            let mut caches: Vec<&mut KvCache> = steps.iter_mut().map(|s| &mut *s.cache).collect();
+            decoder.run(cfg, &mut x, &mut caches)?;
+            for c in caches {
+                c.advance(1);
+            }
+            let x = Tensor::from_vec(x, (rows, cfg.hidden), dev).map_err(t("decode rows"))?;
+            let x = candle_nn::ops::rms_norm(&x, &self.norm, cfg.rms_eps).map_err(t("final norm"))?;
+            return self.output.forward(&x);
+        }
         let pos_t = Tensor::new(positions.as_slice(), dev).map_err(t("positions"))?;
         let half = cfg.head_dim / 2;
         let cos = self.cos.index_select(&pos_t, 0).and_then(|c| c.reshape((rows, 1, half))).map_err(t("rope"))?;
@@ -224,41 +244,18 @@ impl Model {
         y.reshape((rows, heads, hd)).map_err(t("rope"))
     }
 
-    /// Decode-step attention on the CPU (every step feeds one token): appends each step's key and
-    /// value, then runs one job per (sequence, kv head) straight over the cache buffers.
+    /// Decode-step attention on the CPU (every step feeds one token) for the tensor path:
+    /// appends each step's key and value, then attends over the cache buffers.
     fn attend_decode_cpu(&self, layer: usize, q: &Tensor, k: &Tensor, v: &Tensor, steps: &mut [Step<'_>]) -> Result<Tensor> {
-        use super::attention::{attend_one_kv_head, Heads, KvView};
-        use rayon::prelude::*;
-        let cfg = &self.cfg;
-        let heads = Heads { heads: cfg.heads, kv_heads: cfg.kv_heads, head_dim: cfg.head_dim };
-        let group = cfg.heads / cfg.kv_heads;
         for (i, s) in steps.iter_mut().enumerate() {
             let kn = k.narrow(0, i, 1).and_then(|x| x.transpose(0, 1)).map_err(t("attn k"))?; // [kvh, 1, hd]
             let vn = v.narrow(0, i, 1).and_then(|x| x.transpose(0, 1)).map_err(t("attn v"))?;
             s.cache.append(layer, &kn, &vn)?;
         }
         let q: Vec<f32> = q.flatten_all().and_then(|x| x.to_vec1()).map_err(t("attn q"))?; // [rows, heads, hd]
-        let buffers = steps
-            .iter()
-            .map(|s| s.cache.layer_buffers(layer).ok_or_else(|| Error::invalid("kv cache", "layer not reserved")))
-            .collect::<Result<Vec<_>>>()?;
-        let guards: Vec<_> = buffers.iter().map(|(kb, vb)| (kb.storage_and_layout(), vb.storage_and_layout())).collect();
-        let mut views = Vec::with_capacity(steps.len());
-        for (((kg, kl), (vg, vl)), s) in guards.iter().zip(steps.iter()) {
-            views.push(KvView { keys: cpu_f16(kg, kl)?, values: cpu_f16(vg, vl)?, capacity: s.cache.capacity(), len: s.cache.len() + 1 });
-        }
-        let width = cfg.heads * cfg.head_dim;
-        let mut out = vec![0f32; steps.len() * width];
-        // Chunk i is sequence i / kv_heads, kv head i % kv_heads: its `group` query heads are
-        // adjacent in both `q` and `out`.
-        out.par_chunks_mut(group * cfg.head_dim).enumerate().for_each(|(i, o)| {
-            let (seq, kvh) = (i / cfg.kv_heads, i % cfg.kv_heads);
-            let qs = &q[seq * width + kvh * group * cfg.head_dim..][..group * cfg.head_dim];
-            attend_one_kv_head(heads, kvh, &views[seq], qs, o);
-        });
-        drop(views);
-        drop(guards);
-        Tensor::from_vec(out, (steps.len(), width), &self.device).map_err(t("attn out"))
+        let caches: Vec<&KvCache> = steps.iter().map(|s| &*s.cache).collect();
+        let out = decode::attend_rows(&self.cfg, layer, &q, &caches)?;
+        Tensor::from_vec(out, (steps.len(), self.cfg.heads * self.cfg.head_dim), &self.device).map_err(t("attn out"))
     }
 
     /// Causal attention of one sequence's `n` new rows (starting at row `off`) over its cache.
@@ -302,16 +299,6 @@ impl Model {
     }
 }
 
-/// The f16 data of a contiguous CPU tensor's storage, from its start (the CPU kv cache).
-fn cpu_f16<'a>(storage: &'a candle_core::Storage, layout: &candle_core::Layout) -> Result<&'a [half::f16]> {
-    match storage {
-        candle_core::Storage::Cpu(c) if layout.is_contiguous() => {
-            c.as_slice::<half::f16>().map(|x| &x[layout.start_offset()..]).map_err(t("kv buffer"))
-        }
-        _ => Err(Error::invalid("kv cache", "expected a contiguous f16 buffer on the CPU")),
-    }
-}
-
 /// `[n, start+n]`: 0 where row i (absolute position start+i) may see key j, -inf after it.
 fn causal_mask(n: usize, start: usize, device: &Device) -> candle_core::Result<Tensor> {
     let total = start + n;
@@ -327,4 +314,29 @@ fn rope_tables(theta: f32, head_dim: usize, positions: usize, device: &Device) -
     let pos = Tensor::arange(0u32, positions as u32, device)?.to_dtype(DType::F32)?.reshape((positions, 1))?;
     let freqs = pos.broadcast_mul(&inv)?;
     Ok((freqs.cos()?.contiguous()?, freqs.sin()?.contiguous()?))
+}
+
+/// The plain-buffer decoder, when every layer's matrices are packed for our kernels.
+fn cpu_decoder(cfg: &ModelConfig, blocks: &[Block]) -> Result<Option<CpuDecoder>> {
+    let packed = |p: &Proj| match p {
+        Proj::Packed(w) => Some(w.clone()),
+        Proj::Candle(_) => None,
+    };
+    let floats = |x: &Tensor| x.flatten_all().and_then(|x| x.to_vec1::<f32>()).map_err(t("decoder weights"));
+    let mut layers = Vec::with_capacity(blocks.len());
+    for b in blocks {
+        let (Some(q), Some(k), Some(v), Some(o), Some(gate), Some(up), Some(down)) =
+            (packed(&b.q.w), packed(&b.k.w), packed(&b.v.w), packed(&b.o), packed(&b.gate), packed(&b.up), packed(&b.down))
+        else {
+            return Ok(None);
+        };
+        let qkv_bias = match (&b.q.b, &b.k.b, &b.v.b) {
+            (Some(bq), Some(bk), Some(bv)) => Some([floats(bq)?, floats(bk)?, floats(bv)?]),
+            _ => None,
+        };
+        layers.push(DecodeLayer { attn_norm: floats(&b.attn_norm)?, q, k, v, qkv_bias, o, ffn_norm: floats(&b.ffn_norm)?, gate, up, down });
+    }
+    let hd = cfg.head_dim;
+    let inv_freq = (0..hd / 2).map(|i| 1.0 / cfg.rope_theta.powf(2.0 * i as f32 / hd as f32)).collect();
+    Ok(Some(CpuDecoder { layers, inv_freq }))
 }

@@ -1,0 +1,148 @@
+//! The CPU decode step on plain buffers: every sequence feeds one token, and the layer stack
+//! runs on `Vec<f32>` rows between our own matmul passes and attention, with no tensor ops.
+//!
+//! Through candle, each layer cost about fifteen small tensor ops per step (norms, rotary
+//! embedding, biases, residuals, SiLU): an allocation each, run on one thread while the other
+//! pool threads waited. Here those are short loops over the rows. The arithmetic is candle's
+//! (same formulas, same f32 order), so a decoded token's logits match the prefill path's; the
+//! test suite checks that.
+
+use super::arch::{ModelConfig, RopeStyle};
+use super::attention::{attend_one_kv_head, Heads, KvView};
+use super::kv::KvCache;
+use super::qmatmul::PackedWeight;
+use crate::error::Result;
+use rayon::prelude::*;
+use std::sync::Arc;
+
+/// One layer's weights, as the decode step reads them.
+pub struct DecodeLayer {
+    pub attn_norm: Vec<f32>,
+    pub q: Arc<PackedWeight>,
+    pub k: Arc<PackedWeight>,
+    pub v: Arc<PackedWeight>,
+    /// q, k and v biases, when the architecture has them.
+    pub qkv_bias: Option<[Vec<f32>; 3]>,
+    pub o: Arc<PackedWeight>,
+    pub ffn_norm: Vec<f32>,
+    pub gate: Arc<PackedWeight>,
+    pub up: Arc<PackedWeight>,
+    pub down: Arc<PackedWeight>,
+}
+
+/// The layer stack of a model whose every layer matrix runs on our kernels.
+pub struct CpuDecoder {
+    pub layers: Vec<DecodeLayer>,
+    /// `1 / theta^(2i / head_dim)`, as the rotary tables use it.
+    pub inv_freq: Vec<f32>,
+}
+
+impl CpuDecoder {
+    /// Runs rows `x` (`[caches.len(), hidden]`, one new token per sequence) through every layer,
+    /// writing each token's key and value at its cache's current end; the caller advances the
+    /// caches afterwards.
+    pub fn run(&self, cfg: &ModelConfig, x: &mut [f32], caches: &mut [&mut KvCache]) -> Result<()> {
+        let rows = caches.len();
+        let (h, hd) = (cfg.hidden, cfg.head_dim);
+        let (q_w, kv_w) = (cfg.heads * hd, cfg.kv_heads * hd);
+        let rope: Vec<(Vec<f32>, Vec<f32>)> = caches.iter().map(|c| self.rotation(c.len())).collect();
+        let mut normed = vec![0f32; rows * h];
+        for (li, l) in self.layers.iter().enumerate() {
+            rms_norm_rows(x, &l.attn_norm, cfg.rms_eps, &mut normed);
+            let [mut q, mut k, v]: [Vec<f32>; 3] =
+                PackedWeight::matmul_many(&[&l.q, &l.k, &l.v], &normed, rows).try_into().unwrap_or_else(|_| unreachable!("three outputs"));
+            let mut v = v;
+            if let Some([bq, bk, bv]) = &l.qkv_bias {
+                add_rows(&mut q, bq);
+                add_rows(&mut k, bk);
+                add_rows(&mut v, bv);
+            }
+            for (r, (cos, sin)) in rope.iter().enumerate() {
+                rotate(cfg.rope_style, hd, &mut q[r * q_w..(r + 1) * q_w], cos, sin);
+                rotate(cfg.rope_style, hd, &mut k[r * kv_w..(r + 1) * kv_w], cos, sin);
+            }
+            for (r, c) in caches.iter_mut().enumerate() {
+                c.write_position(li, &k[r * kv_w..(r + 1) * kv_w], &v[r * kv_w..(r + 1) * kv_w])?;
+            }
+            let readers: Vec<&KvCache> = caches.iter().map(|c| &**c).collect();
+            let attn = attend_rows(cfg, li, &q, &readers)?;
+            let o = PackedWeight::matmul_many(&[&l.o], &attn, rows).swap_remove(0);
+            add_into(x, &o);
+            rms_norm_rows(x, &l.ffn_norm, cfg.rms_eps, &mut normed);
+            let [mut g, u]: [Vec<f32>; 2] =
+                PackedWeight::matmul_many(&[&l.gate, &l.up], &normed, rows).try_into().unwrap_or_else(|_| unreachable!("two outputs"));
+            for (g, u) in g.iter_mut().zip(&u) {
+                // candle's silu: x / (1 + e^-x).
+                *g = *g / (1.0 + (-*g).exp()) * u;
+            }
+            let d = PackedWeight::matmul_many(&[&l.down], &g, rows).swap_remove(0);
+            add_into(x, &d);
+        }
+        Ok(())
+    }
+
+    /// cos and sin of every rotary frequency at `position` (the rotary tables' row).
+    fn rotation(&self, position: usize) -> (Vec<f32>, Vec<f32>) {
+        self.inv_freq.iter().map(|f| (position as f32 * f).cos()).zip(self.inv_freq.iter().map(|f| (position as f32 * f).sin())).unzip()
+    }
+}
+
+/// Decode attention of every row's query heads over its cache (which already holds the row's own
+/// key and value): `[rows, heads * head_dim]`.
+pub fn attend_rows(cfg: &ModelConfig, layer: usize, q: &[f32], caches: &[&KvCache]) -> Result<Vec<f32>> {
+    let heads = Heads { heads: cfg.heads, kv_heads: cfg.kv_heads, head_dim: cfg.head_dim };
+    let group = cfg.heads / cfg.kv_heads;
+    let guards = caches.iter().map(|c| c.layer_f16(layer)).collect::<Result<Vec<_>>>()?;
+    let views = guards.iter().zip(caches).map(|(g, c)| g.view(c.capacity(), c.len() + 1)).collect::<Result<Vec<KvView<'_>>>>()?;
+    let width = cfg.heads * cfg.head_dim;
+    let mut out = vec![0f32; caches.len() * width];
+    // Chunk i is sequence i / kv_heads, kv head i % kv_heads: its `group` query heads are
+    // adjacent in both `q` and `out`.
+    out.par_chunks_mut(group * cfg.head_dim).enumerate().for_each(|(i, o)| {
+        let (seq, kvh) = (i / cfg.kv_heads, i % cfg.kv_heads);
+        let qs = &q[seq * width + kvh * group * cfg.head_dim..][..group * cfg.head_dim];
+        attend_one_kv_head(heads, kvh, &views[seq], qs, o);
+    });
+    Ok(out)
+}
+
+/// candle's `rms_norm`, row by row: `x / sqrt(mean(x^2) + eps) * w`.
+fn rms_norm_rows(x: &[f32], w: &[f32], eps: f32, out: &mut [f32]) {
+    for (xr, yr) in x.chunks_exact(w.len()).zip(out.chunks_exact_mut(w.len())) {
+        let sum2: f32 = xr.iter().map(|v| v * v).sum();
+        let m = (sum2 / w.len() as f32 + eps).sqrt();
+        for ((y, v), a) in yr.iter_mut().zip(xr).zip(w) {
+            *y = *v / m * *a;
+        }
+    }
+}
+
+/// Adds `bias` to every row of `x`.
+fn add_rows(x: &mut [f32], bias: &[f32]) {
+    for row in x.chunks_exact_mut(bias.len()) {
+        add_into(row, bias);
+    }
+}
+
+fn add_into(x: &mut [f32], y: &[f32]) {
+    for (a, b) in x.iter_mut().zip(y) {
+        *a += *b;
+    }
+}
+
+/// Rotary embedding of every head in `x` (one row) at the position of `cos`/`sin`, in candle's
+/// two layouts: `rope` (halves) and `rope_i` (adjacent pairs).
+fn rotate(style: RopeStyle, hd: usize, x: &mut [f32], cos: &[f32], sin: &[f32]) {
+    let half = hd / 2;
+    for head in x.chunks_exact_mut(hd) {
+        for i in 0..half {
+            let (a, b) = match style {
+                RopeStyle::Neox => (i, i + half),
+                RopeStyle::Interleaved => (2 * i, 2 * i + 1),
+            };
+            let (x1, x2) = (head[a], head[b]);
+            head[a] = x1 * cos[i] - x2 * sin[i];
+            head[b] = x1 * sin[i] + x2 * cos[i];
+        }
+    }
+}
