@@ -11,13 +11,34 @@
 
 use half::f16;
 
-/// One sequence's cache for one layer: `[kv_heads, capacity, head_dim]` row-major f16, of which
-/// positions `0..len` are filled.
+/// One sequence's cache for one layer: its positions in order, as runs in separate buffers (a
+/// prompt head shared with other sequences, then the sequence's own positions).
 pub struct KvView<'a> {
+    pub runs: Vec<KvRun<'a>>,
+}
+
+/// Consecutive positions in one buffer `[kv_heads, capacity, head_dim]` row-major f16, of which
+/// rows `0..len` are filled.
+pub struct KvRun<'a> {
     pub keys: &'a [f16],
     pub values: &'a [f16],
     pub capacity: usize,
     pub len: usize,
+}
+
+impl KvView<'_> {
+    /// Positions in all runs.
+    pub fn len(&self) -> usize {
+        self.runs.iter().map(|r| r.len).sum()
+    }
+
+    /// The keys or values of kv head `kv_head`, run by run: `[len, head_dim]` each.
+    fn rows<'s>(&'s self, kv_head: usize, hd: usize, values: bool) -> impl Iterator<Item = &'s [f16]> + 's {
+        self.runs.iter().map(move |r| {
+            let base = kv_head * r.capacity * hd;
+            &(if values { r.values } else { r.keys })[base..base + r.len * hd]
+        })
+    }
 }
 
 /// The shapes every sequence shares.
@@ -29,7 +50,7 @@ pub struct Heads {
 }
 
 /// Attention of the query heads of kv head `kv` (`group = heads / kv_heads` of them, each
-/// `head_dim` long, in `q`) over positions `0..kv.len`; writes their outputs to `out`.
+/// `head_dim` long, in `q`) over every position of `kv`; writes their outputs to `out`.
 pub fn attend_one_kv_head(h: Heads, kv_head: usize, kv: &KvView<'_>, q: &[f32], out: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
     {
@@ -221,12 +242,12 @@ const VALUE_BLOCK: usize = 32;
 /// `scores[g * t + j]` is query head g against position j. Inlined, so a constant `hd` from
 /// `attend_sized` specializes it.
 #[inline(always)]
-fn softmax_scores<S: Simd>(hd: usize, group: usize, keys: &[f16], q: &[f32], t: usize) -> Vec<f32> {
+fn softmax_scores<S: Simd>(hd: usize, group: usize, kv: &KvView<'_>, kv_head: usize, q: &[f32], t: usize) -> Vec<f32> {
     let scale = 1.0 / (hd as f32).sqrt();
     let mut scores = vec![0f32; group * t];
     let mut key = vec![0f32; hd];
     let mut dots = vec![0f32; group];
-    for (j, key16) in keys.chunks_exact(hd).enumerate() {
+    for (j, key16) in kv.rows(kv_head, hd, false).flat_map(|keys| keys.chunks_exact(hd)).enumerate() {
         S::widen(key16, &mut key);
         S::group_dots(&q[..group * hd], &key, &mut dots);
         for (g, d) in dots.iter().enumerate() {
@@ -241,41 +262,43 @@ fn softmax_scores<S: Simd>(hd: usize, group: usize, keys: &[f16], q: &[f32], t: 
 
 #[inline(always)]
 fn attend_sized<S: Simd, const HD: usize>(h: Heads, kv_head: usize, kv: &KvView<'_>, q: &[f32], out: &mut [f32]) {
-    let t = kv.len;
+    let t = kv.len();
     let group = h.heads / h.kv_heads;
-    let base = kv_head * kv.capacity * HD;
-    let scores = softmax_scores::<S>(HD, group, &kv.keys[base..base + t * HD], q, t);
-    let values = &kv.values[base..base + t * HD];
+    let scores = softmax_scores::<S>(HD, group, kv, kv_head, q, t);
     out[..group * HD].fill(0.0);
     let mut block = vec![0f32; VALUE_BLOCK * HD];
-    for start in (0..t).step_by(VALUE_BLOCK) {
-        let end = (start + VALUE_BLOCK).min(t);
-        S::widen(&values[start * HD..end * HD], &mut block[..(end - start) * HD]);
-        for g in 0..group {
-            let mut acc = [0f32; HD];
-            acc.copy_from_slice(&out[g * HD..(g + 1) * HD]);
-            for j in start..end {
-                let p = scores[g * t + j];
-                let value: &[f32; HD] = block[(j - start) * HD..(j - start + 1) * HD].try_into().expect("a value row");
-                for d in 0..HD {
-                    acc[d] = p.mul_add(value[d], acc[d]);
+    // `first`: the position of the run's first row.
+    let mut first = 0;
+    for values in kv.rows(kv_head, HD, true) {
+        let len = values.len() / HD;
+        for start in (0..len).step_by(VALUE_BLOCK) {
+            let end = (start + VALUE_BLOCK).min(len);
+            S::widen(&values[start * HD..end * HD], &mut block[..(end - start) * HD]);
+            for g in 0..group {
+                let mut acc = [0f32; HD];
+                acc.copy_from_slice(&out[g * HD..(g + 1) * HD]);
+                for j in start..end {
+                    let p = scores[g * t + first + j];
+                    let value: &[f32; HD] = block[(j - start) * HD..(j - start + 1) * HD].try_into().expect("a value row");
+                    for d in 0..HD {
+                        acc[d] = p.mul_add(value[d], acc[d]);
+                    }
                 }
+                out[g * HD..(g + 1) * HD].copy_from_slice(&acc);
             }
-            out[g * HD..(g + 1) * HD].copy_from_slice(&acc);
         }
+        first += len;
     }
 }
 
 #[inline(always)]
 fn attend_any<S: Simd>(h: Heads, kv_head: usize, kv: &KvView<'_>, q: &[f32], out: &mut [f32]) {
-    let (hd, t) = (h.head_dim, kv.len);
+    let (hd, t) = (h.head_dim, kv.len());
     let group = h.heads / h.kv_heads;
-    let base = kv_head * kv.capacity * hd;
-    let scores = softmax_scores::<S>(hd, group, &kv.keys[base..base + t * hd], q, t);
-    let values = &kv.values[base..base + t * hd];
+    let scores = softmax_scores::<S>(hd, group, kv, kv_head, q, t);
     out[..group * hd].fill(0.0);
     let mut value = vec![0f32; hd];
-    for (j, value16) in values.chunks_exact(hd).enumerate() {
+    for (j, value16) in kv.rows(kv_head, hd, true).flat_map(|values| values.chunks_exact(hd)).enumerate() {
         S::widen(value16, &mut value);
         for g in 0..group {
             let p = scores[g * t + j];
@@ -316,8 +339,8 @@ fn exp_nonpositive(x: f32) -> f32 {
 mod tests {
     use super::*;
 
-    /// Plain textbook attention, one query head at a time.
-    fn reference(h: Heads, kv_head: usize, kv: &KvView<'_>, q: &[f32]) -> Vec<f32> {
+    /// Plain textbook attention, one query head at a time, over one buffer.
+    fn reference(h: Heads, kv_head: usize, kv: &KvRun<'_>, q: &[f32]) -> Vec<f32> {
         let hd = h.head_dim;
         let group = h.heads / h.kv_heads;
         let mut out = Vec::new();
@@ -366,15 +389,43 @@ mod tests {
         let keys: Vec<f16> = (0..h.kv_heads * cap * h.head_dim).map(|_| f16::from_f32(rnd() * 4.0)).collect();
         let values: Vec<f16> = (0..h.kv_heads * cap * h.head_dim).map(|_| f16::from_f32(rnd())).collect();
         let q: Vec<f32> = (0..h.heads * h.head_dim).map(|_| rnd() * 4.0).collect();
-        let kv = KvView { keys: &keys, values: &values, capacity: cap, len };
+        let whole = KvRun { keys: &keys, values: &values, capacity: cap, len };
+        // The same positions as two runs in buffers of their own (a shared prompt head, then the
+        // sequence's own rows, with spare capacity).
+        let split = len / 2 + 3;
+        let (cap_b, hd) = (len - split + 5, h.head_dim);
+        let copy = |buf: &[f16], from: usize, n: usize, capacity: usize| -> Vec<f16> {
+            let mut out = vec![f16::from_f32(f32::NAN); h.kv_heads * capacity * hd];
+            for kvh in 0..h.kv_heads {
+                out[kvh * capacity * hd..][..n * hd].copy_from_slice(&buf[(kvh * cap + from) * hd..][..n * hd]);
+            }
+            out
+        };
+        let (ka, va) = (copy(&keys, 0, split, split), copy(&values, 0, split, split));
+        let (kb, vb) = (copy(&keys, split, len - split, cap_b), copy(&values, split, len - split, cap_b));
+        let views = [
+            KvView { runs: vec![KvRun { keys: &keys, values: &values, capacity: cap, len }] },
+            KvView {
+                runs: vec![
+                    KvRun { keys: &ka, values: &va, capacity: split, len: split },
+                    KvRun { keys: &kb, values: &vb, capacity: cap_b, len: len - split },
+                ],
+            },
+        ];
+        for kv in &views {
+            check_view(h, kv, &whole, &q);
+        }
+    }
+
+    fn check_view(h: Heads, kv: &KvView<'_>, whole: &KvRun<'_>, q: &[f32]) {
         let group = h.heads / h.kv_heads;
         for kvh in 0..h.kv_heads {
             let qs = &q[kvh * group * h.head_dim..(kvh + 1) * group * h.head_dim];
             let mut fast = vec![f32::NAN; group * h.head_dim];
-            attend_one_kv_head(h, kvh, &kv, qs, &mut fast);
+            attend_one_kv_head(h, kvh, kv, qs, &mut fast);
             let mut plain = vec![f32::NAN; group * h.head_dim];
-            attend_any::<Portable>(h, kvh, &kv, qs, &mut plain);
-            let want = reference(h, kvh, &kv, qs);
+            attend_any::<Portable>(h, kvh, kv, qs, &mut plain);
+            let want = reference(h, kvh, whole, qs);
             for ((a, b), w) in fast.iter().zip(&plain).zip(&want) {
                 assert!((a - w).abs() < 1e-5 && (b - w).abs() < 1e-5, "head size {}: {a} {b} vs {w}", h.head_dim);
             }
@@ -383,7 +434,7 @@ mod tests {
             if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") && std::arch::is_x86_feature_detected!("f16c") {
                 let mut avx2 = vec![f32::NAN; group * h.head_dim];
                 // SAFETY: the features were just detected.
-                unsafe { attend_avx2(h, kvh, &kv, qs, &mut avx2) };
+                unsafe { attend_avx2(h, kvh, kv, qs, &mut avx2) };
                 for (a, w) in avx2.iter().zip(&want) {
                     assert!((a - w).abs() < 1e-5, "AVX2, head size {}: {a} vs {w}", h.head_dim);
                 }

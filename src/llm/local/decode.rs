@@ -92,8 +92,8 @@ impl CpuDecoder {
 pub fn attend_rows(cfg: &ModelConfig, layer: usize, q: &[f32], caches: &[&KvCache]) -> Result<Vec<f32>> {
     let heads = Heads { heads: cfg.heads, kv_heads: cfg.kv_heads, head_dim: cfg.head_dim };
     let group = cfg.heads / cfg.kv_heads;
-    let guards = caches.iter().map(|c| c.layer_f16(layer)).collect::<Result<Vec<_>>>()?;
-    let views = guards.iter().zip(caches).map(|(g, c)| g.view(c.capacity(), c.len() + 1)).collect::<Result<Vec<KvView<'_>>>>()?;
+    let guards = caches.iter().map(|c| c.layer_f16(layer, c.len() + 1)).collect::<Result<Vec<_>>>()?;
+    let views = guards.iter().map(|g| g.view()).collect::<Result<Vec<KvView<'_>>>>()?;
     let width = cfg.heads * cfg.head_dim;
     let mut out = vec![0f32; caches.len() * width];
     // Chunk i is sequence i / kv_heads, kv head i % kv_heads: its `group` query heads are

@@ -4,24 +4,33 @@
 //! On the CPU the cache holds f16 (as llama.cpp does by default): half the memory per position
 //! (28 KB instead of 57 KB for the 1.5B model), and half of what decode attention reads. Other
 //! devices keep f32.
+//!
+//! A prompt head is kept once: a cache restored from the prefix cache reads its first positions
+//! from the snapshot (and the snapshot's parents) instead of copying them, so the seeds of one
+//! optimization, which share their system prompt, hold it once between them; a snapshot taken
+//! of such a cache copies only what the cache added.
 
-use super::attention::KvView;
+use super::attention::{KvRun, KvView};
 use crate::error::{Error, Result};
 use candle_core::{CpuStorage, DType, Device, Layout, Storage, StorageRef, Tensor};
 use half::f16;
 use std::sync::Arc;
 
-/// Parents a snapshot may have before a new one is copied whole: bounds the work of restoring
-/// and how much memory a chain keeps alive.
+/// Parents a snapshot may have before a new one is copied whole: bounds the runs that attention
+/// walks and how much memory a chain keeps alive.
 const MAX_CHAIN: usize = 8;
 
 /// The keys and values of one sequence, every layer, positions `0..len`.
 pub struct KvCache {
-    /// Per layer: keys and values, each `[kv_heads, capacity, head_dim]`; empty until the
-    /// first [`KvCache::reserve`].
+    /// Positions `0..shared` are this snapshot's (read-only, shared with other caches).
+    parent: Option<Arc<KvSnapshot>>,
+    shared: usize,
+    /// Per layer: keys and values of positions `shared..`, each `[kv_heads, capacity,
+    /// head_dim]`; empty until the first [`KvCache::reserve`].
     layers: Vec<(Tensor, Tensor)>,
     n_layers: usize,
     len: usize,
+    /// Own positions the buffers hold room for.
     capacity: usize,
     kv_heads: usize,
     head_dim: usize,
@@ -31,15 +40,22 @@ pub struct KvCache {
 
 /// A detached copy of the first `len` positions of a cache (what the prefix cache keeps).
 ///
-/// Prompts that share a head (the seeds of one optimization, one step after another) share its
-/// kv too: a snapshot may take positions `0..base` from a parent snapshot and hold only the
-/// rest itself.
+/// Like a cache, a snapshot may take positions `0..base` from a parent snapshot and hold only
+/// the rest itself.
 pub struct KvSnapshot {
     parent: Option<Arc<KvSnapshot>>,
     base: usize,
     /// Per layer: keys and values of positions `base..len`, each `[kv_heads, len - base,
     /// head_dim]`, contiguous.
     layers: Vec<(Tensor, Tensor)>,
+    len: usize,
+}
+
+/// Consecutive positions of one layer in one buffer `[kv_heads, capacity, head_dim]`: rows
+/// `0..len` of it.
+struct Run<'a> {
+    keys: &'a Tensor,
+    values: &'a Tensor,
     len: usize,
 }
 
@@ -50,6 +66,8 @@ fn t(op: &str) -> impl FnOnce(candle_core::Error) -> Error + '_ {
 impl KvCache {
     pub fn new(layers: usize, kv_heads: usize, head_dim: usize, device: &Device) -> Self {
         KvCache {
+            parent: None,
+            shared: 0,
             layers: Vec::new(),
             n_layers: layers,
             len: 0,
@@ -59,6 +77,20 @@ impl KvCache {
             device: device.clone(),
             dtype: if device.is_cpu() { DType::F16 } else { DType::F32 },
         }
+    }
+
+    /// A cache whose first `n` positions are `snap`'s, read in place, with room for `extra`
+    /// more of its own.
+    pub fn from_snapshot(snap: &Arc<KvSnapshot>, n: usize, extra: usize, n_layers: usize, kv_heads: usize, head_dim: usize, device: &Device) -> Result<Self> {
+        let mut cache = KvCache::new(n_layers, kv_heads, head_dim, device);
+        let n = n.min(snap.len);
+        if n > 0 {
+            cache.parent = Some(snap.clone());
+            cache.shared = n;
+            cache.len = n;
+        }
+        cache.reserve(extra.max(1))?;
+        Ok(cache)
     }
 
     /// The element type of the buffers.
@@ -74,57 +106,52 @@ impl KvCache {
         self.len == 0
     }
 
-    /// Bytes held by the buffers (capacity, not length).
+    /// Bytes held by the cache's own buffers (capacity, not length; not the shared part).
     pub fn bytes(&self) -> usize {
         self.n_layers * 2 * self.kv_heads * self.capacity * self.head_dim * self.dtype.size_in_bytes()
     }
 
     /// Makes room for `extra` more positions, keeping the current contents.
     pub fn reserve(&mut self, extra: usize) -> Result<()> {
-        let needed = self.len + extra;
-        if needed <= self.capacity {
+        let own = self.len - self.shared;
+        let needed = own + extra;
+        if needed <= self.capacity && !self.layers.is_empty() {
             return Ok(());
         }
-        let capacity = needed.max(self.capacity * 2).next_multiple_of(64);
+        let capacity = needed.max(self.capacity * 2).max(1).next_multiple_of(64);
         let shape = (self.kv_heads, capacity, self.head_dim);
-        if self.layers.is_empty() {
-            for _ in 0..self.n_layers {
-                let k = Tensor::zeros(shape, self.dtype, &self.device).map_err(t("kv alloc"))?;
-                let v = Tensor::zeros(shape, self.dtype, &self.device).map_err(t("kv alloc"))?;
-                self.layers.push((k, v));
-            }
-            self.capacity = capacity;
-            return Ok(());
-        }
-        for (k, v) in self.layers.iter_mut() {
+        let mut layers = Vec::with_capacity(self.n_layers);
+        for i in 0..self.n_layers {
             let nk = Tensor::zeros(shape, self.dtype, &self.device).map_err(t("kv alloc"))?;
             let nv = Tensor::zeros(shape, self.dtype, &self.device).map_err(t("kv alloc"))?;
-            if self.len > 0 {
-                let ok = k.narrow(1, 0, self.len).and_then(|x| x.contiguous()).map_err(t("kv grow"))?;
-                let ov = v.narrow(1, 0, self.len).and_then(|x| x.contiguous()).map_err(t("kv grow"))?;
+            if own > 0 {
+                let (k, v) = &self.layers[i];
+                let ok = k.narrow(1, 0, own).and_then(|x| x.contiguous()).map_err(t("kv grow"))?;
+                let ov = v.narrow(1, 0, own).and_then(|x| x.contiguous()).map_err(t("kv grow"))?;
                 nk.slice_set(&ok, 1, 0).map_err(t("kv grow"))?;
                 nv.slice_set(&ov, 1, 0).map_err(t("kv grow"))?;
             }
-            *k = nk;
-            *v = nv;
+            layers.push((nk, nv));
         }
+        self.layers = layers;
         self.capacity = capacity;
         Ok(())
     }
 
-    /// Writes `k`, `v` (`[kv_heads, n, head_dim]`) of `layer` at the current end and returns views
-    /// of all `len + n` positions. Call [`KvCache::reserve`] first and [`KvCache::advance`] once
+    /// Writes `k`, `v` (`[kv_heads, n, head_dim]`) of `layer` at the current end and returns
+    /// all `len + n` positions, each `[kv_heads, len + n, head_dim]` (the shared part copied in
+    /// front of the cache's own). Call [`KvCache::reserve`] first and [`KvCache::advance`] once
     /// every layer has been written.
     pub fn append(&mut self, layer: usize, k: &Tensor, v: &Tensor) -> Result<(Tensor, Tensor)> {
         let n = k.dim(1).map_err(t("kv append"))?;
-        if self.len + n > self.capacity || layer >= self.layers.len() {
+        let own = self.len - self.shared;
+        if own + n > self.capacity || layer >= self.layers.len() {
             return Err(Error::tensor("kv append", candle_core::Error::Msg("kv cache not reserved".into())));
         }
         let (kb, vb) = &self.layers[layer];
-        kb.slice_set(&k.to_dtype(self.dtype).and_then(|k| k.contiguous()).map_err(t("kv append"))?, 1, self.len).map_err(t("kv append"))?;
-        vb.slice_set(&v.to_dtype(self.dtype).and_then(|v| v.contiguous()).map_err(t("kv append"))?, 1, self.len).map_err(t("kv append"))?;
-        let total = self.len + n;
-        Ok((kb.narrow(1, 0, total).map_err(t("kv view"))?, vb.narrow(1, 0, total).map_err(t("kv view"))?))
+        kb.slice_set(&k.to_dtype(self.dtype).and_then(|k| k.contiguous()).map_err(t("kv append"))?, 1, own).map_err(t("kv append"))?;
+        vb.slice_set(&v.to_dtype(self.dtype).and_then(|v| v.contiguous()).map_err(t("kv append"))?, 1, own).map_err(t("kv append"))?;
+        gather(&self.runs(layer, self.len + n), 0, false)
     }
 
     /// Writes one position of `layer` (keys and values, each `[kv_heads * head_dim]`) at the
@@ -133,29 +160,43 @@ impl KvCache {
     /// layer has been written.
     pub fn write_position(&mut self, layer: usize, k: &[f32], v: &[f32]) -> Result<()> {
         let row = self.kv_heads * self.head_dim;
-        if self.len >= self.capacity || layer >= self.layers.len() || k.len() != row || v.len() != row {
+        let own = self.len - self.shared;
+        if own >= self.capacity || layer >= self.layers.len() || k.len() != row || v.len() != row {
             return Err(Error::invalid("kv cache", "write past the reserved room or of the wrong width"));
         }
         let (kb, vb) = &self.layers[layer];
-        let (head_dim, head_stride, at) = (self.head_dim, self.capacity * self.head_dim, self.len * self.head_dim);
+        let (head_dim, head_stride, at) = (self.head_dim, self.capacity * self.head_dim, own * self.head_dim);
         kb.inplace_op1(&WritePosition { rows: k, head_dim, head_stride, at }).map_err(t("kv write"))?;
         vb.inplace_op1(&WritePosition { rows: v, head_dim, head_stride, at }).map_err(t("kv write"))?;
         Ok(())
     }
 
-    /// Read access to `layer`'s f16 buffers on the CPU, for decode attention.
-    pub fn layer_f16(&self, layer: usize) -> Result<LayerF16<'_>> {
-        let (k, v) = self.layers.get(layer).ok_or_else(|| Error::invalid("kv cache", "layer not reserved"))?;
-        Ok(LayerF16 { keys: k.storage_and_layout(), values: v.storage_and_layout() })
-    }
-
-    /// Positions the buffers hold room for.
-    pub fn capacity(&self) -> usize {
-        self.capacity
+    /// Read access to `layer`'s f16 buffers on the CPU (the shared runs, then the cache's own),
+    /// for decode attention over positions `0..len`.
+    pub fn layer_f16(&self, layer: usize, len: usize) -> Result<LayerF16<'_>> {
+        if layer >= self.layers.len() || len > self.shared + self.capacity {
+            return Err(Error::invalid("kv cache", "layer not reserved"));
+        }
+        let runs = self.runs(layer, len).into_iter().map(|r| (r.keys.storage_and_layout(), r.values.storage_and_layout(), r.keys.dims().get(1).copied().unwrap_or(0), r.len)).collect();
+        Ok(LayerF16 { runs })
     }
 
     pub fn advance(&mut self, n: usize) {
         self.len += n;
+    }
+
+    /// The runs that hold positions `0..n` of `layer`, in order.
+    fn runs(&self, layer: usize, n: usize) -> Vec<Run<'_>> {
+        let mut runs = Vec::new();
+        if let Some(parent) = &self.parent {
+            parent.runs(layer, n.min(self.shared), &mut runs);
+        }
+        if n > self.shared {
+            if let Some((k, v)) = self.layers.get(layer) {
+                runs.push(Run { keys: k, values: v, len: n - self.shared });
+            }
+        }
+        runs
     }
 
     /// Deep copy of the first `n` positions.
@@ -182,64 +223,58 @@ impl KvCache {
         self.copy_positions(Some(parent), shared, n)
     }
 
+    /// A snapshot of positions `base..n` copied from this cache, on top of `parent`.
     fn copy_positions(&self, parent: Option<Arc<KvSnapshot>>, base: usize, n: usize) -> Result<KvSnapshot> {
         let n = n.min(self.len);
         let base = if parent.is_some() { base.min(n) } else { 0 };
         if n == base {
             return Ok(KvSnapshot { parent, base, layers: Vec::new(), len: n });
         }
-        let layers = self
-            .layers
-            .iter()
-            .map(|(k, v)| {
-                let k = k.narrow(1, base, n - base)?.copy()?.contiguous()?;
-                let v = v.narrow(1, base, n - base)?.copy()?.contiguous()?;
-                Ok((k, v))
-            })
-            .collect::<candle_core::Result<Vec<_>>>()
-            .map_err(t("kv snapshot"))?;
+        let layers = (0..self.layers.len()).map(|layer| gather(&self.runs(layer, n), base, true)).collect::<Result<Vec<_>>>()?;
         Ok(KvSnapshot { parent, base, layers, len: n })
-    }
-
-    /// A cache holding the first `n` positions of `snap`, with room for `extra` more.
-    pub fn from_snapshot(snap: &KvSnapshot, n: usize, extra: usize, n_layers: usize, kv_heads: usize, head_dim: usize, device: &Device) -> Result<Self> {
-        let n = n.min(snap.len);
-        let mut cache = KvCache::new(n_layers, kv_heads, head_dim, device);
-        cache.reserve((n + extra).max(1))?;
-        cache.restore(snap, n)?;
-        cache.len = n;
-        Ok(cache)
-    }
-
-    /// Writes the first `n` positions of `snap` (and of its parents) into the buffers.
-    fn restore(&mut self, snap: &KvSnapshot, n: usize) -> Result<()> {
-        if let Some(parent) = &snap.parent {
-            self.restore(parent, n.min(snap.base))?;
-        }
-        if n <= snap.base || snap.layers.is_empty() {
-            return Ok(());
-        }
-        let own = n - snap.base;
-        for (i, (k, v)) in snap.layers.iter().enumerate() {
-            let k = k.narrow(1, 0, own).and_then(|x| x.contiguous()).map_err(t("kv restore"))?;
-            let v = v.narrow(1, 0, own).and_then(|x| x.contiguous()).map_err(t("kv restore"))?;
-            self.layers[i].0.slice_set(&k, 1, snap.base).map_err(t("kv restore"))?;
-            self.layers[i].1.slice_set(&v, 1, snap.base).map_err(t("kv restore"))?;
-        }
-        Ok(())
     }
 }
 
-/// One layer's buffers of a CPU cache, locked for reading.
+/// Positions `from..` of `runs` (in order) as one `[kv_heads, positions, head_dim]` tensor each
+/// of keys and values: a compact copy when `detach` (what a snapshot keeps), else a view where
+/// one run holds them all.
+fn gather(runs: &[Run<'_>], from: usize, detach: bool) -> Result<(Tensor, Tensor)> {
+    let (mut keys, mut values) = (Vec::new(), Vec::new());
+    let mut first = 0;
+    for r in runs {
+        let skip = from.saturating_sub(first).min(r.len);
+        if skip < r.len {
+            keys.push(r.keys.narrow(1, skip, r.len - skip).map_err(t("kv gather"))?);
+            values.push(r.values.narrow(1, skip, r.len - skip).map_err(t("kv gather"))?);
+        }
+        first += r.len;
+    }
+    let join = |parts: &[Tensor]| -> candle_core::Result<Tensor> {
+        match parts {
+            [one] if detach => one.force_contiguous(),
+            [one] => Ok(one.clone()),
+            _ => Tensor::cat(parts, 1),
+        }
+    };
+    Ok((join(&keys).map_err(t("kv gather"))?, join(&values).map_err(t("kv gather"))?))
+}
+
+/// One layer's buffers of a CPU cache, locked for reading: per run, keys, values, the buffer's
+/// capacity and the positions used.
 pub struct LayerF16<'a> {
-    keys: (StorageRef<'a>, &'a Layout),
-    values: (StorageRef<'a>, &'a Layout),
+    #[allow(clippy::type_complexity)]
+    runs: Vec<((StorageRef<'a>, &'a Layout), (StorageRef<'a>, &'a Layout), usize, usize)>,
 }
 
 impl LayerF16<'_> {
-    /// The buffers as attention reads them: positions `0..len` of `capacity`.
-    pub fn view(&self, capacity: usize, len: usize) -> Result<KvView<'_>> {
-        Ok(KvView { keys: f16_data(&self.keys.0, self.keys.1)?, values: f16_data(&self.values.0, self.values.1)?, capacity, len })
+    /// The runs as attention reads them.
+    pub fn view(&self) -> Result<KvView<'_>> {
+        let runs = self
+            .runs
+            .iter()
+            .map(|((kg, kl), (vg, vl), capacity, len)| Ok(KvRun { keys: f16_data(kg, kl)?, values: f16_data(vg, vl)?, capacity: *capacity, len: *len }))
+            .collect::<Result<_>>()?;
+        Ok(KvView { runs })
     }
 }
 
@@ -280,6 +315,18 @@ impl candle_core::InplaceOp1 for WritePosition<'_> {
 }
 
 impl KvSnapshot {
+    /// Appends the runs that hold positions `0..n` of `layer` (this snapshot's parents' first).
+    fn runs<'a>(&'a self, layer: usize, n: usize, out: &mut Vec<Run<'a>>) {
+        if let Some(parent) = &self.parent {
+            parent.runs(layer, n.min(self.base), out);
+        }
+        if n > self.base {
+            if let Some((k, v)) = self.layers.get(layer) {
+                out.push(Run { keys: k, values: v, len: n - self.base });
+            }
+        }
+    }
+
     pub fn len(&self) -> usize {
         self.len
     }
@@ -329,7 +376,7 @@ mod tests {
             assert_eq!(vv.dims(), &[2, c.len(), 4]);
         }
         let expected = Tensor::cat(&all_k, 1).unwrap();
-        let snap = c.snapshot(c.len()).unwrap();
+        let snap = Arc::new(c.snapshot(c.len()).unwrap());
         assert_eq!(snap.len(), c.len());
         let restored = KvCache::from_snapshot(&snap, 7, 3, 1, 2, 4, &Device::Cpu).unwrap();
         assert_eq!(restored.len(), 7);
@@ -347,10 +394,10 @@ mod tests {
 
     /// Layer 0's keys at positions `0..n`, as f32.
     fn keys(c: &KvCache, n: usize) -> Vec<f32> {
-        c.layers[0].0.narrow(1, 0, n).unwrap().to_dtype(DType::F32).unwrap().flatten_all().unwrap().to_vec1().unwrap()
+        gather(&c.runs(0, n), 0, true).unwrap().0.to_dtype(DType::F32).unwrap().flatten_all().unwrap().to_vec1().unwrap()
     }
 
-    fn cache_from(snap: &KvSnapshot, n: usize, extra: usize) -> KvCache {
+    fn cache_from(snap: &Arc<KvSnapshot>, n: usize, extra: usize) -> KvCache {
         KvCache::from_snapshot(snap, n, extra, 1, 2, 4, &Device::Cpu).unwrap()
     }
 
@@ -376,10 +423,20 @@ mod tests {
         // A third shares only 5 positions, all of them s1's: it hangs on s1, not on s2.
         let mut d = cache_from(&s2, 5, 3);
         push(&mut d, 900.0, 3);
-        let s3 = d.snapshot_after(&s2, 5, 8).unwrap();
+        let s3 = Arc::new(d.snapshot_after(&s2, 5, 8).unwrap());
         assert_eq!(s3.depth(), 1);
         assert!(std::ptr::eq(s3.chain().nth(1).unwrap(), &*s1));
         assert_eq!(keys(&cache_from(&s3, 8, 0), 8), keys(&d, 8));
+        // A restored cache reads its snapshot in place: its own buffers only hold the new rows.
+        let mut big = KvCache::new(1, 2, 4, &Device::Cpu);
+        push(&mut big, 0.0, 500);
+        let big_snap = Arc::new(big.snapshot(500).unwrap());
+        let mut restored = cache_from(&big_snap, 500, 4);
+        assert_eq!(restored.len(), 500);
+        assert!(restored.bytes() * 4 < big.bytes(), "{} vs {}", restored.bytes(), big.bytes());
+        push(&mut restored, 7.0, 3);
+        assert!(keys(&restored, 500) == keys(&big, 500), "the shared positions read back");
+        assert_eq!(keys(&restored, 503).len(), 503 * 8);
         // Nesting deeper than MAX_CHAIN copies whole instead.
         let mut snap = s2.clone();
         for level in 0..MAX_CHAIN + 2 {
