@@ -311,14 +311,29 @@ fn attend_any<S: Simd>(h: Heads, kv_head: usize, kv: &KvView<'_>, q: &[f32], out
 
 #[inline(always)]
 fn softmax_in_place(row: &mut [f32]) {
-    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let max = lanes_reduce(row, f32::NEG_INFINITY, f32::max);
     for x in row.iter_mut() {
         *x = exp_nonpositive(*x - max);
     }
-    let inv = 1.0 / row.iter().sum::<f32>();
+    let inv = 1.0 / lanes_reduce(row, 0.0, |a, b| a + b);
     for x in row.iter_mut() {
         *x *= inv;
     }
+}
+
+/// Folds `xs` with `op` in sixteen independent lanes, then the lanes together: a vector op per
+/// sixteen values where one running value would wait on each.
+#[inline(always)]
+fn lanes_reduce(xs: &[f32], init: f32, op: impl Fn(f32, f32) -> f32) -> f32 {
+    let mut lanes = [init; 16];
+    let chunks = xs.chunks_exact(16);
+    let tail = chunks.remainder().iter().fold(init, |a, &b| op(a, b));
+    for c in chunks {
+        for l in 0..16 {
+            lanes[l] = op(lanes[l], c[l]);
+        }
+    }
+    lanes.into_iter().fold(tail, op)
 }
 
 /// `e^x` for `x <= 0` (relative error under 4e-6), written without a library call so that the
