@@ -337,18 +337,23 @@ fn decode_steps_give_the_logits_of_one_prefill_pass() {
     let llama = dir.path().join("llama.gguf");
     write_tiny_llama(&llama, 12).unwrap();
     for p in [qwen2, llama] {
-        check_decode_against_prefill(&p);
+        check_decode_against_prefill(&p, false);
+        // Candle's kernels everywhere: the decode steps take the tensor path.
+        check_decode_against_prefill(&p, true);
     }
 }
 
-fn check_decode_against_prefill(p: &Path) {
+fn check_decode_against_prefill(p: &Path, candle_only: bool) {
     use opto::llm::local::model::{Model, Step};
+    use opto::llm::local::weights::WeightLoader;
     let mut file = opto::llm::local::gguf::GgufFile::open(p).unwrap();
     let cfg = opto::llm::local::arch::config_from_gguf(&file).unwrap();
-    let model = Model::load(&mut file, cfg, &candle_core::Device::Cpu).unwrap();
+    let dev = candle_core::Device::Cpu;
+    let loader = if candle_only { WeightLoader::candle_only(&dev) } else { WeightLoader::new(&dev) };
+    let model = Model::load_with(&mut file, cfg, &dev, loader).unwrap();
     // Where our kernels run, the decode steps below take the plain-buffer path and the prefill
     // the tensor path: the two must agree.
-    let our_kernels = opto::llm::local::qmatmul::Kernels::best().is_some() && std::env::var("OPTO_MATMUL").as_deref() != Ok("candle");
+    let our_kernels = !candle_only && opto::llm::local::qmatmul::Kernels::best().is_some() && std::env::var("OPTO_MATMUL").as_deref() != Ok("candle");
     assert_eq!(model.decodes_on_plain_buffers(), our_kernels);
     let tokens: Vec<u32> = (0..40).map(|i| (i * 37 % 250) as u32).collect();
     let mut whole = model.new_cache();

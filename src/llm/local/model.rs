@@ -72,10 +72,14 @@ pub struct Step<'a> {
 impl Model {
     /// Builds the model from an open GGUF file whose metadata gave `cfg`.
     pub fn load(file: &mut GgufFile, cfg: ModelConfig, device: &Device) -> Result<Self> {
+        Self::load_with(file, cfg, device, WeightLoader::new(device))
+    }
+
+    /// As [`Model::load`], the matrices loaded by `loader` (our kernels or candle's).
+    pub fn load_with(file: &mut GgufFile, cfg: ModelConfig, device: &Device, loader: WeightLoader) -> Result<Self> {
         let (h, hd) = (cfg.hidden, cfg.head_dim);
         let q_out = cfg.heads * hd;
         let kv_out = cfg.kv_heads * hd;
-        let loader = WeightLoader::new(device);
         let embed = loader.embedding(file, "token_embd.weight", cfg.vocab_size, h)?;
         let output = if file.has_tensor("output.weight") {
             loader.proj(file, "output.weight", cfg.vocab_size, h)?

@@ -101,6 +101,11 @@ impl WeightLoader {
         WeightLoader { device: device.clone(), kernels }
     }
 
+    /// Candle's kernels for every matrix, whatever the CPU has (tests of the tensor path).
+    pub fn candle_only(device: &Device) -> Self {
+        WeightLoader { device: device.clone(), kernels: None }
+    }
+
     /// A quantized matrix `name` of shape `[n, k]`, packed when our kernels take it.
     fn packed_or(&self, file: &mut GgufFile, name: &str, n: usize, k: usize) -> Result<std::result::Result<Arc<PackedWeight>, QTensor>> {
         let q = file.tensor(name, &[n, k], &self.device)?;
