@@ -120,21 +120,34 @@ fn widen_f16c(src: &[f16], dst: &mut [f32]) {
     Portable::widen(&src[whole..], &mut dst[whole..]);
 }
 
-/// Runs `$body` with `$n` (the number of heads in this batch, at most 8) as a constant, so that
-/// the accumulators of every head stay in registers.
-macro_rules! with_const_heads {
-    ($n:expr, $body:ident, $($arg:expr),*) => {
-        match $n {
-            1 => $body::<1>($($arg),*),
-            2 => $body::<2>($($arg),*),
-            3 => $body::<3>($($arg),*),
-            4 => $body::<4>($($arg),*),
-            5 => $body::<5>($($arg),*),
-            6 => $body::<6>($($arg),*),
-            7 => $body::<7>($($arg),*),
-            _ => $body::<8>($($arg),*),
+/// `Simd::group_dots` in batches of up to eight query heads: `$heads::<N>(q, key, out)` gets
+/// each batch's head count `N` as a constant, so that the accumulators of every head stay in
+/// registers.
+macro_rules! dots_in_head_batches {
+    ($heads:ident, $q:expr, $key:expr, $out:expr) => {{
+        let (q, key, out): (&[f32], &[f32], &mut [f32]) = ($q, $key, $out);
+        let hd = key.len();
+        for (start, o) in (0..out.len()).step_by(8).zip(out.chunks_mut(8)) {
+            let q = &q[start * hd..(start + o.len()) * hd];
+            match o.len() {
+                1 => $heads::<1>(q, key, o),
+                2 => $heads::<2>(q, key, o),
+                3 => $heads::<3>(q, key, o),
+                4 => $heads::<4>(q, key, o),
+                5 => $heads::<5>(q, key, o),
+                6 => $heads::<6>(q, key, o),
+                7 => $heads::<7>(q, key, o),
+                _ => $heads::<8>(q, key, o),
+            }
         }
-    };
+    }};
+}
+
+/// Query head `g`'s products with `key` past element `whole` (what the vector loop left over).
+#[inline(always)]
+fn tail_dot(q: &[f32], key: &[f32], g: usize, whole: usize) -> f32 {
+    let hd = key.len();
+    q[g * hd + whole..(g + 1) * hd].iter().zip(&key[whole..]).map(|(x, y)| x * y).sum()
 }
 
 /// AVX-512 (and F16C). Each key vector is loaded once for up to eight query heads, and each
@@ -167,15 +180,11 @@ impl Simd for Avx512 {
                     }
                 }
                 for (g, a) in acc.iter().enumerate() {
-                    let tail: f32 = q[g * hd + whole..(g + 1) * hd].iter().zip(&key[whole..]).map(|(x, y)| x * y).sum();
-                    out[g] = _mm512_reduce_add_ps(*a) + tail;
+                    out[g] = _mm512_reduce_add_ps(*a) + tail_dot(q, key, g, whole);
                 }
             }
         }
-        let hd = key.len();
-        for (start, o) in (0..out.len()).step_by(8).zip(out.chunks_mut(8)) {
-            with_const_heads!(o.len(), heads, &q[start * hd..(start + o.len()) * hd], key, o);
-        }
+        dots_in_head_batches!(heads, q, key, out)
     }
 }
 
@@ -207,18 +216,14 @@ impl Simd for Avx2 {
                     }
                 }
                 for (g, a) in acc.iter().enumerate() {
-                    let tail: f32 = q[g * hd + whole..(g + 1) * hd].iter().zip(&key[whole..]).map(|(x, y)| x * y).sum();
                     let x = _mm_add_ps(_mm256_castps256_ps128(*a), _mm256_extractf128_ps::<1>(*a));
                     let x = _mm_add_ps(x, _mm_movehl_ps(x, x));
                     let x = _mm_add_ss(x, _mm_movehdup_ps(x));
-                    out[g] = _mm_cvtss_f32(x) + tail;
+                    out[g] = _mm_cvtss_f32(x) + tail_dot(q, key, g, whole);
                 }
             }
         }
-        let hd = key.len();
-        for (start, o) in (0..out.len()).step_by(8).zip(out.chunks_mut(8)) {
-            with_const_heads!(o.len(), heads, &q[start * hd..(start + o.len()) * hd], key, o);
-        }
+        dots_in_head_batches!(heads, q, key, out)
     }
 }
 
