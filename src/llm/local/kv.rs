@@ -143,6 +143,12 @@ impl KvCache {
     /// front of the cache's own). Call [`KvCache::reserve`] first and [`KvCache::advance`] once
     /// every layer has been written.
     pub fn append(&mut self, layer: usize, k: &Tensor, v: &Tensor) -> Result<(Tensor, Tensor)> {
+        let n = self.write(layer, k, v)?;
+        gather(&self.runs(layer, self.len + n), 0, false)
+    }
+
+    /// [`KvCache::append`] without gathering the positions back: returns how many were written.
+    pub fn write(&mut self, layer: usize, k: &Tensor, v: &Tensor) -> Result<usize> {
         let n = k.dim(1).map_err(t("kv append"))?;
         let own = self.len - self.shared;
         if own + n > self.capacity || layer >= self.layers.len() {
@@ -151,7 +157,7 @@ impl KvCache {
         let (kb, vb) = &self.layers[layer];
         kb.slice_set(&k.to_dtype(self.dtype).and_then(|k| k.contiguous()).map_err(t("kv append"))?, 1, own).map_err(t("kv append"))?;
         vb.slice_set(&v.to_dtype(self.dtype).and_then(|v| v.contiguous()).map_err(t("kv append"))?, 1, own).map_err(t("kv append"))?;
-        gather(&self.runs(layer, self.len + n), 0, false)
+        Ok(n)
     }
 
     /// Writes one position of `layer` (keys and values, each `[kv_heads * head_dim]`) at the
@@ -188,14 +194,7 @@ impl KvCache {
     /// The runs that hold positions `0..n` of `layer`, in order.
     fn runs(&self, layer: usize, n: usize) -> Vec<Run<'_>> {
         let mut runs = Vec::new();
-        if let Some(parent) = &self.parent {
-            parent.runs(layer, n.min(self.shared), &mut runs);
-        }
-        if n > self.shared {
-            if let Some((k, v)) = self.layers.get(layer) {
-                runs.push(Run { keys: k, values: v, len: n - self.shared });
-            }
-        }
+        push_runs(self.parent.as_deref(), self.shared, &self.layers, layer, n, &mut runs);
         runs
     }
 
@@ -232,6 +231,19 @@ impl KvCache {
         }
         let layers = (0..self.layers.len()).map(|layer| gather(&self.runs(layer, n), base, true)).collect::<Result<Vec<_>>>()?;
         Ok(KvSnapshot { parent, base, layers, len: n })
+    }
+}
+
+/// Appends the runs that hold positions `0..n` of `layer` for a cache or snapshot whose positions
+/// `0..base` are `parent`'s and the rest its own `layers`: the parent's runs first.
+fn push_runs<'a>(parent: Option<&'a KvSnapshot>, base: usize, layers: &'a [(Tensor, Tensor)], layer: usize, n: usize, out: &mut Vec<Run<'a>>) {
+    if let Some(parent) = parent {
+        push_runs(parent.parent.as_deref(), parent.base, &parent.layers, layer, n.min(base), out);
+    }
+    if n > base {
+        if let Some((k, v)) = layers.get(layer) {
+            out.push(Run { keys: k, values: v, len: n - base });
+        }
     }
 }
 
@@ -315,18 +327,6 @@ impl candle_core::InplaceOp1 for WritePosition<'_> {
 }
 
 impl KvSnapshot {
-    /// Appends the runs that hold positions `0..n` of `layer` (this snapshot's parents' first).
-    fn runs<'a>(&'a self, layer: usize, n: usize, out: &mut Vec<Run<'a>>) {
-        if let Some(parent) = &self.parent {
-            parent.runs(layer, n.min(self.base), out);
-        }
-        if n > self.base {
-            if let Some((k, v)) = self.layers.get(layer) {
-                out.push(Run { keys: k, values: v, len: n - self.base });
-            }
-        }
-    }
-
     pub fn len(&self) -> usize {
         self.len
     }

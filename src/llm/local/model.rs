@@ -254,7 +254,7 @@ impl Model {
         for (i, s) in steps.iter_mut().enumerate() {
             let kn = k.narrow(0, i, 1).and_then(|x| x.transpose(0, 1)).map_err(t("attn k"))?; // [kvh, 1, hd]
             let vn = v.narrow(0, i, 1).and_then(|x| x.transpose(0, 1)).map_err(t("attn v"))?;
-            s.cache.append(layer, &kn, &vn)?;
+            s.cache.write(layer, &kn, &vn)?;
         }
         let q: Vec<f32> = q.flatten_all().and_then(|x| x.to_vec1()).map_err(t("attn q"))?; // [rows, heads, hd]
         let caches: Vec<&KvCache> = steps.iter().map(|s| &*s.cache).collect();
