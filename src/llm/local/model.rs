@@ -312,9 +312,13 @@ fn causal_mask(n: usize, start: usize, device: &Device) -> candle_core::Result<T
     Tensor::from_vec(mask, (n, total), device)
 }
 
+/// The rotary frequencies `1 / theta^(2i / head_dim)`, `i` in `0..head_dim / 2`.
+fn inv_freq(theta: f32, head_dim: usize) -> Vec<f32> {
+    (0..head_dim / 2).map(|i| 1.0 / theta.powf(2.0 * i as f32 / head_dim as f32)).collect()
+}
+
 fn rope_tables(theta: f32, head_dim: usize, positions: usize, device: &Device) -> candle_core::Result<(Tensor, Tensor)> {
-    let inv: Vec<f32> = (0..head_dim / 2).map(|i| 1.0 / theta.powf(2.0 * i as f32 / head_dim as f32)).collect();
-    let inv = Tensor::from_vec(inv, (1, head_dim / 2), device)?;
+    let inv = Tensor::from_vec(inv_freq(theta, head_dim), (1, head_dim / 2), device)?;
     let pos = Tensor::arange(0u32, positions as u32, device)?.to_dtype(DType::F32)?.reshape((positions, 1))?;
     let freqs = pos.broadcast_mul(&inv)?;
     Ok((freqs.cos()?.contiguous()?, freqs.sin()?.contiguous()?))
@@ -340,7 +344,5 @@ fn cpu_decoder(cfg: &ModelConfig, blocks: &[Block]) -> Result<Option<CpuDecoder>
         };
         layers.push(DecodeLayer { attn_norm: floats(&b.attn_norm)?, q, k, v, qkv_bias, o, ffn_norm: floats(&b.ffn_norm)?, gate, up, down });
     }
-    let hd = cfg.head_dim;
-    let inv_freq = (0..hd / 2).map(|i| 1.0 / cfg.rope_theta.powf(2.0 * i as f32 / hd as f32)).collect();
-    Ok(Some(CpuDecoder { layers, inv_freq }))
+    Ok(Some(CpuDecoder { layers, inv_freq: inv_freq(cfg.rope_theta, cfg.head_dim) }))
 }
