@@ -49,9 +49,8 @@ impl CpuDecoder {
         let mut normed = vec![0f32; rows * h];
         for (li, l) in self.layers.iter().enumerate() {
             rms_norm_rows(x, &l.attn_norm, cfg.rms_eps, &mut normed);
-            let [mut q, mut k, v]: [Vec<f32>; 3] =
+            let [mut q, mut k, mut v]: [Vec<f32>; 3] =
                 PackedWeight::matmul_many(&[&l.q, &l.k, &l.v], &normed, rows).try_into().unwrap_or_else(|_| unreachable!("three outputs"));
-            let mut v = v;
             if let Some([bq, bk, bv]) = &l.qkv_bias {
                 add_rows(&mut q, bq);
                 add_rows(&mut k, bk);
