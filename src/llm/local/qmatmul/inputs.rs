@@ -51,12 +51,12 @@ impl QuantInputs {
 /// One row: per block its scale and values, then the sums of every 16 values.
 fn quantize_row(x: &[f32], block: usize, d: &mut [f32], q: &mut [i8], sums16: &mut [i32]) {
     for ((xb, db), qb) in x.chunks_exact(block).zip(d.iter_mut()).zip(q.chunks_exact_mut(block)) {
-        let amax = xb.iter().fold(0f32, |m, v| m.max(v.abs()));
+        let amax = abs_max(xb);
         let scale = amax / 127.0;
         let inv = if scale > 0.0 { 1.0 / scale } else { 0.0 };
         *db = scale;
         for (q, v) in qb.iter_mut().zip(xb) {
-            *q = (v * inv).round().clamp(-127.0, 127.0) as i8;
+            *q = nearest_int((v * inv).clamp(-127.0, 127.0)) as i8;
         }
     }
     for (s, q16) in sums16.iter_mut().zip(q.chunks_exact(16)) {
@@ -64,9 +64,40 @@ fn quantize_row(x: &[f32], block: usize, d: &mut [f32], q: &mut [i8], sums16: &m
     }
 }
 
+/// `x` rounded to the nearest integer, ties to even (as llama.cpp rounds), for `|x| < 2^22`:
+/// adding 1.5 * 2^23 leaves the integer in the low mantissa bits. Plain arithmetic that
+/// vectorizes on any x86-64, where `round` and `round_ties_even` are libm calls per value
+/// without SSE4.1.
+#[inline(always)]
+fn nearest_int(x: f32) -> i32 {
+    const MAGIC: f32 = 12_582_912.0;
+    ((x + MAGIC).to_bits() & 0x007f_ffff) as i32 - 0x0040_0000
+}
+
+/// The largest magnitude in `xs`, folded in sixteen lanes so that it vectorizes (one running
+/// maximum would wait on each value).
+fn abs_max(xs: &[f32]) -> f32 {
+    let mut lanes = [0f32; 16];
+    let chunks = xs.chunks_exact(16);
+    let rest = chunks.remainder();
+    for c in chunks {
+        for (m, v) in lanes.iter_mut().zip(c) {
+            *m = m.max(v.abs());
+        }
+    }
+    rest.iter().chain(&lanes).fold(0f32, |m, v| m.max(v.abs()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn nearest_int_rounds_ties_to_even_on_both_signs() {
+        for (x, want) in [(0.0, 0), (0.4, 0), (0.5, 0), (0.6, 1), (1.5, 2), (2.5, 2), (-0.5, 0), (-1.5, -2), (-2.6, -3), (127.0, 127), (-127.0, -127)] {
+            assert_eq!(nearest_int(x), want, "{x}");
+        }
+    }
 
     #[test]
     fn quantized_rows_reconstruct_their_inputs_and_sum_their_values() {
