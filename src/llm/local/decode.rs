@@ -8,11 +8,10 @@
 //! test suite checks that.
 
 use super::arch::{ModelConfig, RopeStyle};
-use super::attention::{attend_one_kv_head, Heads, KvView};
+use super::attention::{attend_batch, Heads, KvView};
 use super::kv::KvCache;
 use super::qmatmul::PackedWeight;
 use crate::error::Result;
-use rayon::prelude::*;
 use std::sync::Arc;
 
 /// One layer's weights, as the decode step reads them.
@@ -90,19 +89,9 @@ impl CpuDecoder {
 /// key and value): `[rows, heads * head_dim]`.
 pub fn attend_rows(cfg: &ModelConfig, layer: usize, q: &[f32], caches: &[&KvCache]) -> Result<Vec<f32>> {
     let heads = Heads { heads: cfg.heads, kv_heads: cfg.kv_heads, head_dim: cfg.head_dim };
-    let group = cfg.heads / cfg.kv_heads;
     let guards = caches.iter().map(|c| c.layer_f16(layer, c.len() + 1)).collect::<Result<Vec<_>>>()?;
     let views = guards.iter().map(|g| g.view()).collect::<Result<Vec<KvView<'_>>>>()?;
-    let width = cfg.heads * cfg.head_dim;
-    let mut out = vec![0f32; caches.len() * width];
-    // Chunk i is sequence i / kv_heads, kv head i % kv_heads: its `group` query heads are
-    // adjacent in both `q` and `out`.
-    out.par_chunks_mut(group * cfg.head_dim).enumerate().for_each(|(i, o)| {
-        let (seq, kvh) = (i / cfg.kv_heads, i % cfg.kv_heads);
-        let qs = &q[seq * width + kvh * group * cfg.head_dim..][..group * cfg.head_dim];
-        attend_one_kv_head(heads, kvh, &views[seq], qs, o);
-    });
-    Ok(out)
+    Ok(attend_batch(heads, &views, q))
 }
 
 /// candle's `rms_norm`, row by row: `x / sqrt(mean(x^2) + eps) * w`.
