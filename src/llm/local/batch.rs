@@ -9,6 +9,7 @@ use super::sample::Sampler;
 use super::Engine;
 use crate::error::{Error, Result};
 use crate::llm::{FinishReason, Reply, Request, Timings, Usage};
+use rayon::prelude::*;
 use std::time::Instant;
 
 /// Reply positions reserved in the kv cache up front.
@@ -64,10 +65,12 @@ pub fn run(engine: &Engine, requests: &[Request]) -> Vec<Result<Reply>> {
         })
     };
     while !live.is_empty() {
+        // Each sequence samples (and masks to its schema) on its own thread: a vocabulary-wide
+        // pass per sequence, which one after another would grow the step with the batch.
+        let outcomes: Vec<Outcome> = live.par_iter_mut().map(|seq| advance(engine, seq, &requests[seq.req], &finish)).collect();
         let mut feed: Vec<(Seq, u32)> = Vec::with_capacity(live.len());
-        for mut seq in live.drain(..) {
-            let req = &requests[seq.req];
-            match advance(engine, &mut seq, req, &finish) {
+        for (seq, outcome) in live.drain(..).zip(outcomes) {
+            match outcome {
                 Outcome::Continue(tok) => feed.push((seq, tok)),
                 Outcome::Done(r) => results[seq.req] = Some(r),
             }
@@ -146,7 +149,7 @@ fn prefill(engine: &Engine, idx: usize, req: &Request) -> Result<Seq> {
 }
 
 /// Samples one token for `seq` and decides whether it goes on.
-fn advance(engine: &Engine, seq: &mut Seq, req: &Request, finish: &dyn Fn(&Seq, FinishReason) -> Result<Reply>) -> Outcome {
+fn advance(engine: &Engine, seq: &mut Seq, req: &Request, finish: &(dyn Fn(&Seq, FinishReason) -> Result<Reply> + Sync)) -> Outcome {
     let max = req.params.max_tokens;
     if seq.generated.len() >= max {
         return Outcome::Done(cut(seq, max, finish));

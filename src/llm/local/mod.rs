@@ -22,6 +22,7 @@ mod decode;
 pub mod bench;
 pub mod cache;
 pub mod constrain;
+mod fastmath;
 pub mod fixture;
 pub mod gguf;
 pub mod hub;

@@ -5,7 +5,8 @@
 //! Every head's arithmetic here is its own (the dot products of a batch of heads keep one
 //! accumulator per head), so a head gets the same bits whichever other heads share its chunk.
 
-use super::simd::{exp_nonpositive, lanes_reduce, Portable, Simd};
+use super::simd::{Portable, Simd};
+use crate::llm::local::fastmath::{exp_nonpositive, lanes_reduce};
 use half::f16;
 
 /// Rows of one kv head that lie one after another in one buffer: `[rows, head_dim]` each of

@@ -22,7 +22,7 @@ mod simd;
 use chunk::{ChunkFn, Partial, Segment};
 use half::f16;
 use rayon::prelude::*;
-use simd::exp_nonpositive;
+use crate::llm::local::fastmath::exp_nonpositive;
 
 /// One sequence's cache for one layer: its positions in order, as runs in separate buffers (a
 /// prompt head shared with other sequences, then the sequence's own positions).

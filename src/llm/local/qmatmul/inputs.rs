@@ -1,6 +1,7 @@
 //! The input rows of a matmul, quantized to signed bytes once per call so that every weight
 //! tile multiplies integers.
 
+use crate::llm::local::fastmath::nearest_int;
 use rayon::prelude::*;
 
 /// `m` rows of `k` inputs: per block of `block` inputs (256 for the K-quants, 32 for Q8_0) a
@@ -64,16 +65,6 @@ fn quantize_row(x: &[f32], block: usize, d: &mut [f32], q: &mut [i8], sums16: &m
     }
 }
 
-/// `x` rounded to the nearest integer, ties to even (as llama.cpp rounds), for `|x| < 2^22`:
-/// adding 1.5 * 2^23 leaves the integer in the low mantissa bits. Plain arithmetic that
-/// vectorizes on any x86-64, where `round` and `round_ties_even` are libm calls per value
-/// without SSE4.1.
-#[inline(always)]
-fn nearest_int(x: f32) -> i32 {
-    const MAGIC: f32 = 12_582_912.0;
-    ((x + MAGIC).to_bits() & 0x007f_ffff) as i32 - 0x0040_0000
-}
-
 /// The largest magnitude in `xs`, folded in sixteen lanes so that it vectorizes (one running
 /// maximum would wait on each value).
 fn abs_max(xs: &[f32]) -> f32 {
@@ -91,13 +82,6 @@ fn abs_max(xs: &[f32]) -> f32 {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn nearest_int_rounds_ties_to_even_on_both_signs() {
-        for (x, want) in [(0.0, 0), (0.4, 0), (0.5, 0), (0.6, 1), (1.5, 2), (2.5, 2), (-0.5, 0), (-1.5, -2), (-2.6, -3), (127.0, 127), (-127.0, -127)] {
-            assert_eq!(nearest_int(x), want, "{x}");
-        }
-    }
 
     #[test]
     fn quantized_rows_reconstruct_their_inputs_and_sum_their_values() {
