@@ -1,7 +1,7 @@
 //! The input rows of a matmul, quantized to signed bytes once per call so that every weight
 //! tile multiplies integers.
 
-use crate::llm::local::fastmath::nearest_int;
+use crate::llm::local::fastmath::{lanes_reduce, nearest_int};
 use rayon::prelude::*;
 
 /// `m` rows of `k` inputs: per block of `block` inputs (256 for the K-quants, 32 for Q8_0) a
@@ -52,7 +52,7 @@ impl QuantInputs {
 /// One row: per block its scale and values, then the sums of every 16 values.
 fn quantize_row(x: &[f32], block: usize, d: &mut [f32], q: &mut [i8], sums16: &mut [i32]) {
     for ((xb, db), qb) in x.chunks_exact(block).zip(d.iter_mut()).zip(q.chunks_exact_mut(block)) {
-        let amax = abs_max(xb);
+        let amax = lanes_reduce(xb, 0.0, |m, v| m.max(v.abs()));
         let scale = amax / 127.0;
         let inv = if scale > 0.0 { 1.0 / scale } else { 0.0 };
         *db = scale;
@@ -63,20 +63,6 @@ fn quantize_row(x: &[f32], block: usize, d: &mut [f32], q: &mut [i8], sums16: &m
     for (s, q16) in sums16.iter_mut().zip(q.chunks_exact(16)) {
         *s = q16.iter().map(|&q| q as i32).sum();
     }
-}
-
-/// The largest magnitude in `xs`, folded in sixteen lanes so that it vectorizes (one running
-/// maximum would wait on each value).
-fn abs_max(xs: &[f32]) -> f32 {
-    let mut lanes = [0f32; 16];
-    let chunks = xs.chunks_exact(16);
-    let rest = chunks.remainder();
-    for c in chunks {
-        for (m, v) in lanes.iter_mut().zip(c) {
-            *m = m.max(v.abs());
-        }
-    }
-    rest.iter().chain(&lanes).fold(0f32, |m, v| m.max(v.abs()))
 }
 
 #[cfg(test)]
