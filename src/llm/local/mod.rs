@@ -16,7 +16,7 @@
 //! `attention.rs` is the CPU decode-step attention, `fixture.rs` writes tiny test models and `bench.rs` measures.
 
 pub mod arch;
-mod attention;
+pub mod attention;
 mod batch;
 mod decode;
 pub mod bench;

@@ -45,6 +45,11 @@ impl<'a> KvView<'a> {
         self.runs.iter().map(|r| r.len).sum()
     }
 
+    /// Whether the view holds no position.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     /// Positions `from..to` of kv head `kv_head`, as one segment per run they touch.
     fn segments(&self, kv_head: usize, hd: usize, from: usize, to: usize) -> Vec<Segment<'a>> {
         let mut out = Vec::new();
