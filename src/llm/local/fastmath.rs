@@ -33,11 +33,14 @@ pub fn lanes_reduce(xs: &[f32], init: f32, op: impl Fn(f32, f32) -> f32) -> f32 
 pub fn exp_nonpositive(x: f32) -> f32 {
     let x = x.max(-87.0); // below this e^x is under f32's normal range; 0 is close enough
     let t = x * std::f32::consts::LOG2_E;
-    let n = (t + ROUNDING_MAGIC) - ROUNDING_MAGIC;
+    let rounded = t + ROUNDING_MAGIC; // holds n = round(t) in its low mantissa bits
+    let n = rounded - ROUNDING_MAGIC;
     let f = (t - n) * std::f32::consts::LN_2; // e^f = 2^(t - n), |f| <= ln2/2
     let p = 1.0 + f * (1.0 + f * (0.5 + f * (1.0 / 6.0 + f * (1.0 / 24.0 + f * (1.0 / 120.0 + f * (1.0 / 720.0))))));
-    // 2^n through the exponent bits (n >= -126 here).
-    f32::from_bits((((n as i32) + 127) as u32) << 23) * p
+    // 2^n through the exponent bits (n >= -126 here), with integer arithmetic on `rounded`'s
+    // bits: `n as i32` is a saturating conversion that keeps loops from vectorizing.
+    let biased = rounded.to_bits().wrapping_sub(ROUNDING_MAGIC.to_bits()).wrapping_add(127);
+    f32::from_bits(biased << 23) * p
 }
 
 #[cfg(test)]

@@ -2,11 +2,12 @@
 //! softmax local to the chunk, and the chunk's share of each head's output. `mod.rs` merges the
 //! chunks of a head in position order.
 //!
-//! Every head's arithmetic here is its own (the dot products of a batch of heads keep one
-//! accumulator per head), so a head gets the same bits whichever other heads share its chunk.
+//! Every head's arithmetic here is its own (each score is one lane's sum over the head
+//! dimension, each softmax a sum over rows in order), so a head gets the same bits whichever
+//! other heads share its chunk.
 
-use super::simd::{Portable, Simd};
-use crate::llm::local::fastmath::{exp_nonpositive, lanes_reduce};
+use super::simd::{Portable, Simd, LANES, ROW_MULTIPLE};
+use crate::llm::local::fastmath::exp_nonpositive;
 use half::f16;
 
 /// Rows of one kv head that lie one after another in one buffer: `[rows, head_dim]` each of
@@ -35,7 +36,7 @@ pub fn best() -> ChunkFn {
     #[cfg(target_arch = "x86_64")]
     {
         let f16c = std::is_x86_feature_detected!("f16c");
-        if f16c && std::is_x86_feature_detected!("avx512f") {
+        if f16c && std::is_x86_feature_detected!("avx512f") && std::is_x86_feature_detected!("avx512vl") {
             return avx512;
         }
         if f16c && std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
@@ -55,7 +56,7 @@ pub fn all_available() -> Vec<ChunkFn> {
         if f16c && std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
             all.push(avx2);
         }
-        if f16c && std::is_x86_feature_detected!("avx512f") {
+        if f16c && std::is_x86_feature_detected!("avx512f") && std::is_x86_feature_detected!("avx512vl") {
             all.push(avx512);
         }
     }
@@ -68,7 +69,7 @@ fn portable(hd: usize, q: &[f32], segments: &[Segment<'_>]) -> Partial {
 
 #[cfg(target_arch = "x86_64")]
 fn avx512(hd: usize, q: &[f32], segments: &[Segment<'_>]) -> Partial {
-    #[target_feature(enable = "avx512f,fma,f16c")]
+    #[target_feature(enable = "avx512f,avx512vl,fma,f16c")]
     unsafe fn compiled(hd: usize, q: &[f32], segments: &[Segment<'_>]) -> Partial {
         chunk::<super::simd::Avx512>(hd, q, segments)
     }
@@ -101,39 +102,60 @@ fn chunk<S: Simd>(hd: usize, q: &[f32], segments: &[Segment<'_>]) -> Partial {
 /// dimensions), stay in the L1 cache while every query head reads them.
 const VALUE_BLOCK: usize = 32;
 
-/// Each head's scaled scores against every row of the chunk, as `e^(score - max)`, head by
-/// head (`p[h * rows + j]`), with each head's `max` and sum.
+/// Key rows widened at once for [`Simd::scores`] (4 KB at 128 dimensions): with the
+/// transposed queries (12 KB for 24 heads) they stay in the L1 cache.
+const SCORE_BLOCK: usize = ROW_MULTIPLE;
+
+/// Each head's scaled scores against every row of the chunk, as `e^(score - max)`, row by row
+/// (`p[j * hp + h]`, `hp` the head count padded to a multiple of [`LANES`]), with each head's
+/// `max` and sum (taken over the rows in order).
 #[inline(always)]
-fn local_softmax<S: Simd>(hd: usize, q: &[f32], segments: &[Segment<'_>]) -> (Vec<f32>, Partial) {
+fn local_softmax<S: Simd>(hd: usize, q: &[f32], segments: &[Segment<'_>]) -> (Vec<f32>, usize, Partial) {
     let heads = q.len() / hd;
+    let hp = heads.next_multiple_of(LANES);
     let rows: usize = segments.iter().map(|s| s.keys.len() / hd).sum();
+    // The queries transposed, with the score's scale folded in.
     let scale = 1.0 / (hd as f32).sqrt();
-    let mut p = vec![0f32; heads * rows];
-    let mut key = vec![0f32; hd];
-    let mut dots = vec![0f32; heads];
-    for (j, key16) in segments.iter().flat_map(|s| s.keys.chunks_exact(hd)).enumerate() {
-        S::widen(key16, &mut key);
-        S::group_dots(q, &key, &mut dots);
-        for (h, d) in dots.iter().enumerate() {
-            p[h * rows + j] = d * scale;
+    let mut qt = vec![0f32; hd * hp];
+    for (h, qh) in q.chunks_exact(hd).enumerate() {
+        for (d, x) in qh.iter().enumerate() {
+            qt[d * hp + h] = x * scale;
         }
     }
-    let (mut max, mut sum) = (Vec::with_capacity(heads), Vec::with_capacity(heads));
-    for row in p.chunks_exact_mut(rows) {
-        let m = lanes_reduce(row, f32::NEG_INFINITY, f32::max);
-        for x in row.iter_mut() {
+    // Room for the zero rows that fill a segment's last block.
+    let mut p = vec![0f32; (rows + SCORE_BLOCK) * hp];
+    let mut keys = vec![0f32; SCORE_BLOCK * hd];
+    let mut row = 0;
+    for block in segments.iter().flat_map(|s| s.keys.chunks(SCORE_BLOCK * hd)) {
+        let n = block.len() / hd;
+        S::widen(block, &mut keys[..n * hd]);
+        keys[n * hd..].fill(0.0);
+        S::scores(hd, &qt, &keys, &mut p[row * hp..(row + SCORE_BLOCK) * hp]);
+        row += n;
+    }
+    p.truncate(rows * hp);
+    // Each head's largest score, then the weights and their sum, over the rows in order. (Loops
+    // over a whole row of lanes: the compiler vectorizes these, not loops of eight lanes.)
+    let (mut max, mut sum) = (vec![f32::NEG_INFINITY; hp], vec![0f32; hp]);
+    for scores in p.chunks_exact(hp) {
+        for (m, x) in max.iter_mut().zip(scores) {
+            *m = m.max(*x);
+        }
+    }
+    for weights in p.chunks_exact_mut(hp) {
+        for ((s, x), m) in sum.iter_mut().zip(weights).zip(&max) {
             *x = exp_nonpositive(*x - m);
+            *s += *x;
         }
-        max.push(m);
-        sum.push(lanes_reduce(row, 0.0, |a, b| a + b));
     }
-    (p, Partial { max, sum, out: vec![0f32; heads * hd] })
+    max.truncate(heads);
+    sum.truncate(heads);
+    (p, hp, Partial { max, sum, out: vec![0f32; heads * hd] })
 }
 
 #[inline(always)]
 fn chunk_sized<S: Simd, const HD: usize>(q: &[f32], segments: &[Segment<'_>]) -> Partial {
-    let (p, mut partial) = local_softmax::<S>(HD, q, segments);
-    let rows = p.len() / partial.max.len();
+    let (p, hp, mut partial) = local_softmax::<S>(HD, q, segments);
     let mut block = vec![0f32; VALUE_BLOCK * HD];
     // `first`: the chunk row of the segment's first row.
     let mut first = 0;
@@ -142,17 +164,16 @@ fn chunk_sized<S: Simd, const HD: usize>(q: &[f32], segments: &[Segment<'_>]) ->
         for start in (0..len).step_by(VALUE_BLOCK) {
             let end = (start + VALUE_BLOCK).min(len);
             S::widen(&s.values[start * HD..end * HD], &mut block[..(end - start) * HD]);
-            for (h, out) in partial.out.chunks_exact_mut(HD).enumerate() {
-                let mut acc = [0f32; HD];
-                acc.copy_from_slice(out);
-                for j in start..end {
-                    let w = p[h * rows + first + j];
-                    let value: &[f32; HD] = block[(j - start) * HD..(j - start + 1) * HD].try_into().expect("a value row");
-                    for d in 0..HD {
-                        acc[d] = w.mul_add(value[d], acc[d]);
-                    }
-                }
-                out.copy_from_slice(&acc);
+            let rows = &p[(first + start) * hp..(first + end) * hp];
+            let block = &block[..(end - start) * HD];
+            // Two heads at a time: each value row is loaded once for both.
+            let mut pairs = partial.out.chunks_exact_mut(2 * HD);
+            for (pair, out) in (&mut pairs).enumerate() {
+                add_values::<HD, 2>(rows, hp, 2 * pair, block, out);
+            }
+            let heads = partial.max.len();
+            if heads % 2 == 1 {
+                add_values::<HD, 1>(rows, hp, heads - 1, block, pairs.into_remainder());
             }
         }
         first += len;
@@ -160,15 +181,37 @@ fn chunk_sized<S: Simd, const HD: usize>(q: &[f32], segments: &[Segment<'_>]) ->
     partial
 }
 
+/// Adds `p[j][h] · value[j]` over a block of value rows (`block`: `[rows, HD]`, `rows`: their
+/// weights `[rows, hp]`) to the outputs of the `N` heads from `h0` (`out`: `[N, HD]`), whose
+/// running sums stay in registers meanwhile.
+#[inline(always)]
+fn add_values<const HD: usize, const N: usize>(rows: &[f32], hp: usize, h0: usize, block: &[f32], out: &mut [f32]) {
+    let mut acc = [[0f32; HD]; N];
+    for (a, o) in acc.iter_mut().zip(out.chunks_exact(HD)) {
+        a.copy_from_slice(o);
+    }
+    for (weights, value) in rows.chunks_exact(hp).zip(block.chunks_exact(HD)) {
+        let value: &[f32; HD] = value.try_into().expect("a value row");
+        for (n, a) in acc.iter_mut().enumerate() {
+            let w = weights[h0 + n];
+            for d in 0..HD {
+                a[d] = w.mul_add(value[d], a[d]);
+            }
+        }
+    }
+    for (a, o) in acc.iter().zip(out.chunks_exact_mut(HD)) {
+        o.copy_from_slice(a);
+    }
+}
+
 #[inline(always)]
 fn chunk_any<S: Simd>(hd: usize, q: &[f32], segments: &[Segment<'_>]) -> Partial {
-    let (p, mut partial) = local_softmax::<S>(hd, q, segments);
-    let rows = p.len() / partial.max.len();
+    let (p, hp, mut partial) = local_softmax::<S>(hd, q, segments);
     let mut value = vec![0f32; hd];
     for (j, value16) in segments.iter().flat_map(|s| s.values.chunks_exact(hd)).enumerate() {
         S::widen(value16, &mut value);
         for (h, out) in partial.out.chunks_exact_mut(hd).enumerate() {
-            let w = p[h * rows + j];
+            let w = p[j * hp + h];
             for (o, v) in out.iter_mut().zip(&value) {
                 *o = w.mul_add(*v, *o);
             }

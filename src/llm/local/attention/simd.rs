@@ -1,16 +1,29 @@
 //! The inner loops of decode attention that want the CPU's own vector instructions: widening
-//! f16 rows to f32, and the dot products of a key row with a group of query heads. Each
+//! f16 rows to f32, and the scores of key rows against a chunk's query heads. Each
 //! implementation is `inline(always)`, so it compiles with the features of the function that
 //! calls it (`chunk.rs`'s wrappers, each compiled for its CPU features).
 
 use half::f16;
 
+/// Query heads per group of lanes in [`Simd::scores`]: a chunk's query heads are padded with
+/// zero heads to a multiple of this.
+pub const LANES: usize = 8;
+
+/// [`Simd::scores`] takes key rows in a multiple of this (the caller pads with zero rows).
+pub const ROW_MULTIPLE: usize = 8;
+
 /// The loops, for one set of CPU features.
 pub trait Simd {
     /// f16 to f32 (`dst.len() == src.len()`).
     fn widen(src: &[f16], dst: &mut [f32]);
-    /// `out[g] = q_g · key` for the query heads of a group, stored one after another in `q`.
-    fn group_dots(q: &[f32], key: &[f32], out: &mut [f32]);
+    /// The scores of key rows (`keys`: `[rows, hd]`, `rows` a multiple of [`ROW_MULTIPLE`])
+    /// with query heads given transposed (`qt`: `[hd, hp]`, `hp` a multiple of [`LANES`]):
+    /// `out[r * hp + h] = Σ_d keys[r][d] · qt[d][h]`.
+    ///
+    /// The query heads lie in vector lanes and each key element is broadcast: a score is one
+    /// sum over `d` in order, in its own lane, with no reduction across lanes. So a head's
+    /// scores do not depend on which heads share its lanes, nor on how rows are grouped.
+    fn scores(hd: usize, qt: &[f32], keys: &[f32], out: &mut [f32]);
 }
 
 pub struct Portable;
@@ -23,10 +36,25 @@ impl Simd for Portable {
         }
     }
 
+    /// Plain multiplies and adds over arrays of eight lanes, which every target vectorizes.
     #[inline(always)]
-    fn group_dots(q: &[f32], key: &[f32], out: &mut [f32]) {
-        for (o, qg) in out.iter_mut().zip(q.chunks_exact(key.len())) {
-            *o = qg.iter().zip(key).map(|(a, b)| a * b).sum();
+    fn scores(hd: usize, qt: &[f32], keys: &[f32], out: &mut [f32]) {
+        let hp = qt.len() / hd;
+        for lane in (0..hp).step_by(LANES) {
+            for (block, rows_out) in keys.chunks_exact(ROW_MULTIPLE * hd).zip(out.chunks_exact_mut(ROW_MULTIPLE * hp)) {
+                let mut acc = [[0f32; LANES]; ROW_MULTIPLE];
+                for d in 0..hd {
+                    let q: &[f32; LANES] = qt[d * hp + lane..][..LANES].try_into().expect("a lane group");
+                    for (a, key) in acc.iter_mut().zip(block.chunks_exact(hd)) {
+                        for (x, y) in a.iter_mut().zip(q) {
+                            *x += key[d] * y;
+                        }
+                    }
+                }
+                for (a, o) in acc.iter().zip(rows_out.chunks_exact_mut(hp)) {
+                    o[lane..lane + LANES].copy_from_slice(a);
+                }
+            }
         }
     }
 }
@@ -45,39 +73,64 @@ fn widen_f16c(src: &[f16], dst: &mut [f32]) {
     Portable::widen(&src[whole..], &mut dst[whole..]);
 }
 
-/// `Simd::group_dots` in batches of up to eight query heads: `$heads::<N>(q, key, out)` gets
-/// each batch's head count `N` as a constant, so that the accumulators of every head stay in
-/// registers.
-macro_rules! dots_in_head_batches {
-    ($heads:ident, $q:expr, $key:expr, $out:expr) => {{
-        let (q, key, out): (&[f32], &[f32], &mut [f32]) = ($q, $key, $out);
-        let hd = key.len();
-        for (start, o) in (0..out.len()).step_by(8).zip(out.chunks_mut(8)) {
-            let q = &q[start * hd..(start + o.len()) * hd];
-            match o.len() {
-                1 => $heads::<1>(q, key, o),
-                2 => $heads::<2>(q, key, o),
-                3 => $heads::<3>(q, key, o),
-                4 => $heads::<4>(q, key, o),
-                5 => $heads::<5>(q, key, o),
-                6 => $heads::<6>(q, key, o),
-                7 => $heads::<7>(q, key, o),
-                _ => $heads::<8>(q, key, o),
+/// `R` key rows against `V` groups of eight lanes, from `keys` (`[R, hd]`) and `qt` (`hd` rows
+/// of stride `hp`, from the first group) into `out` (`R` rows of stride `hp`), with 256-bit
+/// fused multiply-adds: `R × V` accumulators, each key element broadcast once for all groups.
+///
+/// # Safety
+/// The caller runs with avx2 and fma, and the pointers cover what is read and written.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn block_256<const R: usize, const V: usize>(hd: usize, hp: usize, qt: *const f32, keys: *const f32, out: *mut f32) {
+    use std::arch::x86_64::*;
+    let mut acc = [[_mm256_setzero_ps(); V]; R];
+    for d in 0..hd {
+        let mut q = [_mm256_setzero_ps(); V];
+        for (v, x) in q.iter_mut().enumerate() {
+            *x = _mm256_loadu_ps(qt.add(d * hp + v * LANES));
+        }
+        for (r, a) in acc.iter_mut().enumerate() {
+            let k = _mm256_set1_ps(*keys.add(r * hd + d));
+            for (x, y) in a.iter_mut().zip(&q) {
+                *x = _mm256_fmadd_ps(k, *y, *x);
             }
         }
-    }};
+    }
+    for (r, a) in acc.iter().enumerate() {
+        for (v, x) in a.iter().enumerate() {
+            _mm256_storeu_ps(out.add(r * hp + v * LANES), *x);
+        }
+    }
 }
 
-/// Query head `g`'s products with `key` past element `whole` (what the vector loop left over).
+/// [`Simd::scores`] in blocks of `R` rows and up to three lane groups (24 heads: four
+/// sequences' six heads per kv head), so that a block's accumulators fill the registers.
+/// Only used inside functions compiled with `avx2` and `fma`, after they were detected.
+#[cfg(target_arch = "x86_64")]
 #[inline(always)]
-fn tail_dot(q: &[f32], key: &[f32], g: usize, whole: usize) -> f32 {
-    let hd = key.len();
-    q[g * hd + whole..(g + 1) * hd].iter().zip(&key[whole..]).map(|(x, y)| x * y).sum()
+fn scores_256<const R: usize>(hd: usize, qt: &[f32], keys: &[f32], out: &mut [f32]) {
+    let (hp, rows) = (qt.len() / hd, keys.len() / hd);
+    let groups = hp / LANES;
+    assert!(rows % R == 0 && hp % LANES == 0 && qt.len() == hd * hp && out.len() >= rows * hp);
+    for g in (0..groups).step_by(3) {
+        for row in (0..rows).step_by(R) {
+            // SAFETY: the assert bounds the block: rows `row..row + R` of `keys` and `out`, lanes
+            // `g * 8..(g + V) * 8` of `hp` in `qt` and `out`; the caller runs with avx2 and fma.
+            unsafe {
+                let (q, k, o) = (qt.as_ptr().add(g * LANES), keys.as_ptr().add(row * hd), out.as_mut_ptr().add(row * hp + g * LANES));
+                match groups - g {
+                    1 => block_256::<R, 1>(hd, hp, q, k, o),
+                    2 => block_256::<R, 2>(hd, hp, q, k, o),
+                    _ => block_256::<R, 3>(hd, hp, q, k, o),
+                }
+            }
+        }
+    }
 }
 
-/// AVX-512 (and F16C). Each key vector is loaded once for up to eight query heads, and each
-/// head's sum is reduced once per row: summing lane by lane in order, as plain Rust must, cost
-/// more than the multiplications.
+/// AVX-512 (and F16C): 256-bit multiply-adds, which run at the same rate as 512-bit ones on
+/// AMD's Zen 4 and fit any lane count of eight, with the 32 registers of AVX-512VL: blocks of
+/// eight rows.
 #[cfg(target_arch = "x86_64")]
 pub struct Avx512;
 
@@ -89,31 +142,12 @@ impl Simd for Avx512 {
     }
 
     #[inline(always)]
-    fn group_dots(q: &[f32], key: &[f32], out: &mut [f32]) {
-        #[inline(always)]
-        fn heads<const N: usize>(q: &[f32], key: &[f32], out: &mut [f32]) {
-            use std::arch::x86_64::*;
-            let hd = key.len();
-            let whole = hd / 16 * 16;
-            // SAFETY: the caller runs with avx512f; every load is inside `q` (N rows of hd) and `key`.
-            unsafe {
-                let mut acc = [_mm512_setzero_ps(); N];
-                for c in (0..whole).step_by(16) {
-                    let k = _mm512_loadu_ps(key.as_ptr().add(c));
-                    for (g, a) in acc.iter_mut().enumerate() {
-                        *a = _mm512_fmadd_ps(_mm512_loadu_ps(q.as_ptr().add(g * hd + c)), k, *a);
-                    }
-                }
-                for (g, a) in acc.iter().enumerate() {
-                    out[g] = _mm512_reduce_add_ps(*a) + tail_dot(q, key, g, whole);
-                }
-            }
-        }
-        dots_in_head_batches!(heads, q, key, out)
+    fn scores(hd: usize, qt: &[f32], keys: &[f32], out: &mut [f32]) {
+        scores_256::<8>(hd, qt, keys, out)
     }
 }
 
-/// AVX2 (and FMA, F16C): as [`Avx512`], eight lanes wide.
+/// AVX2 (and FMA, F16C): blocks of four rows, for sixteen registers.
 #[cfg(target_arch = "x86_64")]
 pub struct Avx2;
 
@@ -125,29 +159,7 @@ impl Simd for Avx2 {
     }
 
     #[inline(always)]
-    fn group_dots(q: &[f32], key: &[f32], out: &mut [f32]) {
-        #[inline(always)]
-        fn heads<const N: usize>(q: &[f32], key: &[f32], out: &mut [f32]) {
-            use std::arch::x86_64::*;
-            let hd = key.len();
-            let whole = hd / 8 * 8;
-            // SAFETY: the caller runs with avx2 and fma; every load is inside `q` and `key`.
-            unsafe {
-                let mut acc = [_mm256_setzero_ps(); N];
-                for c in (0..whole).step_by(8) {
-                    let k = _mm256_loadu_ps(key.as_ptr().add(c));
-                    for (g, a) in acc.iter_mut().enumerate() {
-                        *a = _mm256_fmadd_ps(_mm256_loadu_ps(q.as_ptr().add(g * hd + c)), k, *a);
-                    }
-                }
-                for (g, a) in acc.iter().enumerate() {
-                    let x = _mm_add_ps(_mm256_castps256_ps128(*a), _mm256_extractf128_ps::<1>(*a));
-                    let x = _mm_add_ps(x, _mm_movehl_ps(x, x));
-                    let x = _mm_add_ss(x, _mm_movehdup_ps(x));
-                    out[g] = _mm_cvtss_f32(x) + tail_dot(q, key, g, whole);
-                }
-            }
-        }
-        dots_in_head_batches!(heads, q, key, out)
+    fn scores(hd: usize, qt: &[f32], keys: &[f32], out: &mut [f32]) {
+        scores_256::<4>(hd, qt, keys, out)
     }
 }
