@@ -7,7 +7,7 @@
 //! other heads share its chunk.
 
 use super::simd::{Portable, Simd, LANES, ROW_MULTIPLE};
-use crate::llm::local::fastmath::exp_nonpositive;
+use crate::llm::local::fastmath::{exp_nonpositive, lanes_reduce};
 use half::f16;
 
 /// Rows of one kv head that lie one after another in one buffer: `[rows, head_dim]` each of
@@ -106,15 +106,14 @@ const VALUE_BLOCK: usize = 32;
 /// transposed queries (12 KB for 24 heads) they stay in the L1 cache.
 const SCORE_BLOCK: usize = ROW_MULTIPLE;
 
-/// Each head's scaled scores against every row of the chunk, as `e^(score - max)`, row by row
-/// (`p[j * hp + h]`, `hp` the head count padded to a multiple of [`LANES`]), with each head's
-/// `max` and sum (taken over the rows in order).
+/// Each head's scaled scores against every row of the chunk, as `e^(score - max)`, head by
+/// head (`p[h * stride + j]`), with each head's `max` and sum.
 #[inline(always)]
 fn local_softmax<S: Simd>(hd: usize, q: &[f32], segments: &[Segment<'_>]) -> (Vec<f32>, usize, Partial) {
     let heads = q.len() / hd;
     let hp = heads.next_multiple_of(LANES);
     let rows: usize = segments.iter().map(|s| s.keys.len() / hd).sum();
-    // The queries transposed, with the score's scale folded in.
+    // The queries transposed and padded with zero heads, with the score's scale folded in.
     let scale = 1.0 / (hd as f32).sqrt();
     let mut qt = vec![0f32; hd * hp];
     for (h, qh) in q.chunks_exact(hd).enumerate() {
@@ -122,40 +121,34 @@ fn local_softmax<S: Simd>(hd: usize, q: &[f32], segments: &[Segment<'_>]) -> (Ve
             qt[d * hp + h] = x * scale;
         }
     }
-    // Room for the zero rows that fill a segment's last block.
-    let mut p = vec![0f32; (rows + SCORE_BLOCK) * hp];
+    // Room after each head's scores for the zero rows that fill a segment's last block.
+    let stride = rows + SCORE_BLOCK;
+    let mut p = vec![0f32; hp * stride];
     let mut keys = vec![0f32; SCORE_BLOCK * hd];
     let mut row = 0;
     for block in segments.iter().flat_map(|s| s.keys.chunks(SCORE_BLOCK * hd)) {
         let n = block.len() / hd;
         S::widen(block, &mut keys[..n * hd]);
         keys[n * hd..].fill(0.0);
-        S::scores(hd, &qt, &keys, &mut p[row * hp..(row + SCORE_BLOCK) * hp]);
+        S::scores(hd, &qt, &keys, &mut p[row..], stride);
         row += n;
     }
-    p.truncate(rows * hp);
-    // Each head's largest score, then the weights and their sum, over the rows in order. (Loops
-    // over a whole row of lanes: the compiler vectorizes these, not loops of eight lanes.)
-    let (mut max, mut sum) = (vec![f32::NEG_INFINITY; hp], vec![0f32; hp]);
-    for scores in p.chunks_exact(hp) {
-        for (m, x) in max.iter_mut().zip(scores) {
-            *m = m.max(*x);
-        }
-    }
-    for weights in p.chunks_exact_mut(hp) {
-        for ((s, x), m) in sum.iter_mut().zip(weights).zip(&max) {
+    let (mut max, mut sum) = (Vec::with_capacity(heads), Vec::with_capacity(heads));
+    for scores in p.chunks_exact_mut(stride).take(heads) {
+        let scores = &mut scores[..rows];
+        let m = lanes_reduce(scores, f32::NEG_INFINITY, f32::max);
+        for x in scores.iter_mut() {
             *x = exp_nonpositive(*x - m);
-            *s += *x;
         }
+        max.push(m);
+        sum.push(lanes_reduce(scores, 0.0, |a, b| a + b));
     }
-    max.truncate(heads);
-    sum.truncate(heads);
-    (p, hp, Partial { max, sum, out: vec![0f32; heads * hd] })
+    (p, stride, Partial { max, sum, out: vec![0f32; heads * hd] })
 }
 
 #[inline(always)]
 fn chunk_sized<S: Simd, const HD: usize>(q: &[f32], segments: &[Segment<'_>]) -> Partial {
-    let (p, hp, mut partial) = local_softmax::<S>(HD, q, segments);
+    let (p, stride, mut partial) = local_softmax::<S>(HD, q, segments);
     let mut block = vec![0f32; VALUE_BLOCK * HD];
     // `first`: the chunk row of the segment's first row.
     let mut first = 0;
@@ -164,16 +157,16 @@ fn chunk_sized<S: Simd, const HD: usize>(q: &[f32], segments: &[Segment<'_>]) ->
         for start in (0..len).step_by(VALUE_BLOCK) {
             let end = (start + VALUE_BLOCK).min(len);
             S::widen(&s.values[start * HD..end * HD], &mut block[..(end - start) * HD]);
-            let rows = &p[(first + start) * hp..(first + end) * hp];
+            let rows = first + start..first + end;
             let block = &block[..(end - start) * HD];
             // Two heads at a time: each value row is loaded once for both.
             let mut pairs = partial.out.chunks_exact_mut(2 * HD);
             for (pair, out) in (&mut pairs).enumerate() {
-                add_values::<HD, 2>(rows, hp, 2 * pair, block, out);
+                add_values::<HD, 2>(&p, stride, 2 * pair, rows.clone(), block, out);
             }
             let heads = partial.max.len();
             if heads % 2 == 1 {
-                add_values::<HD, 1>(rows, hp, heads - 1, block, pairs.into_remainder());
+                add_values::<HD, 1>(&p, stride, heads - 1, rows, block, pairs.into_remainder());
             }
         }
         first += len;
@@ -181,19 +174,20 @@ fn chunk_sized<S: Simd, const HD: usize>(q: &[f32], segments: &[Segment<'_>]) ->
     partial
 }
 
-/// Adds `p[j][h] · value[j]` over a block of value rows (`block`: `[rows, HD]`, `rows`: their
-/// weights `[rows, hp]`) to the outputs of the `N` heads from `h0` (`out`: `[N, HD]`), whose
+/// Adds `p[h][j] · value[j]` over the rows `rows` of a block of value rows (`block`:
+/// `[rows.len(), HD]`) to the outputs of the `N` heads from `h0` (`out`: `[N, HD]`), whose
 /// running sums stay in registers meanwhile.
 #[inline(always)]
-fn add_values<const HD: usize, const N: usize>(rows: &[f32], hp: usize, h0: usize, block: &[f32], out: &mut [f32]) {
+fn add_values<const HD: usize, const N: usize>(p: &[f32], stride: usize, h0: usize, rows: std::ops::Range<usize>, block: &[f32], out: &mut [f32]) {
     let mut acc = [[0f32; HD]; N];
     for (a, o) in acc.iter_mut().zip(out.chunks_exact(HD)) {
         a.copy_from_slice(o);
     }
-    for (weights, value) in rows.chunks_exact(hp).zip(block.chunks_exact(HD)) {
+    let weights: [&[f32]; N] = std::array::from_fn(|n| &p[(h0 + n) * stride + rows.start..(h0 + n) * stride + rows.end]);
+    for (j, value) in block.chunks_exact(HD).enumerate() {
         let value: &[f32; HD] = value.try_into().expect("a value row");
-        for (n, a) in acc.iter_mut().enumerate() {
-            let w = weights[h0 + n];
+        for (a, w) in acc.iter_mut().zip(&weights) {
+            let w = w[j];
             for d in 0..HD {
                 a[d] = w.mul_add(value[d], a[d]);
             }
@@ -206,12 +200,12 @@ fn add_values<const HD: usize, const N: usize>(rows: &[f32], hp: usize, h0: usiz
 
 #[inline(always)]
 fn chunk_any<S: Simd>(hd: usize, q: &[f32], segments: &[Segment<'_>]) -> Partial {
-    let (p, hp, mut partial) = local_softmax::<S>(hd, q, segments);
+    let (p, stride, mut partial) = local_softmax::<S>(hd, q, segments);
     let mut value = vec![0f32; hd];
     for (j, value16) in segments.iter().flat_map(|s| s.values.chunks_exact(hd)).enumerate() {
         S::widen(value16, &mut value);
         for (h, out) in partial.out.chunks_exact_mut(hd).enumerate() {
-            let w = p[j * hp + h];
+            let w = p[h * stride + j];
             for (o, v) in out.iter_mut().zip(&value) {
                 *o = w.mul_add(*v, *o);
             }

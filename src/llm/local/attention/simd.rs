@@ -17,13 +17,13 @@ pub trait Simd {
     /// f16 to f32 (`dst.len() == src.len()`).
     fn widen(src: &[f16], dst: &mut [f32]);
     /// The scores of key rows (`keys`: `[rows, hd]`, `rows` a multiple of [`ROW_MULTIPLE`])
-    /// with query heads given transposed (`qt`: `[hd, hp]`, `hp` a multiple of [`LANES`]):
-    /// `out[r * hp + h] = Σ_d keys[r][d] · qt[d][h]`.
+    /// with query heads given transposed (`qt`: `[hd, hp]`, `hp` a multiple of [`LANES`]),
+    /// written head by head: `out[h * stride + r] = Σ_d keys[r][d] · qt[d][h]`.
     ///
     /// The query heads lie in vector lanes and each key element is broadcast: a score is one
     /// sum over `d` in order, in its own lane, with no reduction across lanes. So a head's
     /// scores do not depend on which heads share its lanes, nor on how rows are grouped.
-    fn scores(hd: usize, qt: &[f32], keys: &[f32], out: &mut [f32]);
+    fn scores(hd: usize, qt: &[f32], keys: &[f32], out: &mut [f32], stride: usize);
 }
 
 pub struct Portable;
@@ -38,21 +38,23 @@ impl Simd for Portable {
 
     /// Plain multiplies and adds over arrays of eight lanes, which every target vectorizes.
     #[inline(always)]
-    fn scores(hd: usize, qt: &[f32], keys: &[f32], out: &mut [f32]) {
+    fn scores(hd: usize, qt: &[f32], keys: &[f32], out: &mut [f32], stride: usize) {
         let hp = qt.len() / hd;
         for lane in (0..hp).step_by(LANES) {
-            for (block, rows_out) in keys.chunks_exact(ROW_MULTIPLE * hd).zip(out.chunks_exact_mut(ROW_MULTIPLE * hp)) {
+            for (block, keys) in keys.chunks_exact(ROW_MULTIPLE * hd).enumerate() {
                 let mut acc = [[0f32; LANES]; ROW_MULTIPLE];
                 for d in 0..hd {
                     let q: &[f32; LANES] = qt[d * hp + lane..][..LANES].try_into().expect("a lane group");
-                    for (a, key) in acc.iter_mut().zip(block.chunks_exact(hd)) {
+                    for (a, key) in acc.iter_mut().zip(keys.chunks_exact(hd)) {
                         for (x, y) in a.iter_mut().zip(q) {
                             *x += key[d] * y;
                         }
                     }
                 }
-                for (a, o) in acc.iter().zip(rows_out.chunks_exact_mut(hp)) {
-                    o[lane..lane + LANES].copy_from_slice(a);
+                for (r, a) in acc.iter().enumerate() {
+                    for (l, x) in a.iter().enumerate() {
+                        out[(lane + l) * stride + block * ROW_MULTIPLE + r] = *x;
+                    }
                 }
             }
         }
@@ -73,17 +75,18 @@ fn widen_f16c(src: &[f16], dst: &mut [f32]) {
     Portable::widen(&src[whole..], &mut dst[whole..]);
 }
 
-/// `R` key rows against `V` groups of eight lanes, from `keys` (`[R, hd]`) and `qt` (`hd` rows
-/// of stride `hp`, from the first group) into `out` (`R` rows of stride `hp`), with 256-bit
-/// fused multiply-adds: `R × V` accumulators, each key element broadcast once for all groups.
+/// Eight key rows against `V` groups of eight lanes, from `keys` (`[8, hd]`) and `qt` (`hd`
+/// rows of stride `hp`, from the first group) into `out` (one row of stride `stride` per
+/// lane), with 256-bit fused multiply-adds: `8 × V` accumulators, each key element broadcast
+/// once for all groups, then each group's 8 × 8 block transposed to lie head by head.
 ///
 /// # Safety
 /// The caller runs with avx2 and fma, and the pointers cover what is read and written.
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
-unsafe fn block_256<const R: usize, const V: usize>(hd: usize, hp: usize, qt: *const f32, keys: *const f32, out: *mut f32) {
+unsafe fn block_256<const V: usize>(hd: usize, hp: usize, qt: *const f32, keys: *const f32, out: *mut f32, stride: usize) {
     use std::arch::x86_64::*;
-    let mut acc = [[_mm256_setzero_ps(); V]; R];
+    let mut acc = [[_mm256_setzero_ps(); V]; ROW_MULTIPLE];
     for d in 0..hd {
         let mut q = [_mm256_setzero_ps(); V];
         for (v, x) in q.iter_mut().enumerate() {
@@ -96,32 +99,59 @@ unsafe fn block_256<const R: usize, const V: usize>(hd: usize, hp: usize, qt: *c
             }
         }
     }
-    for (r, a) in acc.iter().enumerate() {
-        for (v, x) in a.iter().enumerate() {
-            _mm256_storeu_ps(out.add(r * hp + v * LANES), *x);
+    for v in 0..V {
+        let heads = transpose_8x8(std::array::from_fn(|r| acc[r][v]));
+        for (l, x) in heads.iter().enumerate() {
+            _mm256_storeu_ps(out.add((v * LANES + l) * stride), *x);
         }
     }
 }
 
-/// [`Simd::scores`] in blocks of `R` rows and up to three lane groups (24 heads: four
-/// sequences' six heads per kv head), so that a block's accumulators fill the registers.
-/// Only used inside functions compiled with `avx2` and `fma`, after they were detected.
+/// Rows of eight lanes to lanes of eight rows.
+///
+/// # Safety
+/// The caller runs with avx.
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
-fn scores_256<const R: usize>(hd: usize, qt: &[f32], keys: &[f32], out: &mut [f32]) {
+unsafe fn transpose_8x8(r: [std::arch::x86_64::__m256; 8]) -> [std::arch::x86_64::__m256; 8] {
+    use std::arch::x86_64::*;
+    // Pairs of rows interleaved, then quads, then the 128-bit halves exchanged.
+    let t: [__m256; 8] = std::array::from_fn(|i| {
+        let (a, b) = (r[i / 2 * 2], r[i / 2 * 2 + 1]);
+        if i % 2 == 0 { _mm256_unpacklo_ps(a, b) } else { _mm256_unpackhi_ps(a, b) }
+    });
+    let u: [__m256; 8] = std::array::from_fn(|i| {
+        // i = 4 * half + 2 * which + hi: from t of rows (4 * half .. 4 * half + 4).
+        let (half, which, hi) = (i / 4, i / 2 % 2, i % 2);
+        let (a, b) = (t[4 * half + which], t[4 * half + 2 + which]);
+        if hi == 0 { _mm256_shuffle_ps::<0x44>(a, b) } else { _mm256_shuffle_ps::<0xEE>(a, b) }
+    });
+    std::array::from_fn(|l| {
+        let (a, b) = (u[l % 4], u[4 + l % 4]);
+        if l < 4 { _mm256_permute2f128_ps::<0x20>(a, b) } else { _mm256_permute2f128_ps::<0x31>(a, b) }
+    })
+}
+
+/// [`Simd::scores`] in blocks of eight rows and up to `VMAX` lane groups, so that a block's
+/// accumulators fill the registers. Only used inside functions compiled with `avx2` and `fma`,
+/// after they were detected.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn scores_256<const VMAX: usize>(hd: usize, qt: &[f32], keys: &[f32], out: &mut [f32], stride: usize) {
     let (hp, rows) = (qt.len() / hd, keys.len() / hd);
     let groups = hp / LANES;
-    assert!(rows % R == 0 && hp % LANES == 0 && qt.len() == hd * hp && out.len() >= rows * hp);
-    for g in (0..groups).step_by(3) {
-        for row in (0..rows).step_by(R) {
-            // SAFETY: the assert bounds the block: rows `row..row + R` of `keys` and `out`, lanes
-            // `g * 8..(g + V) * 8` of `hp` in `qt` and `out`; the caller runs with avx2 and fma.
+    assert!(rows % ROW_MULTIPLE == 0 && hp % LANES == 0 && qt.len() == hd * hp && rows <= stride && out.len() >= (hp - 1) * stride + rows);
+    for g in (0..groups).step_by(VMAX) {
+        for row in (0..rows).step_by(ROW_MULTIPLE) {
+            // SAFETY: the assert bounds the block: rows `row..row + 8` of `keys` and of every
+            // head's row of `out`, lanes `g * 8..(g + V) * 8` of `qt`; the caller runs with avx2
+            // and fma.
             unsafe {
-                let (q, k, o) = (qt.as_ptr().add(g * LANES), keys.as_ptr().add(row * hd), out.as_mut_ptr().add(row * hp + g * LANES));
-                match groups - g {
-                    1 => block_256::<R, 1>(hd, hp, q, k, o),
-                    2 => block_256::<R, 2>(hd, hp, q, k, o),
-                    _ => block_256::<R, 3>(hd, hp, q, k, o),
+                let (q, k, o) = (qt.as_ptr().add(g * LANES), keys.as_ptr().add(row * hd), out.as_mut_ptr().add(g * LANES * stride + row));
+                match (groups - g).min(VMAX) {
+                    1 => block_256::<1>(hd, hp, q, k, o, stride),
+                    2 => block_256::<2>(hd, hp, q, k, o, stride),
+                    _ => block_256::<3>(hd, hp, q, k, o, stride),
                 }
             }
         }
@@ -129,8 +159,8 @@ fn scores_256<const R: usize>(hd: usize, qt: &[f32], keys: &[f32], out: &mut [f3
 }
 
 /// AVX-512 (and F16C): 256-bit multiply-adds, which run at the same rate as 512-bit ones on
-/// AMD's Zen 4 and fit any lane count of eight, with the 32 registers of AVX-512VL: blocks of
-/// eight rows.
+/// AMD's Zen 4 and fit any lane count of eight, with the 32 registers of AVX-512VL: up to three
+/// lane groups (24 heads: four sequences' six heads per kv head) at once.
 #[cfg(target_arch = "x86_64")]
 pub struct Avx512;
 
@@ -142,12 +172,12 @@ impl Simd for Avx512 {
     }
 
     #[inline(always)]
-    fn scores(hd: usize, qt: &[f32], keys: &[f32], out: &mut [f32]) {
-        scores_256::<8>(hd, qt, keys, out)
+    fn scores(hd: usize, qt: &[f32], keys: &[f32], out: &mut [f32], stride: usize) {
+        scores_256::<3>(hd, qt, keys, out, stride)
     }
 }
 
-/// AVX2 (and FMA, F16C): blocks of four rows, for sixteen registers.
+/// AVX2 (and FMA, F16C): one lane group at a time, for sixteen registers.
 #[cfg(target_arch = "x86_64")]
 pub struct Avx2;
 
@@ -159,7 +189,7 @@ impl Simd for Avx2 {
     }
 
     #[inline(always)]
-    fn scores(hd: usize, qt: &[f32], keys: &[f32], out: &mut [f32]) {
-        scores_256::<4>(hd, qt, keys, out)
+    fn scores(hd: usize, qt: &[f32], keys: &[f32], out: &mut [f32], stride: usize) {
+        scores_256::<1>(hd, qt, keys, out, stride)
     }
 }
