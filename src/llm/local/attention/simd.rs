@@ -99,8 +99,8 @@ unsafe fn block_256<const V: usize>(hd: usize, hp: usize, qt: *const f32, keys: 
             }
         }
     }
-    for v in 0..V {
-        let heads = transpose_8x8(std::array::from_fn(|r| acc[r][v]));
+    let groups: [[__m256; ROW_MULTIPLE]; V] = std::array::from_fn(|v| transpose_8x8(std::array::from_fn(|r| acc[r][v])));
+    for (v, heads) in groups.iter().enumerate() {
         for (l, x) in heads.iter().enumerate() {
             _mm256_storeu_ps(out.add((v * LANES + l) * stride), *x);
         }
