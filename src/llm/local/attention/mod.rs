@@ -227,8 +227,10 @@ mod tests {
             check_against_textbook(Heads { heads: 6, kv_heads: 2, head_dim }, 77, 69);
             check_against_textbook(Heads { heads: 6, kv_heads: 2, head_dim }, 2 * CHUNK + 40, 2 * CHUNK + 31);
         }
-        // Groups wider than the eight heads done at once.
+        // Groups of two and of four lane groups of eight heads (the widest kernel takes three
+        // at once).
         check_against_textbook(Heads { heads: 20, kv_heads: 2, head_dim: 64 }, 40, 33);
+        check_against_textbook(Heads { heads: 64, kv_heads: 2, head_dim: 64 }, 40, 33);
     }
 
     fn check_against_textbook(h: Heads, cap: usize, len: usize) {
