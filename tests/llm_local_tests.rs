@@ -555,15 +555,25 @@ fn real_model_answers_a_plain_question() {
 fn bench_reports_every_figure_on_the_tiny_model() {
     let dir = tempfile::tempdir().unwrap();
     let p = tiny(&dir, "m.gguf", 14);
-    let report = opto::llm::local::bench_llm(&p, opts(), 100, 8, &[1, 2]).unwrap();
+    let report = opto::llm::local::bench_llm(&p, opts(), 100, 8, &[1, 2], 3).unwrap();
     println!("{report}");
     assert!(report.prompt_tokens >= 100);
     assert!(report.prefill_tok_s > 0.0 && report.ttft_cold_s > 0.0);
     assert!(report.cached_prompt_tokens >= 90, "the system prompt should come from the cache");
     assert_eq!(report.decode.iter().map(|d| d.batch).collect::<Vec<_>>(), vec![1, 2]);
-    assert!(report.decode.iter().all(|d| d.generated_tokens > 0 && d.decode_tok_s > 0.0));
+    assert!(report.decode.iter().all(|d| d.generated_tokens == 8 * d.batch && d.decode_tok_s > 0.0));
+    for d in &report.decode {
+        // Three rounds, and the figure is their median.
+        let mut r = d.rounds_tok_s.clone();
+        r.sort_by(f64::total_cmp);
+        assert_eq!(r.len(), 3);
+        assert_eq!(d.decode_tok_s, r[1]);
+        assert!(d.vs_single.is_some_and(|x| x > 0.0));
+    }
+    assert_eq!(report.decode[0].vs_single, Some(1.0), "batch 1 against itself");
     assert!(report.peak_rss_bytes.is_some_and(|b| b > 0));
-    assert!(opto::llm::local::bench_llm(&p, opts(), 10, 0, &[1]).is_err());
+    assert!(opto::llm::local::bench_llm(&p, opts(), 10, 0, &[1], 1).is_err());
+    assert!(opto::llm::local::bench_llm(&p, opts(), 10, 4, &[1], 0).is_err(), "zero rounds");
 }
 
 #[test]
@@ -601,7 +611,7 @@ fn requantizing_slow_formats_keeps_the_model_working() {
 }
 
 /// Manual tools (ignored): `OPTO_BENCH_MODEL=PATH cargo test --test llm_local_tests bench_model -- --ignored --nocapture`
-/// (optional `OPTO_BENCH_ARGS="P G B1,B2 THREADS"`), and
+/// (optional `OPTO_BENCH_ARGS="P G B1,B2 THREADS [ROUNDS]"`), and
 /// `OPTO_REQUANT="SRC DST" cargo test --test llm_local_tests requantize_model -- --ignored`.
 #[test]
 #[ignore]
@@ -611,7 +621,8 @@ fn bench_model() {
     let a: Vec<&str> = args.split_whitespace().collect();
     let batches: Vec<usize> = a[2].split(',').map(|b| b.parse().unwrap()).collect();
     let o = LocalOptions { threads: a[3].parse().unwrap(), ..LocalOptions::default() };
-    let report = opto::llm::local::bench_llm(&path, o, a[0].parse().unwrap(), a[1].parse().unwrap(), &batches).unwrap();
+    let rounds = a.get(4).map_or(1, |r| r.parse().unwrap());
+    let report = opto::llm::local::bench_llm(&path, o, a[0].parse().unwrap(), a[1].parse().unwrap(), &batches, rounds).unwrap();
     println!("{report}");
 }
 
