@@ -99,15 +99,19 @@ unsafe fn block_256<const V: usize>(hd: usize, hp: usize, qt: *const f32, keys: 
             }
         }
     }
-    let groups: [[__m256; ROW_MULTIPLE]; V] = std::array::from_fn(|v| transpose_8x8(std::array::from_fn(|r| acc[r][v])));
-    for (v, heads) in groups.iter().enumerate() {
-        for (l, x) in heads.iter().enumerate() {
+    for v in 0..V {
+        let mut rows = [_mm256_setzero_ps(); ROW_MULTIPLE];
+        for (x, a) in rows.iter_mut().zip(&acc) {
+            *x = a[v];
+        }
+        for (l, x) in transpose_8x8(rows).iter().enumerate() {
             _mm256_storeu_ps(out.add((v * LANES + l) * stride), *x);
         }
     }
 }
 
-/// Rows of eight lanes to lanes of eight rows.
+/// Rows of eight lanes to lanes of eight rows. (Written out without closures: a closure does
+/// not inherit its caller's target features, so intrinsics inside one become calls.)
 ///
 /// # Safety
 /// The caller runs with avx.
@@ -115,21 +119,27 @@ unsafe fn block_256<const V: usize>(hd: usize, hp: usize, qt: *const f32, keys: 
 #[inline(always)]
 unsafe fn transpose_8x8(r: [std::arch::x86_64::__m256; 8]) -> [std::arch::x86_64::__m256; 8] {
     use std::arch::x86_64::*;
-    // Pairs of rows interleaved, then quads, then the 128-bit halves exchanged.
-    let t: [__m256; 8] = std::array::from_fn(|i| {
-        let (a, b) = (r[i / 2 * 2], r[i / 2 * 2 + 1]);
-        if i % 2 == 0 { _mm256_unpacklo_ps(a, b) } else { _mm256_unpackhi_ps(a, b) }
-    });
-    let u: [__m256; 8] = std::array::from_fn(|i| {
-        // i = 4 * half + 2 * which + hi: from t of rows (4 * half .. 4 * half + 4).
-        let (half, which, hi) = (i / 4, i / 2 % 2, i % 2);
-        let (a, b) = (t[4 * half + which], t[4 * half + 2 + which]);
-        if hi == 0 { _mm256_shuffle_ps::<0x44>(a, b) } else { _mm256_shuffle_ps::<0xEE>(a, b) }
-    });
-    std::array::from_fn(|l| {
-        let (a, b) = (u[l % 4], u[4 + l % 4]);
-        if l < 4 { _mm256_permute2f128_ps::<0x20>(a, b) } else { _mm256_permute2f128_ps::<0x31>(a, b) }
-    })
+    // Pairs of rows interleaved: t0 holds columns 0, 1 (and 4, 5) of rows 0 and 1.
+    let (t0, t1) = (_mm256_unpacklo_ps(r[0], r[1]), _mm256_unpackhi_ps(r[0], r[1]));
+    let (t2, t3) = (_mm256_unpacklo_ps(r[2], r[3]), _mm256_unpackhi_ps(r[2], r[3]));
+    let (t4, t5) = (_mm256_unpacklo_ps(r[4], r[5]), _mm256_unpackhi_ps(r[4], r[5]));
+    let (t6, t7) = (_mm256_unpacklo_ps(r[6], r[7]), _mm256_unpackhi_ps(r[6], r[7]));
+    // Then quads: u0 holds column 0 (and 4) of rows 0..4, u4 the same of rows 4..8.
+    let (u0, u1) = (_mm256_shuffle_ps::<0x44>(t0, t2), _mm256_shuffle_ps::<0xEE>(t0, t2));
+    let (u2, u3) = (_mm256_shuffle_ps::<0x44>(t1, t3), _mm256_shuffle_ps::<0xEE>(t1, t3));
+    let (u4, u5) = (_mm256_shuffle_ps::<0x44>(t4, t6), _mm256_shuffle_ps::<0xEE>(t4, t6));
+    let (u6, u7) = (_mm256_shuffle_ps::<0x44>(t5, t7), _mm256_shuffle_ps::<0xEE>(t5, t7));
+    // Then the 128-bit halves: low halves give columns 0..4, high halves columns 4..8.
+    [
+        _mm256_permute2f128_ps::<0x20>(u0, u4),
+        _mm256_permute2f128_ps::<0x20>(u1, u5),
+        _mm256_permute2f128_ps::<0x20>(u2, u6),
+        _mm256_permute2f128_ps::<0x20>(u3, u7),
+        _mm256_permute2f128_ps::<0x31>(u0, u4),
+        _mm256_permute2f128_ps::<0x31>(u1, u5),
+        _mm256_permute2f128_ps::<0x31>(u2, u6),
+        _mm256_permute2f128_ps::<0x31>(u3, u7),
+    ]
 }
 
 /// [`Simd::scores`] in blocks of eight rows and up to `VMAX` lane groups, so that a block's
