@@ -22,15 +22,17 @@ unsafe fn bcast4(p: *const i8) -> __m512i {
 }
 
 /// Tiles ahead to prefetch: decoding reads each tile once, and the hardware prefetcher alone left
-/// the kernels waiting on memory between tiles.
-const PREFETCH_TILES: usize = 2;
+/// the kernels waiting on memory between tiles. Six tiles (14 KB of Q4_K) into the L2 cache beat
+/// two into the L1 by 7-10 % at four input rows and matched it at one (a sweep of distances 2-12
+/// and hints T0/T1/NTA taking turns over `benches/qmatmul_stream.rs`'s 455 MiB).
+const PREFETCH_TILES: usize = 6;
 
 /// Prefetches the cache line at `offset` bytes into the tile `PREFETCH_TILES` after `t` (past the
 /// end of the slice is harmless: a prefetch never faults).
 #[inline(always)]
 unsafe fn prefetch_ahead<T>(t: &T, offset: usize) {
     let p = (t as *const T as *const i8).wrapping_add(PREFETCH_TILES * std::mem::size_of::<T>() + offset);
-    _mm_prefetch::<_MM_HINT_T0>(p);
+    _mm_prefetch::<_MM_HINT_T1>(p);
 }
 
 #[inline(always)]
