@@ -65,4 +65,8 @@ fn bad_arguments_are_one_line_errors_with_exit_code_2() {
     let out = run(&["run", "numeric", "--resume", "/no/such/run"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("checkpoint"));
+    // The device is checked before any model is looked up or pulled.
+    let out = run(&["bench", "llm", "--device", "tpu", "--model", "/no/such/model.gguf"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("`tpu`: unknown device"), "{}", String::from_utf8_lossy(&out.stderr));
 }

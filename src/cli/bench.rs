@@ -30,6 +30,9 @@ pub enum BenchCommand {
         batch: Vec<usize>,
         #[arg(long, default_value_t = 0)]
         threads: usize,
+        /// cpu, cuda:N or metal (the GPUs need a build with that feature).
+        #[arg(long, default_value = "cpu")]
+        device: String,
         /// Times every batch size is measured, the sizes taking turns; the report gives the
         /// median of each and its ratio to batch 1 round by round.
         #[arg(long, default_value_t = 1)]
@@ -95,9 +98,10 @@ pub fn bench(cmd: BenchCommand) -> Result<()> {
             }
             println!("{}", graph_workload(ops, params));
         }
-        BenchCommand::Llm { model, prompt_tokens, gen, batch, threads, rounds } => {
+        BenchCommand::Llm { model, prompt_tokens, gen, batch, threads, device, rounds } => {
+            let device = device.parse()?;
             let path: PathBuf = crate::llm::local::hub::resolve_model(&model)?;
-            let opts = crate::llm::local::LocalOptions { threads, ..Default::default() };
+            let opts = crate::llm::local::LocalOptions { threads, device, ..Default::default() };
             let report = crate::llm::local::bench::bench_llm(&path, opts, prompt_tokens, gen, &batch, rounds)?;
             println!("{report}");
         }
