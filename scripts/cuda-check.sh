@@ -7,7 +7,7 @@
 #   scripts/cuda-check.sh            # cargo check --features cuda --all-targets
 #
 # The first run downloads about 150 MB of wheels and compiles candle's kernels for sm_90 (Hopper;
-# CUDA_COMPUTE_CAP overrides): about 20 minutes on 2 cores.
+# CUDA_COMPUTE_CAP overrides): about 11 minutes on 2 cores.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${VENV:-.venv-cuda}
