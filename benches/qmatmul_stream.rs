@@ -8,20 +8,11 @@
 
 use candle_core::quantized::{GgmlDType, QTensor};
 use candle_core::{Device, Tensor};
+use opto::llm::local::bench::median;
 use opto::llm::local::qmatmul::{Kernels, PackedWeight};
 use std::time::Instant;
 
 const MATRICES: usize = 60;
-
-fn median(mut xs: Vec<f64>) -> f64 {
-    xs.sort_by(f64::total_cmp);
-    let n = xs.len();
-    if n % 2 == 1 {
-        xs[n / 2]
-    } else {
-        (xs[n / 2 - 1] + xs[n / 2]) / 2.0
-    }
-}
 
 /// Seconds for one matmul with every matrix of `set`.
 fn pass(set: &[PackedWeight], x: &[f32], m: usize) -> f64 {
@@ -52,8 +43,8 @@ fn main() {
         one.push(pass(&set, &inputs[0], 1));
         four.push(pass(&set, &inputs[1], 4));
     }
-    let ratio = median(four.iter().zip(&one).map(|(f, o)| f / o).collect());
-    let (one, four) = (median(one), median(four));
+    let ratio = median(&four.iter().zip(&one).map(|(f, o)| f / o).collect::<Vec<_>>());
+    let (one, four) = (median(&one), median(&four));
     println!("{MATRICES} matrices {n}x{k} Q4_K ({:.0} MiB), {:?} kernels, {} threads, {rounds} rounds", gib * 1024.0, kernels, rayon::current_num_threads());
     println!("1 row:  {:.1} ms a pass, {:.1} GiB/s", one * 1e3, gib / one);
     println!("4 rows: {:.1} ms a pass, {:.1} GiB/s; {ratio:.2}x the time of 1 row", four * 1e3, gib / four);

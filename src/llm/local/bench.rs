@@ -24,7 +24,7 @@ pub struct BatchFigure {
 }
 
 /// The middle value (the mean of the two middle ones for an even count); NaN for none.
-fn median(xs: &[f64]) -> f64 {
+pub fn median(xs: &[f64]) -> f64 {
     let mut v = xs.to_vec();
     v.sort_by(f64::total_cmp);
     match v.len() {
