@@ -5,11 +5,12 @@ pub mod checkpoint;
 pub mod config;
 pub mod log;
 pub mod report;
+pub mod search;
 pub mod seeds;
 pub mod task;
 pub mod trainer;
 
 pub use checkpoint::Checkpoint;
 pub use config::RunConfig;
-pub use task::{Evaluation, Task};
+pub use task::{CandidateEvaluation, Evaluation, Task};
 pub use trainer::{default_out_dir, RunSummary, Trainer};
