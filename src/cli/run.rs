@@ -56,6 +56,9 @@ pub struct RunArgs {
     /// ranked under a search, recent otherwise.
     #[arg(long, value_parser = ["recent", "ranked"])]
     pub memory_order: Option<String>,
+    /// Do not name the closest pair of tried values whose feedback differs (one numeric variable).
+    #[arg(long)]
+    pub no_bracket_hint: bool,
     /// Compute threads for the local model (default: one per core).
     #[arg(long)]
     pub threads: Option<usize>,
@@ -182,6 +185,7 @@ pub fn run(args: RunArgs) -> Result<()> {
         None => MemoryOrder::Recent,
     };
     let candidates = args.candidates;
+    let bracket_hint = !args.no_bracket_hint;
     let generation = GenerationParams { max_tokens: args.max_tokens, temperature: args.temperature, ..Default::default() };
     let (kind, memory, objective) = (args.optimizer.clone(), args.memory, task.objective());
     let make_optimizer = Arc::new(move |params: Vec<Node>, llm: Arc<dyn Llm>, seed: u64| -> Box<dyn Optimizer> {
@@ -196,10 +200,10 @@ pub fn run(args: RunArgs) -> Result<()> {
             "optoprime-multi" => Box::new(OptoPrimeMulti::new(
                 params,
                 llm,
-                OptoPrimeOptions { objective: objective.clone(), memory_size: memory, memory_order, generation, ..Default::default() },
+                OptoPrimeOptions { objective: objective.clone(), memory_size: memory, memory_order, generation, bracket_hint, ..Default::default() },
                 candidates,
             )),
-            _ => Box::new(OptoPrime::with_options(params, llm, OptoPrimeOptions { objective: objective.clone(), memory_size: memory, memory_order, generation, ..Default::default() })),
+            _ => Box::new(OptoPrime::with_options(params, llm, OptoPrimeOptions { objective: objective.clone(), memory_size: memory, memory_order, generation, bracket_hint, ..Default::default() })),
         }
     });
     let out_dir = args.resume.clone().or(args.out.clone()).unwrap_or_else(|| default_out_dir(&args.task));

@@ -1,6 +1,7 @@
 //! OptoPrime: the paper's optimizer. Summary → problem text → one LLM request (with the reply
 //! schema of the parameters) → parse → coerce → update.
 
+pub mod bracket;
 pub mod memory;
 pub mod problem;
 pub mod prompt;
@@ -46,6 +47,14 @@ pub struct OptoPrimeOptions {
     pub use_schema: bool,
     /// Show last step's rejected suggestions and unknown keys in the next prompt.
     pub feed_back_rejections: bool,
+    /// With one numeric variable, name the closest tried pair whose feedback differs
+    /// ([`bracket::bracket_hint`]).
+    #[serde(default = "yes")]
+    pub bracket_hint: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 impl Default for OptoPrimeOptions {
@@ -61,6 +70,7 @@ impl Default for OptoPrimeOptions {
             reasoning_max_chars: 300,
             use_schema: true,
             feed_back_rejections: true,
+            bracket_hint: true,
         }
     }
 }
@@ -124,6 +134,7 @@ impl OptoPrime {
             render,
             with_answer: self.options.with_answer,
             reasoning: self.options.reasoning_max_chars > 0,
+            bracket_hint: self.options.bracket_hint,
         }
     }
 

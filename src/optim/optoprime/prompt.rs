@@ -113,6 +113,8 @@ pub struct PromptSpec<'a> {
     pub render: &'a RenderOptions,
     pub with_answer: bool,
     pub reasoning: bool,
+    /// Name the closest tried pair of a single numeric variable whose feedback differs.
+    pub bracket_hint: bool,
 }
 
 /// The system message: what the sections mean, the reply format, the rules.
@@ -164,6 +166,12 @@ pub fn user_message(summary: &Summary, spec: &PromptSpec, memory: &[MemoryEntry]
         out.push_str("\n\nEarlier values of the variables and the feedback they got (oldest first):\n");
         let lines: Vec<String> = memory.iter().map(|m| m.render(spec.render.value_char_limit)).collect();
         out.push_str(&lines.join("\n"));
+        if spec.bracket_hint {
+            if let Some(hint) = super::bracket::bracket_hint(summary, memory) {
+                out.push_str("\n");
+                out.push_str(&hint);
+            }
+        }
     }
     if !problems.is_empty() {
         out.push_str("\n\nYour last reply had problems:\n");
