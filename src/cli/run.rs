@@ -108,6 +108,26 @@ fn build_task(args: &RunArgs) -> Result<(Arc<dyn crate::train::Task>, Vec<usize>
     Ok((Arc::new(set), problems, runs))
 }
 
+/// A baseline search needs what it draws from: candidates it may score, and numbers with bounds.
+fn check_baseline(strategy: &Strategy, task: &dyn crate::train::Task, seed: u64) -> Result<()> {
+    if strategy.uses_model() {
+        return Ok(());
+    }
+    if task.candidate_evaluation() == crate::train::CandidateEvaluation::ActsOnWorld {
+        return Err(Error::invalid("--search", format!("{} scores many candidates per step, but {} acts on the world when it runs", strategy.label(), task.name())));
+    }
+    let graph = crate::graph::Graph::new();
+    let values: indexmap::IndexMap<String, crate::graph::Value> = task.parameters(&graph, seed).iter().map(|p| (p.name(), p.value())).collect();
+    let numbers = crate::train::search::numeric::numeric_params(&values, &|name| task.bounds(name));
+    if numbers.is_empty() {
+        return Err(Error::invalid("--search", format!("{} moves numbers, and {} has no numeric parameter", strategy.label(), task.name())));
+    }
+    if let Some(p) = numbers.iter().find(|p| p.bounds.is_none()) {
+        return Err(Error::invalid("--search", format!("{} draws within bounds, and {}'s parameter `{}` has none", strategy.label(), task.name(), p.name)));
+    }
+    Ok(())
+}
+
 fn check(args: &RunArgs) -> Result<()> {
     if args.seeds == 0 {
         return Err(Error::invalid("--seeds", "must be at least 1"));
@@ -146,6 +166,9 @@ pub fn run(args: RunArgs) -> Result<()> {
     if let Some(dir) = &args.resume {
         // Fail on a bad folder before loading a model.
         crate::train::Checkpoint::load(dir)?;
+    }
+    if let Some(s) = &search {
+        check_baseline(&s.strategy, task.as_ref(), args.first_seed)?;
     }
     if search.is_some() && task.candidate_evaluation() == crate::train::CandidateEvaluation::ActsOnWorld {
         eprintln!("note: {} acts on the world when it runs, so candidates cannot be scored first: one candidate per step (--search greedy)", task.name());
