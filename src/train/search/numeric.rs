@@ -139,11 +139,15 @@ fn line_proposals(pts: &[(f64, f64)], b: usize, p: &NumericParam) -> Vec<(f64, S
         (Some(xn), None) | (None, Some(xn)) => {
             out.push((xb + 1.618 * (xb - xn), Source::Expand));
             out.push((xb + GOLDEN * (xn - xb), Source::Bracket));
+            out.push((xb + 4.0 * (xb - xn), Source::Expand));
         }
         (None, None) => {
+            // a near step each way, then a far one (kept in reserve for slots the model's
+            // candidates leave free)
             let step = if p.integer { 1.0f64.max((0.25 * xb.abs()).round()) } else { 1.0f64.max(0.25 * xb.abs()) };
-            out.push((xb + step, Source::Expand));
-            out.push((xb - step, Source::Expand));
+            for s in [step, -step, 4.0 * step, -4.0 * step] {
+                out.push((xb + s, Source::Expand));
+            }
         }
     }
     out
@@ -281,7 +285,7 @@ mod tests {
     fn one_point_expands_both_ways_and_an_edge_expands_outwards_within_bounds() {
         let h = history_of(|x| -x.abs(), &[4.0]);
         let props = xs(&proposals(&h, &x_param(), 0));
-        assert_eq!(props, vec![(5.0, Source::Expand), (3.0, Source::Expand)]);
+        assert_eq!(props, vec![(5.0, Source::Expand), (3.0, Source::Expand), (8.0, Source::Expand), (0.0, Source::Expand)]);
         let h = history_of(|x| x, &[2.0, 8.0]); // best at the right edge
         let props = xs(&proposals(&h, &x_param(), 0));
         assert_eq!(props[0], (10.0, Source::Expand), "clamped to the bound");

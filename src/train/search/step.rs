@@ -92,7 +92,7 @@ pub fn search_step(task: &dyn Task, llm: &dyn Llm, settings: &SearchSettings, st
 
     // 3. Read the replies, drop repeats, fill freed slots from the numeric reserve.
     let mut usage = vec![crate::llm::Usage::default(); runs.len()];
-    let mut notes_llm = vec![0usize; runs.len()];
+    let mut llm_calls = vec![0usize; runs.len()];
     let mut to_score: Vec<(usize, usize)> = Vec::new();
     let mut duplicates = vec![0usize; runs.len()];
     let mut distinct = vec![0usize; runs.len()];
@@ -105,7 +105,7 @@ pub fn search_step(task: &dyn Task, llm: &dyn Llm, settings: &SearchSettings, st
                     usage[r].prompt_tokens += reply.usage.prompt_tokens;
                     usage[r].cached_prompt_tokens += reply.usage.cached_prompt_tokens;
                     usage[r].generated_tokens += reply.usage.generated_tokens;
-                    notes_llm[r] += 1;
+                    llm_calls[r] += 1;
                     cand.reply = Some(reply.text.clone());
                     match run.optimizer.propose(&reply) {
                         Some(p) => {
@@ -119,10 +119,14 @@ pub fn search_step(task: &dyn Task, llm: &dyn Llm, settings: &SearchSettings, st
                 None => cand.skipped = Some("the backend returned fewer replies than requests".into()),
             }
         }
-        // repeats of a tried value or of an earlier candidate are not scored
+        // Repeats of a tried value or of an earlier candidate are not scored. The model's
+        // candidates are seen first: where one proposes what a numeric step also would, the
+        // model keeps it and the numeric slot goes to the next numeric proposal.
         let mut seen: Vec<String> = Vec::new();
         let mut model_values: Vec<String> = Vec::new();
-        for cand in plan.candidates.iter_mut() {
+        let order: Vec<usize> = (0..plan.candidates.len()).filter(|&c| plan.candidates[c].source == Source::Model).chain((0..plan.candidates.len()).filter(|&c| plan.candidates[c].source != Source::Model)).collect();
+        for c in order {
+            let cand = &mut plan.candidates[c];
             if cand.skipped.is_some() {
                 continue;
             }
@@ -133,7 +137,7 @@ pub fn search_step(task: &dyn Task, llm: &dyn Llm, settings: &SearchSettings, st
             if let Some(i) = run.history.find(&cand.values) {
                 cand.skipped = Some(format!("already tried at step {}", run.history.get(i).step));
             } else if seen.contains(&k_) {
-                cand.skipped = Some("the same values as an earlier candidate of this step".into());
+                cand.skipped = Some(if cand.source == Source::Model { "the same values as an earlier candidate of this step".into() } else { "the model proposed the same values".into() });
             } else {
                 seen.push(k_);
                 continue;
@@ -250,7 +254,7 @@ pub fn search_step(task: &dyn Task, llm: &dyn Llm, settings: &SearchSettings, st
             reply: chosen_reply,
             notes,
             usage: usage[r].clone(),
-            llm_calls: notes_llm[r],
+            llm_calls: llm_calls[r],
             ..Default::default()
         };
         let report = SearchReport {
@@ -272,6 +276,25 @@ pub fn search_step(task: &dyn Task, llm: &dyn Llm, settings: &SearchSettings, st
         out.push(Ok((step_report, report)));
     }
     out
+}
+
+/// Candidates after the first end their prompt with one of a few generic nudges, so that copies
+/// of one prompt do not all sample the same favourite value; the shared prompt head (everything
+/// before the nudge) still comes from the prefix cache.
+const NUDGES: [&str; 3] = [
+    "Suggest a value that differs from every value tried so far.",
+    "Make a bold change: a large step is fine if the feedback points that way.",
+    "Make a careful change: a small step from the best value so far.",
+];
+
+fn nudge(req: &mut Request, i: usize) {
+    if i == 0 {
+        return;
+    }
+    if let Some(last) = req.messages.last_mut() {
+        last.content.push_str("\n");
+        last.content.push_str(NUDGES[(i - 1) % NUDGES.len()]);
+    }
 }
 
 fn memory_entry(t: &Tried) -> MemoryEntry {
@@ -311,6 +334,7 @@ fn ask_model(run: &mut SeedRun, task: &dyn Task, settings: &SearchSettings, step
         }
         for _ in 0..share {
             let mut req = template.clone();
+            nudge(&mut req, made);
             req.params.temperature = settings.temperature(made, slots);
             req.params.seed = crate::util::mix_seed(seed, made as u64);
             let mut cand = ScoredCandidate::new(Source::Model, values.clone());
