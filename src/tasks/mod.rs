@@ -10,7 +10,7 @@ use crate::train::Task;
 pub fn by_name(name: &str, problem: usize) -> Result<Box<dyn Task>> {
     match name {
         "numeric" => Ok(Box::new(numeric::NumericTask::new(problem))),
-        "battleship" => Ok(Box::new(battleship::BattleshipTask::new(problem))),
+        "battleship" => Ok(Box::new(battleship::BattleshipTask::new(problem)?)),
         other => Err(Error::Task { task: other.to_string(), reason: "unknown task; available: numeric, battleship".into() }),
     }
 }

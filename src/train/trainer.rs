@@ -58,6 +58,7 @@ impl Trainer {
 
     /// Starts a new run in `out_dir` (created; must not hold a checkpoint already).
     pub fn run(&self) -> Result<RunSummary> {
+        let _lock = super::lock::RunLock::acquire(&self.out_dir)?;
         if self.out_dir.join(super::checkpoint::CHECKPOINT_FILE).exists() {
             return Err(Error::invalid("--out", format!("{} already holds a run; use --resume to continue it", self.out_dir.display())));
         }
@@ -71,7 +72,8 @@ impl Trainer {
 
     /// Continues the run in `out_dir` from its checkpoint.
     pub fn resume(&self) -> Result<RunSummary> {
-        let cp = Checkpoint::load(&self.out_dir)?;
+        let _lock = super::lock::RunLock::acquire(&self.out_dir)?;
+        let cp = super::resume::prepare_resume(&self.out_dir, &self.config)?;
         let mut seeds = self.build_seeds();
         if cp.seeds.len() != seeds.len() {
             return Err(Error::Checkpoint { path: self.out_dir.clone(), reason: format!("holds {} seeds, the run has {}", cp.seeds.len(), seeds.len()) });
@@ -106,7 +108,10 @@ impl Trainer {
                         opts.push(s.optimizer.as_mut());
                     }
                 }
-                step_lockstep(&mut opts, self.llm.as_ref())
+                let watch = super::backend_watch::BackendWatch::new(self.llm.as_ref());
+                let reports = step_lockstep(&mut opts, &watch);
+                watch.check()?;
+                reports
             };
             let batch_s = batch_start.elapsed().as_secs_f64();
             if !stepping.is_empty() {
