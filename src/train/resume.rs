@@ -57,7 +57,8 @@ pub fn check_config(dir: &Path, cp: &Checkpoint, asked: &RunConfig) -> Result<()
 }
 
 /// Checks the checkpoint against the event log: each seed's recorded scores must be exactly the
-/// scores of its logged steps before `next_step`, one per step, in order.
+/// scores of its logged steps before `next_step`, one per step, in order, and a seed must have
+/// logged every step up to `next_step` (or up to the step it was solved at).
 pub fn check_against_events(dir: &Path, cp: &Checkpoint) -> Result<()> {
     let cp_path = dir.join(CHECKPOINT_FILE);
     let bad = |reason: String| Error::Checkpoint { path: cp_path.clone(), reason };
@@ -82,7 +83,12 @@ pub fn check_against_events(dir: &Path, cp: &Checkpoint) -> Result<()> {
         }
         let logged: Vec<(usize, f64)> =
             events.iter().filter(|e| e.seed == state.seed && e.kind == "step" && e.step < cp.next_step).map(|e| (e.step, e.score)).collect();
-        let steps_in_order = logged.iter().enumerate().all(|(i, (step, _))| *step == i);
+        // A seed steps every step until it is solved (and stops there when the run says so).
+        let expected = match state.solved_at {
+            Some(at) if cp.config.stop_on_success => (at + 1).min(cp.next_step),
+            _ => cp.next_step,
+        };
+        let steps_in_order = logged.len() == expected && logged.iter().enumerate().all(|(i, (step, _))| *step == i);
         let same_scores = logged.len() == state.scores.len() && logged.iter().zip(&state.scores).all(|((_, a), b)| a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan()));
         if !steps_in_order || !same_scores {
             return Err(bad(format!(

@@ -151,18 +151,21 @@ impl QuantType {
     }
 }
 
-/// A TOML error as one line that leads with what is wrong (`missing field `bytes``), then where,
-/// when the place means something. toml's own text starts with "TOML parse error at line 1,
+/// A TOML error as one line that leads with what is wrong (`missing field `bytes``), then where
+/// (for a missing field the place means nothing and is left out). toml's own text starts with "TOML parse error at line 1,
 /// column 1" for a missing field (its span is the whole document) and puts the reason lines
 /// below, where a one-line CLI error cut it off.
 fn toml_error_line(text: &str, e: &toml::de::Error) -> String {
     let what = e.message().trim().replace('\n', " ");
     match e.span() {
-        Some(span) if span.start > 0 || span.end < text.len() => {
+        // A missing field's span covers its whole table, which says nothing.
+        _ if what.starts_with("missing field") => what,
+        Some(span) => {
             let before = &text[..span.start.min(text.len())];
             let line = before.matches('\n').count() + 1;
             let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
-            format!("{what} (line {line}, column {column})")
+            let source: String = text.lines().nth(line - 1).unwrap_or("").trim().chars().take(80).collect();
+            format!("{what} (line {line}, column {column}: `{source}`)")
         }
         _ => what,
     }
