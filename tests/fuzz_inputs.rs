@@ -68,6 +68,8 @@ fn run_folder() -> &'static (String, String) {
             batch_size: 2,
             stop_on_success: false,
             opto_version: "test".into(),
+            problems: Vec::new(),
+            search: None,
         };
         let trainer = opto::train::Trainer {
             task: Arc::new(opto::tasks::numeric::NumericTask::new(0)),

@@ -8,6 +8,7 @@
 
 use super::run::RunArgs;
 use crate::error::{Error, Result};
+use crate::train::search::SearchSettings;
 use crate::train::Checkpoint;
 
 /// Overwrites `args` with the configuration of the run folder `args.resume`; an explicit flag
@@ -36,7 +37,26 @@ pub fn apply_folder_config(args: &mut RunArgs) -> Result<()> {
     }
     take!(problem, "--problem");
     take!(optimizer, "--optimizer");
-    take!(seeds, "--seeds");
+    // With --problems, the folder counts runs (seeds × problems); the flag counts seeds.
+    if run.problems.is_empty() {
+        if given("problems") {
+            return Err(conflict("--problems", args.problems.clone().unwrap_or_default(), format!("problem {}", run.problem)));
+        }
+        take!(seeds, "--seeds");
+    } else {
+        let listed = run.problems.iter().map(usize::to_string).collect::<Vec<_>>().join(",");
+        if let Some(typed) = args.problems.as_deref().filter(|_| given("problems")) {
+            if crate::tasks::problem_set::parse_problems(typed)? != run.problems {
+                return Err(conflict("--problems", typed.to_string(), listed));
+            }
+        }
+        args.problems = Some(listed);
+        let seeds = run.seeds / run.problems.len().max(1);
+        if given("seeds") && args.seeds != seeds {
+            return Err(conflict("--seeds", args.seeds.to_string(), seeds.to_string()));
+        }
+        args.seeds = seeds;
+    }
     take!(first_seed, "--first-seed");
     take!(memory, "--memory");
     take!(temperature, "--temperature");
@@ -71,6 +91,19 @@ pub fn apply_folder_config(args: &mut RunArgs) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// On `--resume`, the folder's search settings, which replace what the flags would give; a search
+/// flag that was typed and gives other settings is an error. `None` when not resuming.
+pub fn folder_search(args: &RunArgs, asked: &Option<SearchSettings>) -> Result<Option<Option<SearchSettings>>> {
+    let Some(dir) = &args.resume else { return Ok(None) };
+    let run = Checkpoint::load(dir)?.config;
+    let typed = ["search", "candidates", "no_numeric_proposals"].iter().any(|id| args.explicit.iter().any(|e| e == id));
+    if typed && *asked != run.search {
+        let was = run.search.as_ref().map_or("greedy".to_string(), |s| s.strategy.label());
+        return Err(Error::invalid("--search", format!("{} disagrees with the run in {} ({was}); a resumed run keeps its configuration: leave the flag out", args.search, dir.display())));
+    }
+    Ok(Some(run.search))
 }
 
 /// The id of a cached built-in model whose usable file has this sha256 (nothing is hashed: the

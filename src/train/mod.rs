@@ -8,11 +8,12 @@ pub mod lock;
 pub mod log;
 pub mod report;
 pub mod resume;
+pub mod search;
 pub mod seeds;
 pub mod task;
 pub mod trainer;
 
 pub use checkpoint::Checkpoint;
 pub use config::RunConfig;
-pub use task::{Evaluation, Task};
+pub use task::{CandidateEvaluation, Evaluation, Task};
 pub use trainer::{default_out_dir, RunSummary, Trainer};

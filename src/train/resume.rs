@@ -32,6 +32,9 @@ pub fn disagreements(folder: &RunConfig, asked: &RunConfig) -> Vec<(&'static str
     cmp("--temperature", folder.temperature.to_string(), asked.temperature.to_string());
     cmp("--max-tokens", folder.max_tokens.to_string(), asked.max_tokens.to_string());
     cmp("--no-stop-on-success", (!folder.stop_on_success).to_string(), (!asked.stop_on_success).to_string());
+    cmp("--problems", format!("{:?}", folder.problems), format!("{:?}", asked.problems));
+    let search = |s: &Option<crate::train::search::SearchSettings>| serde_json::to_string(s).unwrap_or_default();
+    cmp("--search", search(&folder.search), search(&asked.search));
     if let (Some(a), Some(b)) = (&folder.model_sha256, &asked.model_sha256) {
         cmp("--model (sha256)", a.clone(), b.clone());
     }
