@@ -105,3 +105,19 @@ fn a_live_run_folder_refuses_a_second_writer_and_a_resume_keeps_its_configuratio
     assert_eq!(cfg["max_tokens"], 24, "taken from the folder, not the default");
     assert_eq!(cfg["steps_extensions"][0]["from"], 1);
 }
+
+#[test]
+fn a_resume_of_a_problem_set_keeps_its_problems_and_seeds() {
+    let home = tempfile::tempdir().unwrap();
+    let model = tiny_model(home.path());
+    let dir = home.path().join("set");
+    let (model, dir_s) = (model.to_str().unwrap(), dir.to_str().unwrap());
+    let out = run(home.path(), &["run", "numeric", "--model", model, "--threads", "1", "--max-tokens", "16", "--problems", "0,1", "--steps", "1", "--no-stop-on-success", "--out", dir_s]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let other = run(home.path(), &["run", "numeric", "--model", model, "--resume", dir_s, "--problems", "0,2", "--steps", "2"]);
+    assert_one_line_error(&other, &["--problems", "disagrees"]);
+    let out = run(home.path(), &["run", "numeric", "--model", model, "--threads", "1", "--resume", dir_s, "--steps", "2"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let cfg: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("config.json")).unwrap()).unwrap();
+    assert_eq!((cfg["problems"].clone(), cfg["seeds"].clone(), cfg["steps"].clone()), (serde_json::json!([0, 1]), serde_json::json!(2), serde_json::json!(2)));
+}
