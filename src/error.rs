@@ -28,6 +28,11 @@ pub enum Error {
     #[error("LLM backend `{backend}`: {reason}")]
     Llm { backend: String, reason: String },
 
+    /// An LLM backend that cannot answer at all (nothing listening, a bad URL, retries used
+    /// up): the run stops instead of logging a step that never reached a model.
+    #[error("LLM backend `{backend}` is unavailable: {reason}")]
+    Unavailable { backend: String, reason: String },
+
     /// A model file that cannot be loaded (truncated, corrupt, unsupported architecture).
     #[error("model file {path}: {reason}")]
     ModelFile { path: PathBuf, reason: String },

@@ -1,9 +1,7 @@
 //! The `opto` binary: parses the command line and reports any error as one line, exit code 2.
 
-use clap::Parser;
-
 fn main() {
-    let cli = opto::cli::Cli::parse();
+    let cli = opto::cli::parse();
     if let Err(e) = opto::cli::dispatch(cli) {
         eprintln!("error: {e}");
         std::process::exit(2);

@@ -183,3 +183,27 @@ fn a_hub_without_the_file_sends_the_pull_to_the_mirror_quickly() {
     assert!(start.elapsed().as_secs_f64() < 10.0, "fallback took {:?}", start.elapsed());
     assert_eq!(std::fs::read(path).unwrap(), data);
 }
+
+#[test]
+fn a_manifest_with_a_wrong_sha256_never_evicts_the_good_cached_file() {
+    fake_hub();
+    let data = model_bytes(4, 40_000);
+    let good = manifest("hub-keep", &data);
+    served().lock().unwrap().insert(good.huggingface.repo.clone(), data.clone());
+    let dir = tempfile::tempdir().unwrap();
+    let path = store_for(dir.path(), &good).pull(&good.id, &ONLINE).unwrap();
+    // The same id, file and repository, but a sha256 the served bytes do not have.
+    let bad = manifest("hub-keep", &model_bytes(5, 40_000));
+    let message = store_for(dir.path(), &bad).pull(&bad.id, &ONLINE).unwrap_err().to_string();
+    assert!(message.contains("sha256 mismatch"), "{message}");
+    assert_eq!(std::fs::read(&path).unwrap(), data, "the good file is where it was");
+    let entries: Vec<String> = std::fs::read_dir(path.parent().unwrap()).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    assert!(!entries.iter().any(|n| n.ends_with(".rejected") || n.ends_with(".partial")), "{entries:?}");
+    // The good manifest still finds its model cached, offline.
+    assert_eq!(store_for(dir.path(), &good).path(&good.id).unwrap(), path);
+    let offline = PullOptions { progress: false, offline: true };
+    assert_eq!(store_for(dir.path(), &good).pull(&good.id, &offline).unwrap(), path);
+    // And the bad one, offline, says why it cannot use the cached file.
+    let message = store_for(dir.path(), &bad).pull(&bad.id, &offline).unwrap_err().to_string();
+    assert!(message.contains("another version"), "{message}");
+}

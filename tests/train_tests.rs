@@ -133,7 +133,7 @@ fn failing_programs_score_minus_infinity_and_the_run_folder_stays_readable() {
     cfg.task = "battleship".into();
     let llm: Arc<dyn Llm> = Arc::new(ScriptedLlm::from_fn(|_| Ok(r#"{"reasoning": "no idea", "suggestion": {}}"#.into())));
     let make = |cfg: RunConfig, llm: Arc<dyn Llm>| Trainer {
-        task: Arc::new(opto::tasks::battleship::BattleshipTask::new(0)),
+        task: Arc::new(opto::tasks::battleship::BattleshipTask::new(0).unwrap()),
         llm,
         config: cfg,
         out_dir: dir.path().to_path_buf(),
@@ -148,4 +148,109 @@ fn failing_programs_score_minus_infinity_and_the_run_folder_stays_readable() {
     cfg.steps = 3;
     make(cfg, llm).resume().unwrap();
     assert_eq!(read_events(&dir.path().join("events.jsonl")).unwrap().len(), 4);
+}
+
+// ---------------------------------------------------------------- reliability (issue #16)
+
+#[test]
+fn a_run_folder_has_one_writer() {
+    let dir = tempfile::tempdir().unwrap();
+    let held = opto::train::lock::RunLock::acquire(dir.path()).unwrap();
+    let err = trainer(Arc::new(step_up_llm()), config(1, 1), dir.path()).run().unwrap_err().to_string();
+    assert!(err.contains("in use by a live run"), "{err}");
+    assert!(!dir.path().join("events.jsonl").exists(), "the refused run wrote nothing");
+    drop(held);
+    trainer(Arc::new(step_up_llm()), config(1, 1), dir.path()).run().unwrap();
+    let _held = opto::train::lock::RunLock::acquire(dir.path()).unwrap();
+    let err = trainer(Arc::new(step_up_llm()), config(1, 2), dir.path()).resume().unwrap_err().to_string();
+    assert!(err.contains("in use by a live run"), "{err}");
+}
+
+#[test]
+fn a_resume_keeps_the_folders_configuration() {
+    let dir = tempfile::tempdir().unwrap();
+    trainer(Arc::new(step_up_llm()), config(2, 2), dir.path()).run().unwrap();
+    let mut other = config(2, 2);
+    other.problem = 3;
+    let err = trainer(Arc::new(step_up_llm()), other, dir.path()).resume().unwrap_err().to_string();
+    assert!(err.contains("--problem 0, not 3"), "{err}");
+    let mut other = config(2, 2);
+    other.optimizer = "opro".into();
+    let err = trainer(Arc::new(step_up_llm()), other, dir.path()).resume().unwrap_err().to_string();
+    assert!(err.contains("--optimizer"), "{err}");
+    let err = trainer(Arc::new(step_up_llm()), config(2, 1), dir.path()).resume().unwrap_err().to_string();
+    assert!(err.contains("not shorten"), "{err}");
+    // A longer run is an explicit extension, recorded in config.json.
+    trainer(Arc::new(step_up_llm()), config(2, 3), dir.path()).resume().unwrap();
+    let cfg: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.path().join("config.json")).unwrap()).unwrap();
+    assert_eq!(cfg["steps"], 3);
+    assert_eq!(cfg["steps_extensions"][0]["from"], 2);
+    assert_eq!(cfg["steps_extensions"][0]["to"], 3);
+}
+
+#[test]
+fn a_checkpoint_edited_to_skip_steps_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    trainer(Arc::new(step_up_llm()), config(1, 5), dir.path()).run().unwrap();
+    // Rebuild the state of a run killed after step 2 of 5 ...
+    let part = tempfile::tempdir().unwrap();
+    trainer(Arc::new(step_up_llm()), config(1, 2), part.path()).run().unwrap();
+    let path = part.path().join("checkpoint.json");
+    let mut cp: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    // ... and claim four steps were done.
+    cp["next_step"] = serde_json::json!(4);
+    cp["config"]["steps"] = serde_json::json!(5);
+    std::fs::write(&path, serde_json::to_string(&cp).unwrap()).unwrap();
+    let err = trainer(Arc::new(step_up_llm()), config(1, 5), part.path()).resume().unwrap_err().to_string();
+    assert!(err.contains("does not match") && err.contains("events.jsonl"), "{err}");
+    // Scores edited in the checkpoint are caught the same way.
+    cp["next_step"] = serde_json::json!(2);
+    cp["seeds"][0]["scores"][0] = serde_json::json!(123.0);
+    std::fs::write(&path, serde_json::to_string(&cp).unwrap()).unwrap();
+    let err = trainer(Arc::new(step_up_llm()), config(1, 5), part.path()).resume().unwrap_err().to_string();
+    assert!(err.contains("does not match"), "{err}");
+}
+
+#[test]
+fn an_unavailable_backend_stops_the_run_with_the_checkpoint_of_the_last_finished_step() {
+    let full = tempfile::tempdir().unwrap();
+    trainer(Arc::new(step_up_llm()), config(2, 4), full.path()).run().unwrap();
+    // The server goes away during the third step's batch.
+    let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = calls.clone();
+    let good = step_up_llm();
+    let flaky = ScriptedLlm::from_fn(move |req| {
+        if counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst) >= 4 {
+            return Err(opto::Error::Unavailable { backend: "remote test".into(), reason: "connection refused (gave up after 4 tries)".into() });
+        }
+        good.generate(std::slice::from_ref(req)).pop().unwrap().map(|r| r.text)
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let err = trainer(Arc::new(flaky), config(2, 4), dir.path()).run().unwrap_err();
+    assert!(matches!(err, opto::Error::Unavailable { .. }), "{err:?}");
+    assert!(err.to_string().contains("--resume"), "{err}");
+    let cp = opto::train::Checkpoint::load(dir.path()).unwrap();
+    assert_eq!(cp.next_step, 2, "the failed step is not checkpointed");
+    let events = read_events(&dir.path().join("events.jsonl")).unwrap();
+    assert!(events.iter().all(|e| e.step < 2), "nor logged");
+    // Once the server is back, the resumed run is the uninterrupted one.
+    trainer(Arc::new(step_up_llm()), config(2, 4), dir.path()).resume().unwrap();
+    let strip = |d: &std::path::Path| -> Vec<(usize, u64, String, String)> {
+        read_events(&d.join("events.jsonl")).unwrap().into_iter().map(|e| (e.step, e.seed, format!("{:?}", e.params), e.kind)).collect()
+    };
+    assert_eq!(strip(full.path()), strip(dir.path()));
+}
+
+#[test]
+fn battleship_runs_its_code_under_the_memory_cap() {
+    use opto::graph::{Graph, Value};
+    use opto::train::Task;
+    let task = opto::tasks::battleship::BattleshipTask::new(0).unwrap();
+    let g = Graph::new();
+    let params = task.parameters(&g, 0);
+    // Grows a list until something stops it: in-process only the 1 s time limit would, after
+    // hundreds of MB of this process's memory.
+    params[1].set_value(Value::Code("def act(map, plan):\n    \"\"\"Hoard.\"\"\"\n    a = []\n    while True:\n        a.append([0] * 1000)\n".into()));
+    let err = task.forward(&g, &params, 0, 0).unwrap_err().to_string();
+    assert!(err.to_lowercase().contains("memory"), "{err}");
 }

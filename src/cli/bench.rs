@@ -93,12 +93,12 @@ pub fn graph_workload(ops: usize, params: usize) -> GraphBenchLine {
 pub fn bench(cmd: BenchCommand) -> Result<()> {
     match cmd {
         BenchCommand::Graph { ops, params } => {
-            if params == 0 {
-                return Err(crate::Error::invalid("--params", "must be at least 1"));
-            }
+            super::bounds::in_range("--ops", ops, 0, super::bounds::MAX_GRAPH_OPS)?;
+            super::bounds::in_range("--params", params, 1, super::bounds::MAX_GRAPH_OPS)?;
             println!("{}", graph_workload(ops, params));
         }
         BenchCommand::Llm { model, prompt_tokens, gen, batch, threads, device, rounds } => {
+            super::bounds::check_bench_llm_counts(prompt_tokens, gen, &batch, threads, rounds)?;
             let device = device.parse()?;
             let path: PathBuf = crate::llm::local::hub::resolve_model(&model)?;
             let opts = crate::llm::local::LocalOptions { threads, device, ..Default::default() };

@@ -1,11 +1,13 @@
 //! The `opto` command line (clap), one file per subcommand.
 
 pub mod bench;
+pub mod bounds;
 pub mod graph;
 pub mod models;
+pub mod resume;
 pub mod run;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 #[derive(Parser, Debug)]
 #[command(name = "opto", version, about = "Trace-style generative optimization with a local LLM", long_about = None)]
@@ -31,6 +33,22 @@ pub enum Command {
     /// Speed benchmarks.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
+}
+
+/// Parses the process's command line (exiting with clap's message on a bad one), and records
+/// which `opto run` flags were typed rather than defaulted (`RunArgs::explicit`), so that
+/// `--resume` can tell "left out" from "asked for the default".
+pub fn parse() -> Cli {
+    let matches = Cli::command().get_matches();
+    let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    if let (Command::Run(args), Some(("run", sub))) = (&mut cli.command, matches.subcommand()) {
+        args.explicit = sub
+            .ids()
+            .filter(|id| sub.value_source(id.as_str()) == Some(clap::parser::ValueSource::CommandLine))
+            .map(|id| id.to_string())
+            .collect();
+    }
+    cli
 }
 
 /// Runs a parsed command line.

@@ -76,9 +76,13 @@ pub struct RunArgs {
     /// Run folder (default: runs/<task>-<time>).
     #[arg(long, conflicts_with = "resume")]
     pub out: Option<PathBuf>,
-    /// Continue the run in this folder from its last checkpoint.
+    /// Continue the run in this folder from its last checkpoint (with the folder's configuration;
+    /// `--steps N` extends it).
     #[arg(long)]
     pub resume: Option<PathBuf>,
+    /// Ids of the flags typed on the command line (set by `cli::parse`; empty when built by hand).
+    #[arg(skip)]
+    pub explicit: Vec<String>,
 }
 
 /// The search the flags ask for (`None`: greedy), checked against the optimizer.
@@ -129,6 +133,7 @@ fn check_baseline(strategy: &Strategy, task: &dyn crate::train::Task, seed: u64)
 }
 
 fn check(args: &RunArgs) -> Result<()> {
+    super::bounds::check_run_counts(args.seeds, args.first_seed, args.steps, args.memory, args.max_tokens, args.threads, args.problem)?;
     if args.seeds == 0 {
         return Err(Error::invalid("--seeds", "must be at least 1"));
     }
@@ -148,7 +153,9 @@ fn check(args: &RunArgs) -> Result<()> {
 fn build_llm(args: &RunArgs) -> Result<(Arc<dyn Llm>, Option<String>)> {
     if let Some(url) = &args.remote {
         let config = crate::llm::remote::RemoteConfig::resolve(Some(url), args.remote_model.as_deref(), None)?;
-        return Ok((Arc::new(crate::llm::remote::RemoteLlm::new(config)), None));
+        let remote = crate::llm::remote::RemoteLlm::new(config);
+        remote.check_health()?;
+        return Ok((Arc::new(remote), None));
     }
     let path = crate::llm::local::hub::resolve_model(&args.model)?;
     let device = args.device.parse()?;
@@ -159,13 +166,17 @@ fn build_llm(args: &RunArgs) -> Result<(Arc<dyn Llm>, Option<String>)> {
     Ok((Arc::new(llm), sha))
 }
 
-pub fn run(args: RunArgs) -> Result<()> {
+pub fn run(mut args: RunArgs) -> Result<()> {
+    // Fail on a bad or busy folder, and on flags that disagree with it, before loading a model.
+    super::resume::apply_folder_config(&mut args)?;
     check(&args)?;
     let mut search = search_settings(&args)?;
+    if let Some(folder) = super::resume::folder_search(&args, &search)? {
+        search = folder;
+    }
     let (task, problems, runs) = build_task(&args)?;
-    if let Some(dir) = &args.resume {
-        // Fail on a bad folder before loading a model.
-        crate::train::Checkpoint::load(dir)?;
+    if let Some(dir) = args.resume.as_ref().or(args.out.as_ref()) {
+        crate::train::lock::RunLock::check_free(dir)?;
     }
     if let Some(s) = &search {
         check_baseline(&s.strategy, task.as_ref(), args.first_seed)?;

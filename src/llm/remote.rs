@@ -104,7 +104,11 @@ pub struct RemoteLlm {
 enum Failure {
     /// Worth another try.
     Retry(String, Option<Duration>),
+    /// This request failed; others may not.
     Fatal(String),
+    /// No request can succeed: nothing answers at this URL, or what answers is not an
+    /// OpenAI-compatible server (not JSON, no such endpoint, no access).
+    Down(String),
 }
 
 impl RemoteLlm {
@@ -174,7 +178,7 @@ impl RemoteLlm {
         match req.send_json(body.clone()) {
             Ok(resp) => {
                 let text = resp.into_string().map_err(|e| Failure::Retry(format!("reading the response failed: {e}"), None))?;
-                let j: Json = serde_json::from_str(&text).map_err(|e| Failure::Fatal(format!("the response is not JSON ({e}): {}", short(&text))))?;
+                let j: Json = serde_json::from_str(&text).map_err(|e| Failure::Down(format!("the response is not JSON ({e}): {}", short(&text))))?;
                 parse_completion(&j, start.elapsed()).map_err(Failure::Fatal)
             }
             Err(ureq::Error::Status(code, resp)) => {
@@ -183,6 +187,8 @@ impl RemoteLlm {
                 let msg = format!("HTTP {code}: {}", short(&text));
                 if code == 429 || code >= 500 {
                     Err(Failure::Retry(msg, retry_after))
+                } else if matches!(code, 401 | 403 | 404 | 405) {
+                    Err(Failure::Down(format!("{msg} (is {} an OpenAI-compatible endpoint, and is the API key right?)", self.config.endpoint())))
                 } else {
                     Err(Failure::Fatal(msg))
                 }
@@ -193,7 +199,7 @@ impl RemoteLlm {
                 match t.kind() {
                     // A request that timed out while generating would time out again.
                     ureq::ErrorKind::Io if timed_out => Err(Failure::Fatal(format!("timed out after {:?}: {msg}", start.elapsed()))),
-                    ureq::ErrorKind::Dns | ureq::ErrorKind::InvalidUrl | ureq::ErrorKind::UnknownScheme | ureq::ErrorKind::InsecureRequestHttpsOnly => Err(Failure::Fatal(msg)),
+                    ureq::ErrorKind::Dns | ureq::ErrorKind::InvalidUrl | ureq::ErrorKind::UnknownScheme | ureq::ErrorKind::InsecureRequestHttpsOnly => Err(Failure::Down(msg)),
                     _ => Err(Failure::Retry(msg, None)),
                 }
             }
@@ -208,9 +214,10 @@ impl RemoteLlm {
             match self.call_once(&body) {
                 Ok(r) => return Ok(r),
                 Err(Failure::Fatal(reason)) => return Err(self.fail(reason)),
+                Err(Failure::Down(reason)) => return Err(self.down(reason)),
                 Err(Failure::Retry(reason, after)) => {
                     if attempt >= self.config.max_retries {
-                        return Err(self.fail(format!("{reason} (gave up after {} tries)", attempt + 1)));
+                        return Err(self.down(format!("{reason} (gave up after {} tries)", attempt + 1)));
                     }
                     attempt += 1;
                     self.retries.fetch_add(1, Ordering::Relaxed);
@@ -224,6 +231,25 @@ impl RemoteLlm {
     fn fail(&self, reason: String) -> Error {
         *self.last_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(reason.clone());
         Error::Llm { backend: self.backend(), reason }
+    }
+
+    fn down(&self, reason: String) -> Error {
+        *self.last_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(reason.clone());
+        Error::Unavailable { backend: self.backend(), reason }
+    }
+
+    /// Asks the server for a one-token reply (with the usual retries), so that a run can refuse
+    /// to start against a server that is not there: any failure is [`Error::Unavailable`].
+    pub fn check_health(&self) -> Result<()> {
+        let params = super::GenerationParams { max_tokens: 1, temperature: 0.0, ..Default::default() };
+        let probe = Request::new(vec![super::Message::user("Reply with OK.")]).with_params(params);
+        match self.call(&probe) {
+            Ok(_) => Ok(()),
+            Err(Error::Llm { backend, reason } | Error::Unavailable { backend, reason }) => {
+                Err(Error::Unavailable { backend, reason: format!("the health check before the first step failed: {reason}") })
+            }
+            Err(other) => Err(other),
+        }
     }
 }
 
@@ -431,6 +457,41 @@ mod tests {
         let r = llm.generate(&[request(), request()]);
         assert_eq!(r.len(), 2);
         assert!(r.iter().all(|x| x.is_err()));
+    }
+
+    #[test]
+    fn the_health_check_tells_a_live_server_from_a_missing_one() {
+        let (url, bodies) = server(vec![Act::Respond(200, completion("OK"))]);
+        client(&url).check_health().unwrap();
+        assert_eq!(bodies.lock().unwrap()[0]["max_tokens"], 1, "the probe asks for one token");
+        // Nothing listening: unavailable after the retries.
+        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let mut c = RemoteConfig::new(format!("http://127.0.0.1:{port}/v1"), "m");
+        c.max_retries = 1;
+        c.backoff = Duration::from_millis(5);
+        let e = RemoteLlm::new(c).check_health().unwrap_err();
+        assert!(matches!(e, Error::Unavailable { .. }), "{e:?}");
+        assert!(e.to_string().contains("health check") && e.to_string().contains("2 tries"), "{e}");
+        // A garbage URL: unavailable at once.
+        let e = RemoteLlm::new(RemoteConfig::new("not a url", "m")).check_health().unwrap_err();
+        assert!(matches!(e, Error::Unavailable { .. }), "{e:?}");
+        // Something that answers, but not an OpenAI-compatible server.
+        let (url, _) = server(vec![Act::Respond(404, "<html>no</html>".into())]);
+        let e = client(&url).check_health().unwrap_err();
+        assert!(matches!(e, Error::Unavailable { .. }) && e.to_string().contains("HTTP 404"), "{e:?}");
+        let (url, _) = server(vec![Act::Respond(200, "<html>hello</html>".into())]);
+        let e = client(&url).check_health().unwrap_err();
+        assert!(matches!(e, Error::Unavailable { .. }) && e.to_string().contains("not JSON"), "{e:?}");
+    }
+
+    #[test]
+    fn a_server_gone_after_retries_is_unavailable_but_a_bad_request_is_not() {
+        let (url, _) = server(vec![Act::Respond(503, "{}".into()); 2]);
+        let mut llm = client(&url);
+        llm.config.max_retries = 1;
+        assert!(matches!(llm.generate(&[request()]).pop().unwrap(), Err(Error::Unavailable { .. })));
+        let (url, _) = server(vec![Act::Respond(400, "{\"error\": \"context too long\"}".into())]);
+        assert!(matches!(client(&url).generate(&[request()]).pop().unwrap(), Err(Error::Llm { .. })));
     }
 
     #[test]

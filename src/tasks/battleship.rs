@@ -4,9 +4,14 @@
 //! per shot `plan = reason(map)`, `shot = act(map, plan)`, `map = fire(map, shot)` — all traced,
 //! so the optimizer sees the whole game. An invalid shot (off the board, not `[row, col]`, or a
 //! square already fired at) is an error whose text becomes the feedback.
+//!
+//! The code runs in the worker sandbox (`opto-sandbox`, a child process with a hard memory cap):
+//! in-process, monty bounds memory only by the time limit, and hostile bodies reached hundreds
+//! of MB of the host's memory against a 64 MiB limit.
 
-use crate::code::{Limits, MontySandbox, TracedCode};
+use crate::code::{default_sandbox, Limits, Sandbox, TracedCode};
 use crate::error::Result;
+use std::sync::Arc;
 use crate::graph::{FnSpec, Graph, Node, Value};
 use crate::train::{Evaluation, Task};
 use rand::{Rng, SeedableRng};
@@ -84,12 +89,18 @@ fn hits(map: &Value) -> usize {
 
 pub struct BattleshipTask {
     pub problem: usize,
-    sandbox: MontySandbox,
+    sandbox: Arc<dyn Sandbox>,
 }
 
 impl BattleshipTask {
-    pub fn new(problem: usize) -> Self {
-        BattleshipTask { problem, sandbox: MontySandbox::new(Limits::default()) }
+    /// With the memory-capped worker sandbox; an error when its binary cannot be found.
+    pub fn new(problem: usize) -> Result<Self> {
+        Ok(Self::with_sandbox(problem, Arc::new(default_sandbox(Limits::default())?)))
+    }
+
+    /// With a sandbox of the caller's choosing (tests of the game use the in-process one).
+    pub fn with_sandbox(problem: usize, sandbox: Arc<dyn Sandbox>) -> Self {
+        BattleshipTask { problem, sandbox }
     }
 
     fn board(&self, seed: u64) -> Board {
@@ -125,8 +136,8 @@ impl Task for BattleshipTask {
         let fire = FnSpec::new("fire", "Fires at the square [row, col] of the hidden board and returns the map with 'X' (hit) or 'O' (miss) there.", &["map", "shot"]);
         let mut map = graph.value_named("map", Value::List(vec![Value::Str(".".repeat(SIZE)); SIZE]));
         for _ in 0..SHOTS {
-            let plan = reason.call(&self.sandbox, &[&map])?;
-            let shot = act.call(&self.sandbox, &[&map, &plan])?;
+            let plan = reason.call(self.sandbox.as_ref(), &[&map])?;
+            let shot = act.call(self.sandbox.as_ref(), &[&map, &plan])?;
             map = fire.call_in(graph, &[&map, &shot], |v| board.fire(&v[0], &v[1]))?;
         }
         let count = FnSpec::new("count_hits", "Counts the 'X' squares of the map.", &["map"]);
@@ -154,7 +165,7 @@ mod tests {
 
     #[test]
     fn the_initial_code_fails_on_its_second_shot_with_a_clear_error() {
-        let task = BattleshipTask::new(0);
+        let task = BattleshipTask::with_sandbox(0, Arc::new(crate::code::MontySandbox::default()));
         let g = Graph::new();
         let params = task.parameters(&g, 0);
         assert_eq!(params.iter().map(Node::name).collect::<Vec<_>>(), vec!["__code0", "__code1"]);
@@ -164,7 +175,7 @@ mod tests {
 
     #[test]
     fn a_scanning_strategy_plays_the_whole_game() {
-        let task = BattleshipTask::new(0);
+        let task = BattleshipTask::with_sandbox(0, Arc::new(crate::code::MontySandbox::default()));
         let g = Graph::new();
         let params = task.parameters(&g, 0);
         params[1].set_value(Value::Code(

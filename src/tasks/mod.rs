@@ -18,7 +18,7 @@ pub fn by_name(name: &str, problem: usize) -> Result<Box<dyn Task>> {
     match name {
         "numeric" => Ok(Box::new(numeric::NumericTask::new(problem))),
         "numeric-easy" => Ok(Box::new(numeric::NumericTask::easy(problem))),
-        "battleship" => Ok(Box::new(battleship::BattleshipTask::new(problem))),
+        "battleship" => Ok(Box::new(battleship::BattleshipTask::new(problem)?)),
         other => Err(Error::Task { task: other.to_string(), reason: format!("unknown task; available: {}", TASK_NAMES.join(", ")) }),
     }
 }

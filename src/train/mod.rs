@@ -1,10 +1,13 @@
 //! The training loop: tasks, seeds in lockstep (one LLM batch per step), checkpoints, logs,
 //! and the run report.
 
+pub mod backend_watch;
 pub mod checkpoint;
 pub mod config;
+pub mod lock;
 pub mod log;
 pub mod report;
+pub mod resume;
 pub mod search;
 pub mod seeds;
 pub mod task;

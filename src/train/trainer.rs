@@ -59,6 +59,7 @@ impl Trainer {
 
     /// Starts a new run in `out_dir` (created; must not hold a checkpoint already).
     pub fn run(&self) -> Result<RunSummary> {
+        let _lock = super::lock::RunLock::acquire(&self.out_dir)?;
         if self.out_dir.join(super::checkpoint::CHECKPOINT_FILE).exists() {
             return Err(Error::invalid("--out", format!("{} already holds a run; use --resume to continue it", self.out_dir.display())));
         }
@@ -72,7 +73,8 @@ impl Trainer {
 
     /// Continues the run in `out_dir` from its checkpoint.
     pub fn resume(&self) -> Result<RunSummary> {
-        let cp = Checkpoint::load(&self.out_dir)?;
+        let _lock = super::lock::RunLock::acquire(&self.out_dir)?;
+        let cp = super::resume::prepare_resume(&self.out_dir, &self.config)?;
         let mut seeds = self.build_seeds();
         if cp.seeds.len() != seeds.len() {
             return Err(Error::Checkpoint { path: self.out_dir.clone(), reason: format!("holds {} seeds, the run has {}", cp.seeds.len(), seeds.len()) });
@@ -100,7 +102,11 @@ impl Trainer {
             // Seeds solved by this forward pass need no optimizer step.
             let stepping: Vec<usize> = (0..seeds.len()).filter(|&i| outcomes[i].as_ref().is_some_and(|o| !o.evaluation.success)).collect();
             let batch_start = std::time::Instant::now();
-            let (reports, mut searched) = self.step_optimizers(&mut seeds, &outcomes, &stepping, step);
+            // A backend that cannot answer stops the run here: this step is neither logged nor
+            // checkpointed.
+            let watch = super::backend_watch::BackendWatch::new(self.llm.as_ref());
+            let (reports, mut searched) = self.step_optimizers(&watch, &mut seeds, &outcomes, &stepping, step);
+            watch.check()?;
             let batch_s = batch_start.elapsed().as_secs_f64();
             if !stepping.is_empty() {
                 batch_seconds.push(batch_s);
@@ -195,7 +201,7 @@ impl Trainer {
 
     /// Steps the optimizers of the `stepping` seeds: one lockstep LLM batch, or a search step.
     /// Returns each stepping seed's report and, under a search, its search report.
-    fn step_optimizers(&self, seeds: &mut [SeedRun], outcomes: &[Option<ForwardOutcome>], stepping: &[usize], step: usize) -> (Vec<Result<StepReport>>, Vec<Option<SearchReport>>) {
+    fn step_optimizers(&self, llm: &dyn Llm, seeds: &mut [SeedRun], outcomes: &[Option<ForwardOutcome>], stepping: &[usize], step: usize) -> (Vec<Result<StepReport>>, Vec<Option<SearchReport>>) {
         if let Some(settings) = self.active_search() {
             let mut runs: Vec<&mut SeedRun> = Vec::new();
             let mut current: Vec<&ForwardOutcome> = Vec::new();
@@ -205,7 +211,7 @@ impl Trainer {
                     current.push(o);
                 }
             }
-            let results = search_step(self.task.as_ref(), self.llm.as_ref(), settings, step, &mut runs, &current);
+            let results = search_step(self.task.as_ref(), llm, settings, step, &mut runs, &current);
             return results
                 .into_iter()
                 .map(|r| match r {
@@ -220,7 +226,7 @@ impl Trainer {
                 opts.push(s.optimizer.as_mut());
             }
         }
-        let reports = step_lockstep(&mut opts, self.llm.as_ref());
+        let reports = step_lockstep(&mut opts, llm);
         let n = reports.len();
         (reports, vec![None; n])
     }

@@ -15,6 +15,7 @@
 //! # Ok::<(), opto::Error>(())
 //! ```
 
+mod architecture;
 mod assemble;
 pub mod manifest;
 mod marker;
@@ -48,7 +49,11 @@ pub fn resolve_model(name_or_path: &str) -> Result<PathBuf> {
         };
     }
     let options = PullOptions { progress: std::io::stderr().is_terminal(), offline: offline_from_env() };
-    ModelStore::open_default()?.pull(name_or_path, &options)
+    let store = ModelStore::open_default()?;
+    let manifest = store.manifest(name_or_path)?;
+    let path = store.pull_manifest(&manifest, &options)?;
+    store.check_architecture(&manifest, &path)?;
+    Ok(path)
 }
 
 /// `OPTO_OFFLINE` set to anything but empty, `0` or `false`.

@@ -261,6 +261,7 @@ pub(crate) fn apply_reply(params: &dyn Parameters, summary: &Summary, reply: Res
         return Vec::new();
     }
     let mut plan = plan_updates(&summary.variables, &parsed);
+    reply::mark_rejected(&mut plan.updates, &parsed, &names);
     for u in plan.updates.iter_mut() {
         if let Outcome::Updated { new } = &u.outcome {
             if let Err(e) = params.set_value(&u.name, new.clone()) {

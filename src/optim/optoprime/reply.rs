@@ -12,6 +12,14 @@
 //!
 //! `TERMINATE` ends a step only when it is the whole reply, or the whole `answer` with no
 //! suggestion given — never because the word appears somewhere (a reference bug).
+//!
+//! A value that is not a value is rejected with its reason, never read as something else: an
+//! expression (`2+3` used to read as 2), a bare word, `NaN`/`Infinity` (JSON has no such
+//! numbers), `1e400` (no 64-bit float holds it). Python's integer literals `0x10`, `0o17`,
+//! `0b101` are read exactly (`0x10` used to read as 0). The work is linear in the reply, which is
+//! cut at [`MAX_REPLY_CHARS`]: the scan for an object tries every `{` against one shared budget
+//! instead of at most 64 of them, so an object after 100 stray braces is found and a 10 MB reply
+//! costs milliseconds, not half a minute.
 
 use crate::error::{Error, Result};
 use indexmap::IndexMap;
@@ -50,13 +58,40 @@ pub struct ParsedReply {
     pub format: ReplyFormat,
     /// Repairs and oddities worth reporting ("no suggestion key: used the whole object", ...).
     pub notes: Vec<String>,
+    /// Suggested values that were refused, by key as written: (the value as written, why).
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub rejected: IndexMap<String, (String, String)>,
 }
 
 const MAX_DEPTH: usize = 48;
-const MAX_SCAN_STARTS: usize = 64;
+
+/// Replies longer than this (in characters) are read only up to it. A reply within any token cap
+/// opto allows is far shorter; a server that ignores the cap cannot make parsing unbounded.
+pub const MAX_REPLY_CHARS: usize = 1 << 20;
+
+/// Characters the scan for an embedded object may examine per character of the reply, over all
+/// the `{` it tries.
+const SCAN_WORK_PER_CHAR: usize = 8;
 
 /// Parses a reply. `Err(Error::Reply)` when it holds neither an object, nor tags, nor `TERMINATE`.
 pub fn parse_reply(text: &str) -> Result<ParsedReply> {
+    parse_reply_limited(text, MAX_REPLY_CHARS)
+}
+
+/// [`parse_reply`] reading at most `max_chars` characters of the reply (a note says when it cut).
+pub fn parse_reply_limited(text: &str, max_chars: usize) -> Result<ParsedReply> {
+    let (head, cut) = match text.char_indices().nth(max_chars) {
+        Some((byte, _)) => (&text[..byte], true),
+        None => (text, false),
+    };
+    let mut parsed = parse_whole(head)?;
+    if cut {
+        parsed.notes.push(format!("the reply had more than {max_chars} characters; only the first {max_chars} were read"));
+    }
+    Ok(parsed)
+}
+
+fn parse_whole(text: &str) -> Result<ParsedReply> {
     let t = text.trim();
     if t.is_empty() {
         return Err(Error::Reply("the reply is empty".into()));
@@ -69,6 +104,7 @@ pub fn parse_reply(text: &str) -> Result<ParsedReply> {
             terminate: true,
             format: ReplyFormat::Terminate,
             notes: vec![],
+            rejected: IndexMap::new(),
         });
     }
     if let Some((obj, format)) = find_object(t) {
@@ -117,30 +153,32 @@ fn find_object(t: &str) -> Option<(Pairs, ReplyFormat)> {
             return Some((m.into_iter().map(|(k, v)| (k, P { v: Lv::from_json(v), complete: true })).collect(), ReplyFormat::Fenced));
         }
     }
-    // 3. scan every '{' (bounded): strict first, then relaxed; keep the best object.
+    // 3. scan every '{' under one work budget: relaxed first (it finds where the object ends),
+    //    then strict JSON on exactly that span; keep the best object.
+    let indexed: Vec<(usize, char)> = t.char_indices().collect();
+    let chars: Vec<char> = indexed.iter().map(|(_, c)| *c).collect();
+    let mut budget = SCAN_WORK_PER_CHAR.saturating_mul(chars.len()).saturating_add(4096);
     let mut best: Option<(Pairs, ReplyFormat, u8)> = None;
-    for (n, (start, _)) in t.char_indices().filter(|(_, c)| *c == '{').enumerate() {
-        if n >= MAX_SCAN_STARTS {
+    for start in (0..chars.len()).filter(|&i| chars[i] == '{') {
+        if budget == 0 {
             break;
         }
-        let rest = &t[start..];
-        let mut de = serde_json::Deserializer::from_str(rest).into_iter::<Json>();
-        let candidate = match de.next() {
-            Some(Ok(Json::Object(m))) => {
-                Some((m.into_iter().map(|(k, v)| (k, P { v: Lv::from_json(v), complete: true })).collect::<Vec<_>>(), ReplyFormat::Embedded))
-            }
-            _ => {
-                let mut p = Parser::new(rest);
-                match p.value(0) {
-                    Some(P { v: Lv::Obj(pairs), complete }) => {
-                        let fmt = if complete { ReplyFormat::Relaxed } else { ReplyFormat::Truncated };
-                        Some((pairs, fmt))
-                    }
-                    _ => None,
+        let mut p = Parser::over(&chars, start);
+        p.budget = budget;
+        let value = p.value(0);
+        budget = budget.saturating_sub(p.i.saturating_sub(start).max(1)).min(p.budget);
+        let candidate = match value {
+            Some(P { v: Lv::Obj(pairs), complete: true }) => {
+                let end = indexed.get(p.i).map_or(t.len(), |(b, _)| *b);
+                match serde_json::from_str::<Json>(&t[indexed[start].0..end]) {
+                    Ok(Json::Object(m)) => (m.into_iter().map(|(k, v)| (k, P { v: Lv::from_json(v), complete: true })).collect::<Vec<_>>(), ReplyFormat::Embedded),
+                    _ => (pairs, ReplyFormat::Relaxed),
                 }
             }
+            Some(P { v: Lv::Obj(pairs), complete: false }) => (pairs, ReplyFormat::Truncated),
+            _ => continue,
         };
-        let Some((obj, fmt)) = candidate else { continue };
+        let (obj, fmt) = candidate;
         let score = score_object(&obj, fmt);
         if score == 0 {
             continue;
@@ -227,19 +265,21 @@ fn from_object(obj: Vec<(String, P)>, format: ReplyFormat) -> ParsedReply {
     }
     let mut terminate = false;
     let mut suggestion = IndexMap::new();
+    let mut rejected = IndexMap::new();
     match suggestion_raw {
         Some((_, P { v: Lv::Obj(pairs), .. })) => {
-            collect_pairs(pairs, &mut suggestion, &mut notes);
+            collect_pairs(pairs, &mut suggestion, &mut rejected, &mut notes);
         }
         Some((_, P { v: Lv::Str(s), .. })) => {
             if is_terminate(&s) {
                 terminate = true;
             } else {
                 // A JSON object written as a string, or `name = value` lines.
-                let mut p = Parser::new(s.trim());
+                let inner: Vec<char> = s.trim().chars().collect();
+                let mut p = Parser::over(&inner, 0);
                 if let Some(P { v: Lv::Obj(pairs), .. }) = s.trim().starts_with('{').then(|| p.value(0)).flatten() {
                     notes.push("the suggestion was an object inside a string".into());
-                    collect_pairs(pairs, &mut suggestion, &mut notes);
+                    collect_pairs(pairs, &mut suggestion, &mut rejected, &mut notes);
                 } else {
                     for line in s.lines() {
                         if let Some((k, v)) = line.split_once('=').or_else(|| line.split_once(':')) {
@@ -275,7 +315,7 @@ fn from_object(obj: Vec<(String, P)>, format: ReplyFormat) -> ParsedReply {
         None => {
             if !rest.is_empty() {
                 notes.push("no \"suggestion\" key: the other keys of the object were used".into());
-                collect_pairs(rest, &mut suggestion, &mut notes);
+                collect_pairs(rest, &mut suggestion, &mut rejected, &mut notes);
             }
         }
     }
@@ -284,13 +324,18 @@ fn from_object(obj: Vec<(String, P)>, format: ReplyFormat) -> ParsedReply {
     } else if !suggestion.is_empty() && answer.as_deref().is_some_and(is_terminate) {
         notes.push("answer was TERMINATE but a suggestion was given: the suggestion is used".into());
     }
-    ParsedReply { reasoning, answer, suggestion, terminate, format, notes }
+    ParsedReply { reasoning, answer, suggestion, terminate, format, notes, rejected }
 }
 
-fn collect_pairs(pairs: Vec<(String, P)>, out: &mut IndexMap<String, Json>, notes: &mut Vec<String>) {
+fn collect_pairs(pairs: Vec<(String, P)>, out: &mut IndexMap<String, Json>, rejected: &mut IndexMap<String, (String, String)>, notes: &mut Vec<String>) {
     for (k, p) in pairs {
         if !p.complete {
             notes.push(format!("the value of `{k}` was cut off; dropped"));
+            continue;
+        }
+        if let Some((written, reason)) = p.v.first_bad() {
+            notes.push(format!("the value of `{k}` was rejected: {reason}"));
+            rejected.entry(k).or_insert_with(|| (written.to_string(), reason.to_string()));
             continue;
         }
         match p.v.into_json_complete() {
@@ -359,6 +404,21 @@ pub fn resolve_keys(suggestion: &IndexMap<String, Json>, names: &[String]) -> Re
     Resolved { matched, unknown }
 }
 
+/// Turns the reply's refused values into `Rejected` outcomes of the parameters they were meant
+/// for (so the reason goes back to the model), where nothing else was suggested for them.
+pub fn mark_rejected(updates: &mut [super::update::ParamUpdate], parsed: &ParsedReply, names: &[String]) {
+    if parsed.rejected.is_empty() {
+        return;
+    }
+    let keys: IndexMap<String, Json> = parsed.rejected.keys().map(|k| (k.clone(), Json::Null)).collect();
+    for (name, (key, _)) in resolve_keys(&keys, names).matched {
+        let Some((written, reason)) = parsed.rejected.get(&key) else { continue };
+        if let Some(u) = updates.iter_mut().find(|u| u.name == name && u.outcome == super::update::Outcome::Missing) {
+            u.outcome = super::update::Outcome::Rejected { suggested: written.clone(), reason: reason.clone() };
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // XML-like tags (the reference's OptoPrimeV2 format)
 
@@ -404,7 +464,7 @@ fn parse_xml_like(t: &str) -> Option<ParsedReply> {
         return None;
     }
     let terminate = suggestion.is_empty() && answer.as_deref().is_some_and(is_terminate);
-    Some(ParsedReply { reasoning, answer, suggestion, terminate, format: ReplyFormat::Xml, notes })
+    Some(ParsedReply { reasoning, answer, suggestion, terminate, format: ReplyFormat::Xml, notes, rejected: IndexMap::new() })
 }
 
 fn trim_one_newline(s: &str) -> &str {
@@ -456,6 +516,8 @@ pub(crate) enum Lv {
     Str(String),
     Arr(Vec<P>),
     Obj(Vec<(String, P)>),
+    /// Something in a value's place that is not a value: (as written, why it is refused).
+    Bad(String, String),
 }
 
 /// A value and whether it was complete (not cut off by the end of the text or a syntax error).
@@ -477,6 +539,16 @@ impl Lv {
         }
     }
 
+    /// The first refused part of this value, if any: (as written, why).
+    fn first_bad(&self) -> Option<(&str, &str)> {
+        match self {
+            Lv::Bad(written, reason) => Some((written, reason)),
+            Lv::Arr(items) => items.iter().find_map(|p| p.v.first_bad()),
+            Lv::Obj(pairs) => pairs.iter().find_map(|(_, p)| p.v.first_bad()),
+            _ => None,
+        }
+    }
+
     fn as_text(&self) -> Option<String> {
         match self {
             Lv::Str(s) => Some(s.clone()),
@@ -492,6 +564,7 @@ impl Lv {
             Lv::Bool(b) => Json::Bool(b),
             Lv::Num(n) => Json::Number(n),
             Lv::Str(s) => Json::String(s),
+            Lv::Bad(..) => return None,
             Lv::Arr(a) => {
                 let mut out = Vec::with_capacity(a.len());
                 for p in a {
@@ -520,7 +593,8 @@ impl Lv {
 /// unless the whole text is one complete value.
 pub fn parse_relaxed(text: &str) -> Option<Json> {
     // the trailing space tells the parser a final number is complete
-    let mut p = Parser::new(&format!("{} ", text.trim()));
+    let chars: Vec<char> = format!("{} ", text.trim()).chars().collect();
+    let mut p = Parser::over(&chars, 0);
     let v = p.value(0)?;
     p.ws();
     if !v.complete || p.i < p.c.len() {
@@ -529,18 +603,41 @@ pub fn parse_relaxed(text: &str) -> Option<Json> {
     v.v.into_json_complete()
 }
 
-pub(crate) struct Parser {
-    c: Vec<char>,
+pub(crate) struct Parser<'a> {
+    c: &'a [char],
     i: usize,
+    /// Values it may still start; each costs one. Keeps pathological nesting (`[[[[...`) linear
+    /// together with the caller's budget.
+    budget: usize,
 }
 
-impl Parser {
-    pub(crate) fn new(s: &str) -> Self {
-        Parser { c: s.chars().collect(), i: 0 }
+impl<'a> Parser<'a> {
+    /// A parser of `chars` starting at index `start`.
+    pub(crate) fn over(chars: &'a [char], start: usize) -> Self {
+        Parser { c: chars, i: start, budget: usize::MAX }
     }
 
     fn peek(&self) -> Option<char> {
         self.c.get(self.i).copied()
+    }
+
+    /// Consumes what is left of an expression or bare word that began at `start` (up to a `,`,
+    /// `;` or line end, or the bracket that closes the surrounding value) and refuses it.
+    fn refuse_expression(&mut self, start: usize, what: &str) -> P {
+        let mut depth = 0usize;
+        while let Some(c) = self.peek() {
+            match c {
+                '(' | '[' | '{' => depth += 1,
+                ')' | ']' | '}' if depth == 0 => break,
+                ')' | ']' | '}' => depth -= 1,
+                ',' | ';' | '\n' if depth == 0 => break,
+                _ => {}
+            }
+            self.i += 1;
+        }
+        let written: String = self.c[start..self.i].iter().collect::<String>().trim().to_string();
+        let reason = format!("`{}` is {what}, not a value; write the value itself", preview(&written, 40));
+        P { v: Lv::Bad(written, reason), complete: self.i < self.c.len() }
     }
 
     fn ws(&mut self) {
@@ -568,9 +665,10 @@ impl Parser {
 
     /// One value. `None`: no value can start here. Some(incomplete): cut off or broken inside.
     pub(crate) fn value(&mut self, depth: usize) -> Option<P> {
-        if depth > MAX_DEPTH {
+        if depth > MAX_DEPTH || self.budget == 0 {
             return None;
         }
+        self.budget -= 1;
         self.ws();
         match self.peek()? {
             '{' => Some(self.object(depth)),
@@ -591,10 +689,11 @@ impl Parser {
                     "true" | "True" => Lv::Bool(true),
                     "false" | "False" => Lv::Bool(false),
                     "null" | "None" | "undefined" => Lv::Null,
-                    _ => {
-                        self.i = start;
-                        return None;
+                    w if non_finite(w).is_some() => {
+                        let reason = non_finite(w).unwrap_or_default();
+                        return Some(P { v: Lv::Bad(word.clone(), reason), complete: true });
                     }
+                    _ => return Some(self.refuse_expression(start, "a bare word or an expression")),
                 };
                 // A literal at the very end may be a cut-off longer word; accept it anyway: the
                 // three literals are not prefixes of anything a model writes as a value.
@@ -780,8 +879,48 @@ impl Parser {
 
     fn number(&mut self) -> Option<P> {
         let start = self.i;
+        let negative = self.peek() == Some('-');
         if matches!(self.peek(), Some('-' | '+')) {
             self.i += 1;
+        }
+        // -Infinity, +inf, -NaN
+        if self.peek().is_some_and(char::is_alphabetic) {
+            let word_start = self.i;
+            while self.peek().is_some_and(char::is_alphanumeric) {
+                self.i += 1;
+            }
+            let word: String = self.c[word_start..self.i].iter().collect();
+            return match non_finite(&word) {
+                Some(reason) => Some(P { v: Lv::Bad(self.c[start..self.i].iter().collect(), reason), complete: self.i < self.c.len() }),
+                None => {
+                    self.i = start;
+                    None
+                }
+            };
+        }
+        // Python's integer literals 0x10, 0o17, 0b101: read exactly.
+        if self.peek() == Some('0') {
+            if let Some(radix) = self.c.get(self.i + 1).and_then(|c| match c.to_ascii_lowercase() {
+                'x' => Some(16),
+                'o' => Some(8),
+                'b' => Some(2),
+                _ => None,
+            }) {
+                self.i += 2;
+                let digits_start = self.i;
+                while self.peek().is_some_and(|c| c.is_digit(radix) || c == '_') {
+                    self.i += 1;
+                }
+                let digits: String = self.c[digits_start..self.i].iter().filter(|c| **c != '_').collect();
+                let written: String = self.c[start..self.i].iter().collect();
+                let at_end = self.i >= self.c.len();
+                let v = match i64::from_str_radix(&digits, radix) {
+                    Ok(v) => Lv::Num(serde_json::Number::from(if negative { -v } else { v })),
+                    Err(_) if digits.is_empty() => Lv::Bad(written.clone(), format!("`{written}` has no digits")),
+                    Err(_) => Lv::Bad(written.clone(), format!("{written} does not fit a 64-bit integer")),
+                };
+                return Some(self.after_number(start, v, at_end));
+            }
         }
         while self.peek().is_some_and(|c| c.is_ascii_digit() || matches!(c, '.' | 'e' | 'E' | '_')) {
             let c = self.c[self.i];
@@ -791,16 +930,59 @@ impl Parser {
             }
         }
         let at_end = self.i >= self.c.len();
-        let text: String = self.c[start..self.i].iter().filter(|c| **c != '_').collect();
+        let written: String = self.c[start..self.i].iter().collect();
+        let text: String = written.chars().filter(|c| *c != '_').collect();
         let text = text.strip_prefix('+').unwrap_or(&text).to_string();
-        let num = if let Ok(i) = text.parse::<i64>() {
-            serde_json::Number::from(i)
+        let v = if let Ok(i) = text.parse::<i64>() {
+            Lv::Num(serde_json::Number::from(i))
         } else {
-            let f: f64 = text.parse().ok().filter(|f: &f64| f.is_finite())?;
-            serde_json::Number::from_f64(f)?
+            match text.parse::<f64>() {
+                Ok(f) => match serde_json::Number::from_f64(f) {
+                    Some(n) => Lv::Num(n),
+                    None => Lv::Bad(written.clone(), format!("{written} is too large for a 64-bit float")),
+                },
+                // a lone sign or dot: no number starts here
+                Err(_) if !text.chars().any(|c| c.is_ascii_digit()) => {
+                    self.i = start;
+                    return None;
+                }
+                Err(_) => Lv::Bad(written.clone(), format!("`{written}` is not a number")),
+            }
         };
-        // a number at the very end of the text may have lost digits
-        Some(P { v: Lv::Num(num), complete: !at_end })
+        Some(self.after_number(start, v, at_end))
+    }
+
+    /// A number followed by an operator, a call or a letter (`2+3`, `2 * x`, `3(4)`, `5px`) is
+    /// part of an expression: refused as a whole, never read as its first number. A number at
+    /// the very end of the text may have lost digits: incomplete.
+    fn after_number(&mut self, start: usize, v: Lv, at_end: bool) -> P {
+        if at_end {
+            return P { v, complete: false };
+        }
+        let mut j = self.i;
+        while self.c.get(j).is_some_and(|c| *c == ' ' || *c == '\t') {
+            j += 1;
+        }
+        let comment = self.c.get(j) == Some(&'/') && matches!(self.c.get(j + 1), Some('/' | '*'));
+        let continues = match self.c.get(j) {
+            _ if comment => false,
+            Some('+' | '-' | '*' | '/' | '%' | '^' | '(' | '@' | '&' | '|' | '<' | '>' | '=' | '!') => true,
+            Some(c) => j == self.i && (c.is_alphanumeric() || *c == '_' || *c == '.'),
+            None => false,
+        };
+        if continues {
+            return self.refuse_expression(start, "an expression");
+        }
+        P { v, complete: true }
+    }
+}
+
+/// Why a word is not a finite number, if it names one of the non-finite ones.
+fn non_finite(word: &str) -> Option<String> {
+    match word.to_ascii_lowercase().as_str() {
+        "nan" => Some(format!("{word} (not a number) is not a value JSON or a float parameter can hold")),
+        "inf" | "infinity" => Some(format!("{word} is not a finite number")),
+        _ => None,
     }
 }
 

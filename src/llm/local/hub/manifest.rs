@@ -151,13 +151,33 @@ impl QuantType {
     }
 }
 
+/// A TOML error as one line that leads with what is wrong (`missing field `bytes``), then where
+/// (for a missing field the place means nothing and is left out). toml's own text starts with "TOML parse error at line 1,
+/// column 1" for a missing field (its span is the whole document) and puts the reason lines
+/// below, where a one-line CLI error cut it off.
+fn toml_error_line(text: &str, e: &toml::de::Error) -> String {
+    let what = e.message().trim().replace('\n', " ");
+    match e.span() {
+        // A missing field's span covers its whole table, which says nothing.
+        _ if what.starts_with("missing field") => what,
+        Some(span) => {
+            let before = &text[..span.start.min(text.len())];
+            let line = before.matches('\n').count() + 1;
+            let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+            let source: String = text.lines().nth(line - 1).unwrap_or("").trim().chars().take(80).collect();
+            format!("{what} (line {line}, column {column}: `{source}`)")
+        }
+        _ => what,
+    }
+}
+
 impl Manifest {
     /// Parses and checks a manifest. `source` names where the text came from (a file path or
     /// the built-in file name) and appears in every error.
     pub fn parse(text: &str, source: &str) -> Result<Manifest> {
         let manifest: Manifest = toml::from_str(text).map_err(|e| Error::Model {
             model: source.to_string(),
-            reason: format!("manifest {source}: {}", e.to_string().trim_end()),
+            reason: format!("manifest {source}: {}", toml_error_line(text, &e)),
         })?;
         manifest.check(source)?;
         Ok(manifest)
@@ -341,7 +361,10 @@ path = "tiny/part1.bin"
     #[test]
     fn a_missing_field_is_named() {
         let err = error_of(&GOOD.replace("bytes = 10\n", ""));
-        assert!(err.contains("broken.toml") && err.contains("bytes"), "{err}");
+        assert!(err.contains("broken.toml") && err.contains("missing field `bytes`"), "{err}");
+        assert!(!err.contains('\n') && !err.contains("line 1, column 1"), "one line, naming the field first: {err}");
+        let err = error_of(&GOOD.replace("bytes = 10", "bytes = \"ten\""));
+        assert!(!err.contains('\n') && err.contains("line ") && err.contains("bytes"), "a bad value says where: {err}");
     }
 
     #[test]

@@ -215,9 +215,12 @@ impl ModelStore {
             return Ok(manifest.sha256.clone());
         }
         let expected = Expected { bytes: manifest.bytes, sha256: manifest.sha256.clone() };
-        if path.exists() {
-            // A file under the final name that the marker does not vouch for (marker lost, file
-            // touched or copied in by hand): hash it before deciding anything.
+        // A file under the final name that the marker vouches for with another sha256 is a good
+        // file of another manifest (a built-in model, say): never hash it again, never move it.
+        let vouched_other = marker.source.as_ref().is_some_and(|s| s.file == file && s.sha256 != manifest.sha256 && s.still_matches(dir));
+        if path.exists() && !vouched_other {
+            // A file the marker does not vouch for (marker lost, file touched or copied in by
+            // hand): hash it before deciding anything.
             let bar = bytes_bar(options.progress, manifest.bytes, format!("checking {file}"));
             let (bytes, sha256) = hash_file(&path, &bar)?;
             bar.finish_and_clear();
@@ -228,21 +231,20 @@ impl ModelStore {
                     return Ok(sha256);
                 }
                 Err(e) if options.offline => return Err(e),
-                Err(e) => {
-                    // Not the model: set it aside (not deleted, in case someone wants it) and pull.
-                    let aside = dir.join(format!("{file}.rejected"));
-                    std::fs::rename(&path, &aside).map_err(|err| Error::io(&path, err))?;
-                    if options.progress {
-                        eprintln!("{e}\nmoved to {}; pulling a fresh copy", aside.display());
-                    }
-                }
+                // Not this manifest's file. It stays where it is: the download goes to a
+                // `.partial` file and replaces it only once its own sha256 matches, so a bad
+                // download (or a manifest with a wrong sha256) never evicts a cached file.
+                Err(e) if options.progress => eprintln!("{e}; pulling a fresh copy"),
+                Err(_) => {}
             }
         }
         if options.offline {
-            return Err(Error::Model {
-                model: manifest.id.clone(),
-                reason: format!("not in the cache at {} and offline mode forbids a download", dir.display()),
-            });
+            let reason = if vouched_other {
+                format!("the cached file {} is another version (sha256 {}), not this manifest's {}, and offline mode forbids a download", path.display(), marker.source.as_ref().map(|s| s.sha256.as_str()).unwrap_or(""), manifest.sha256)
+            } else {
+                format!("not in the cache at {} and offline mode forbids a download", dir.display())
+            };
+            return Err(Error::Model { model: manifest.id.clone(), reason });
         }
         let sha256 = fetch(manifest, dir, &path, options.progress)?;
         marker.source = Some(FileStamp::of(dir, file, &sha256)?);
@@ -251,6 +253,18 @@ impl ModelStore {
         // The scratch folder (wheels, hub download) is only needed to resume a failed pull.
         let _ = std::fs::remove_dir_all(dir.join("download"));
         Ok(sha256)
+    }
+
+    /// Checks the manifest's `architecture` against the usable file's `general.architecture`
+    /// (read once, then remembered in the marker).
+    pub fn check_architecture(&self, manifest: &Manifest, path: &Path) -> Result<()> {
+        let dir = self.model_dir(&manifest.id);
+        let _lock = lock_dir(&dir)?;
+        let mut marker = Marker::load(&dir);
+        if super::architecture::check(manifest, path, &mut marker)? {
+            marker.save(&dir)?;
+        }
+        Ok(())
     }
 
     /// Re-hashes the cached files and compares them with the manifest (the file as published)
