@@ -6,6 +6,9 @@ pub mod numeric;
 use crate::error::{Error, Result};
 use crate::train::Task;
 
+/// Every built-in task's name, as `opto run --help` lists them.
+pub const NAMES: [&str; 2] = ["numeric", "battleship"];
+
 /// The task called `name` (`numeric`), for problem `problem`.
 pub fn by_name(name: &str, problem: usize) -> Result<Box<dyn Task>> {
     match name {

@@ -1,11 +1,15 @@
 //! The training loop: tasks, seeds in lockstep (one LLM batch per step), checkpoints, logs,
 //! and the run report.
 
+pub mod chart;
 pub mod checkpoint;
 pub mod config;
+pub mod format;
 pub mod log;
+pub mod progress;
 pub mod report;
 pub mod seeds;
+pub mod table;
 pub mod task;
 pub mod trainer;
 
