@@ -15,7 +15,8 @@ pub fn cut_words(text: &str, limit: usize) -> String {
         Some(i) => head[..i].trim_end(),
         None => head.as_str(),
     };
-    format!("{head}…")
+    // A text that already ends in an ellipsis keeps just the one.
+    format!("{}…", head.trim_end_matches(['…', ' ']))
 }
 
 /// `text` wrapped to lines of at most `width` characters (words longer than that are split),

@@ -45,10 +45,12 @@ pub fn short_value(value: &Value, limit: usize) -> String {
         Value::Code(source) => {
             let lines: Vec<&str> = source.lines().filter(|l| !l.trim().is_empty()).collect();
             let first = lines.first().map(|l| l.trim()).unwrap_or("");
-            if lines.len() > 1 {
-                format!("{first} … ({} lines)", lines.len())
-            } else {
-                first.to_string()
+            let whole = if lines.len() > 1 { format!("{first} … ({} lines)", lines.len()) } else { first.to_string() };
+            // Too long: the function's name and size say more than a cut header.
+            let name = first.strip_prefix("def ").and_then(|rest| rest.split('(').next());
+            match name {
+                Some(name) if whole.chars().count() > limit => format!("def {name} ({} lines)", lines.len()),
+                _ => whole,
             }
         }
         other => other.py_str().split_whitespace().collect::<Vec<_>>().join(" "),
@@ -87,6 +89,7 @@ mod tests {
     fn code_is_shown_by_its_first_line_and_length() {
         let v = Value::Code("def act(map, plan):\n    \"\"\"Doc.\"\"\"\n    return [0, 0]\n".into());
         assert_eq!(short_value(&v, 60), "def act(map, plan): … (3 lines)");
+        assert_eq!(short_value(&v, 20), "def act (3 lines)");
         assert_eq!(short_value(&Value::Float(2.5), 10), "2.5");
     }
 
