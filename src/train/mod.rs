@@ -8,6 +8,7 @@ pub mod format;
 pub mod log;
 pub mod progress;
 pub mod report;
+pub mod search;
 pub mod seeds;
 pub mod table;
 pub mod task;
@@ -15,5 +16,5 @@ pub mod trainer;
 
 pub use checkpoint::Checkpoint;
 pub use config::RunConfig;
-pub use task::{Evaluation, Task};
+pub use task::{CandidateEvaluation, Evaluation, Task};
 pub use trainer::{default_out_dir, RunSummary, Trainer};
