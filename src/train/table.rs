@@ -68,7 +68,7 @@ mod tests {
     fn event(seed: u64, step: usize, x: f64, kind: &str) -> StepEvent {
         let mut params = IndexMap::new();
         params.insert("x".to_string(), Value::Float(x));
-        StepEvent { step, seed, params, score: -x.abs(), feedback: String::new(), success: false, optimizer: None, batch_s: None, batch_size: None, forward_s: 0.0, kind: kind.into() }
+        StepEvent { step, seed, params, score: -x.abs(), feedback: String::new(), success: false, optimizer: None, batch_s: None, batch_size: None, forward_s: 0.0, kind: kind.into(), search: None }
     }
 
     #[test]
