@@ -14,7 +14,6 @@ use std::sync::Arc;
 pub struct RunArgs {
     /// The task: numeric (the paper's §5.1 problems, real-valued solutions), numeric-easy (small
     /// integer solutions), battleship.
-    #[arg(value_parser = clap::builder::PossibleValuesParser::new(crate::tasks::TASK_NAMES.iter().copied()))]
     pub task: String,
     /// Model id (see `opto models list`) or a .gguf path; pulled on first use.
     #[arg(long, default_value = crate::llm::local::hub::DEFAULT_MODEL)]
