@@ -38,6 +38,7 @@ pub mod llm;
 pub mod optim;
 pub mod propagate;
 pub mod tasks;
+pub mod text;
 pub mod train;
 pub mod util;
 

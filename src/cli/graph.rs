@@ -1,4 +1,5 @@
-//! `opto graph DIR --svg|--dot`: the final trace graph of a run.
+//! `opto graph DIR --svg|--dot`: the final trace graph of a run, as DOT text or as an SVG
+//! picture drawn without Graphviz (`graph::picture`).
 
 use crate::error::{Error, Result};
 use std::path::PathBuf;
@@ -7,7 +8,7 @@ use std::path::PathBuf;
 pub struct GraphArgs {
     /// The run folder.
     pub dir: PathBuf,
-    /// Print SVG (needs Graphviz's `dot`).
+    /// Print an SVG picture (drawn by opto itself; no Graphviz needed).
     #[arg(long, conflicts_with = "dot")]
     pub svg: bool,
     /// Print DOT text (the default).
@@ -22,16 +23,7 @@ pub fn graph(args: GraphArgs) -> Result<()> {
         print!("{dot}");
         return Ok(());
     }
-    use std::io::Write;
-    let mut child = std::process::Command::new("dot")
-        .arg("-Tsvg")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .map_err(|e| Error::invalid("--svg", format!("Graphviz `dot` is not available ({e}); use --dot")))?;
-    if let Some(mut stdin) = child.stdin.take() {
-        stdin.write_all(dot.as_bytes()).map_err(|e| Error::io("dot", e))?;
-    }
-    let out = child.wait_with_output().map_err(|e| Error::io("dot", e))?;
-    std::io::stdout().write_all(&out.stdout).map_err(|e| Error::io("stdout", e))
+    let svg = crate::graph::picture::dot_to_svg(&dot).map_err(|reason| Error::Checkpoint { path, reason })?;
+    println!("{svg}");
+    Ok(())
 }

@@ -2,7 +2,6 @@
 
 use crate::error::Result;
 use crate::llm::local::hub::{ModelStore, PullOptions};
-use std::io::IsTerminal;
 
 #[derive(clap::Subcommand, Debug)]
 pub enum ModelsCommand {
@@ -31,7 +30,7 @@ pub fn models(cmd: ModelsCommand) -> Result<()> {
             }
         }
         ModelsCommand::Pull { name, offline } => {
-            let path = store.pull(&name, &PullOptions { progress: std::io::stderr().is_terminal(), offline })?;
+            let path = store.pull(&name, &PullOptions { progress: true, offline })?;
             println!("{}", path.display());
         }
         ModelsCommand::Verify { name } => {

@@ -29,6 +29,7 @@ pub struct RunArgs {
     pub seeds: usize,
     #[arg(long, default_value_t = 0)]
     pub first_seed: u64,
+    /// Steps in all; with --resume too (a run stopped after step 6 resumed with --steps 10 does 4 more).
     #[arg(long, default_value_t = 10)]
     pub steps: usize,
     /// Past (variables, feedback) pairs shown to the optimizer.
@@ -243,15 +244,8 @@ pub fn run(mut args: RunArgs) -> Result<()> {
     let out_dir = args.resume.clone().or(args.out.clone()).unwrap_or_else(|| default_out_dir(&args.task));
     let trainer = Trainer { task, llm, config, out_dir, make_optimizer, progress: true };
     let summary = if args.resume.is_some() { trainer.resume()? } else { trainer.run()? };
-    let solved = summary.solved_at.iter().filter(|s| s.is_some()).count();
-    let mean_batch = if summary.batch_seconds.is_empty() { 0.0 } else { summary.batch_seconds.iter().sum::<f64>() / summary.batch_seconds.len() as f64 };
-    println!(
-        "solved {solved}/{} seeds · steps to solve {:?} · {:.1} s per step · {:.1} s total",
-        summary.solved_at.len(),
-        summary.solved_at,
-        mean_batch,
-        summary.total_s
-    );
-    println!("run folder: {}", summary.out_dir.display());
+    let events = crate::train::log::read_events(&summary.out_dir.join(crate::train::log::EVENTS_FILE))?;
+    print!("\n{}", crate::train::table::outcome_table(&summary, &events, trainer.config.first_seed));
+    println!("run folder: {} (report.html)", summary.out_dir.display());
     Ok(())
 }

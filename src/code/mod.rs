@@ -45,7 +45,7 @@ pub use sandbox::{CallOutcome, CompiledFn, Limits, Sandbox};
 pub use signature::Signature;
 pub use traced::TracedCode;
 pub use trainable::TrainableFn;
-pub use validate::{normalize_suggestion, validate_rewrite};
+pub use validate::{check_compiles, normalize_suggestion, validate_rewrite};
 pub use worker::{find_worker_program, WorkerSandbox, WORKER_ENV};
 
 /// The sandbox to use unless there is a reason not to: the worker process, with one worker per

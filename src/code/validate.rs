@@ -35,6 +35,17 @@ pub fn validate_rewrite(original: &Signature, new_source: &str) -> Result<(), St
     Ok(())
 }
 
+/// Compiles `new_source` (parsing only: nothing runs) and returns the compiler's traceback when
+/// it does not compile, so a broken suggestion never replaces code that works. The optimizer
+/// calls this on every code suggestion; the reason goes into its next prompt.
+pub fn check_compiles(original: &Signature, new_source: &str) -> Result<(), String> {
+    use super::sandbox::Sandbox;
+    match super::MontySandbox::default().compile(new_source, &original.name) {
+        Ok(_) => Ok(()),
+        Err(e) => Err(format!("it does not compile, so the working code was kept:\n{}", e.traceback)),
+    }
+}
+
 /// Cleans an LLM's code reply: drops Markdown fences (```python ... ```) and removes an indent
 /// shared by every line. Apply before `validate_rewrite`.
 pub fn normalize_suggestion(text: &str) -> String {
@@ -112,6 +123,13 @@ mod tests {
     fn indented_header_is_explained() {
         let err = validate_rewrite(&sig(), "if True:\n    def controller(obs, gain=1.0):\n        return 1.0\n").unwrap_err();
         assert!(err.contains("column 0"), "{err}");
+    }
+
+    #[test]
+    fn code_that_does_not_compile_is_rejected_with_its_traceback() {
+        assert_eq!(check_compiles(&sig(), "def controller(obs, gain=1.0):\n    return gain * obs\n"), Ok(()));
+        let why = check_compiles(&sig(), "def controller(obs, gain=1.0):\n    return (gain *\n").unwrap_err();
+        assert!(why.contains("does not compile") && why.contains("SyntaxError") && why.contains("controller.py"), "{why}");
     }
 
     #[test]

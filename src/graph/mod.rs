@@ -6,9 +6,11 @@
 pub mod arena;
 pub mod dot;
 pub mod function;
+pub mod layout;
 pub mod node;
 pub mod ops;
 pub mod params;
+pub mod picture;
 pub mod semantics;
 pub mod value;
 

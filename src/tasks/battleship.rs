@@ -23,6 +23,19 @@ pub const SHOTS: usize = 10;
 const REASON: &str = "def reason(map):\n    \"\"\"Looks at the map (a list of 8 strings of 8 characters: '.' not fired at, 'X' hit, 'O' miss) and returns a plan for the next shot.\"\"\"\n    return None\n";
 const ACT: &str = "def act(map, plan):\n    \"\"\"Returns the next shot as [row, col] (0 to 7) on a square of the map that is still '.'.\"\"\"\n    return [0, 0]\n";
 
+/// The starting `act` of run `seed`: it fires at one fixed square every time, so it fails at its
+/// second shot as the paper's does. Seed 0 fires at [0, 0]; other seeds at a square of their
+/// own, so seeds start from different programs and greedy decoding does not give every seed
+/// the same reply (their boards differ too, but the starting program fails before that shows).
+pub fn act_source(seed: u64) -> String {
+    if seed == 0 {
+        return ACT.to_string();
+    }
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed ^ 0xAC7_0000);
+    let (r, c) = (rng.gen_range(0..SIZE), rng.gen_range(0..SIZE));
+    ACT.replace("return [0, 0]", &format!("return [{r}, {c}]"))
+}
+
 /// The hidden board: which squares hold a ship.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Board {
@@ -119,10 +132,10 @@ impl Task for BattleshipTask {
         )
     }
 
-    fn parameters(&self, graph: &Graph, _seed: u64) -> Vec<Node> {
-        // The initial sources are constants that parse, so these cannot fail.
+    fn parameters(&self, graph: &Graph, seed: u64) -> Vec<Node> {
+        // The initial sources parse (a test holds it), so these cannot fail.
         let reason = TracedCode::new(graph, REASON).map(|c| c.param().clone());
-        let act = TracedCode::new(graph, ACT).map(|c| c.param().clone());
+        let act = TracedCode::new(graph, &act_source(seed)).map(|c| c.param().clone());
         [reason, act].into_iter().filter_map(|p| p.ok()).collect()
     }
 
@@ -171,6 +184,23 @@ mod tests {
         assert_eq!(params.iter().map(Node::name).collect::<Vec<_>>(), vec!["__code0", "__code1"]);
         let err = task.forward(&g, &params, 0, 0).unwrap_err();
         assert!(err.to_string().contains("already fired"), "{err}");
+    }
+
+    #[test]
+    fn seeds_start_from_different_programs_that_fail_on_different_squares() {
+        let task = BattleshipTask::new(0);
+        let errors: Vec<String> = (0..4)
+            .map(|seed| {
+                let g = Graph::new();
+                let params = task.parameters(&g, seed);
+                assert_eq!(params.len(), 2, "seed {seed}: both functions parse");
+                task.forward(&g, &params, seed, 0).unwrap_err().to_string()
+            })
+            .collect();
+        for (i, e) in errors.iter().enumerate() {
+            assert!(e.contains("already fired"), "{e}");
+            assert!(errors[i + 1..].iter().all(|other| other != e), "seeds must not fail identically: {errors:?}");
+        }
     }
 
     #[test]

@@ -2,14 +2,18 @@
 //! and the run report.
 
 pub mod backend_watch;
+pub mod chart;
 pub mod checkpoint;
 pub mod config;
+pub mod format;
 pub mod lock;
 pub mod log;
+pub mod progress;
 pub mod report;
 pub mod resume;
 pub mod search;
 pub mod seeds;
+pub mod table;
 pub mod task;
 pub mod trainer;
 

@@ -1,7 +1,10 @@
-//! `report.html`: one self-contained page per run — score curves per seed (SVG), the parameter
-//! history, the final trace graph (DOT rendered to SVG by Graphviz when it is installed, the DOT
-//! text otherwise), and every prompt and reply.
+//! `report.html`: one self-contained page per run, readable at a laptop's width with nothing
+//! else installed — the outcome per seed, the score chart (`chart.rs`), the parameter history
+//! (feedback and tracebacks with their line breaks), the final trace graph drawn in pure Rust
+//! (`graph::picture`), and every prompt and reply.
 
+use super::chart::{legend, score_chart};
+use super::format;
 use super::log::{read_events, StepEvent, EVENTS_FILE};
 use crate::error::{Error, Result};
 use std::collections::BTreeMap;
@@ -10,55 +13,54 @@ use std::path::Path;
 
 pub const REPORT_FILE: &str = "report.html";
 
+/// Characters of a parameter value shown in the table before the rest folds away.
+const VALUE_SHOWN: usize = 400;
+
 fn esc(s: &str) -> String {
     s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 
-const COLORS: [&str; 8] = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf"];
+const STYLE: &str = "body{font-family:'DejaVu Sans',Helvetica,Arial,sans-serif;max-width:1000px;margin:1.5em auto;padding:0 1em;color:#222}\
+h1{font-size:1.6em}h2{font-size:1.25em;margin-top:1.6em;border-bottom:1px solid #ddd;padding-bottom:3px}\
+table{border-collapse:collapse;width:100%}td,th{border:1px solid #ddd;padding:3px 6px;font-size:13px;vertical-align:top;text-align:left}\
+table.history{table-layout:fixed}table.history td{overflow-wrap:anywhere}\
+pre,.text{background:#f6f8fa;padding:6px;margin:0;white-space:pre-wrap;overflow-wrap:anywhere;font-family:'DejaVu Sans Mono',Menlo,monospace;font-size:12px}\
+.text{background:none;padding:0}details{margin:4px 0}summary{cursor:pointer}\
+.note{background:#fff6e0;border-left:4px solid #f0a500;padding:6px 10px}\
+.legend .key{margin-right:1.2em;font-size:13px}.swatch{display:inline-block;width:12px;height:12px;margin-right:4px;vertical-align:-1px}\
+.num{text-align:right;font-variant-numeric:tabular-nums}";
 
-/// Score per step for each seed as an SVG line chart (non-finite scores are left out).
-pub fn score_chart(events: &[StepEvent]) -> String {
-    let mut series: BTreeMap<u64, Vec<(usize, f64)>> = BTreeMap::new();
-    for e in events.iter().filter(|e| e.score.is_finite()) {
-        series.entry(e.seed).or_default().push((e.step, e.score));
+/// Per seed: its best score, the step it was solved at, and its last parameters.
+fn outcome_rows(events: &[StepEvent]) -> String {
+    let mut by_seed: BTreeMap<u64, Vec<&StepEvent>> = BTreeMap::new();
+    for e in events {
+        by_seed.entry(e.seed).or_default().push(e);
     }
-    let (w, h, pad) = (640.0, 260.0, 40.0);
-    let points = series.values().flatten();
-    let max_step = points.clone().map(|p| p.0).max().unwrap_or(1).max(1) as f64;
-    let (lo, hi) = points.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), p| (lo.min(p.1), hi.max(p.1)));
-    let (lo, hi) = if lo.is_finite() && hi > lo { (lo, hi) } else if lo.is_finite() { (lo - 1.0, lo + 1.0) } else { (0.0, 1.0) };
-    let x = |s: usize| pad + (w - 2.0 * pad) * s as f64 / max_step;
-    let y = |v: f64| h - pad - (h - 2.0 * pad) * (v - lo) / (hi - lo);
-    let mut svg = format!("<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" font-family=\"sans-serif\" font-size=\"11\">");
-    let _ = write!(svg, "<line x1=\"{pad}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"#999\"/>", h - pad, w - pad, h - pad);
-    let _ = write!(svg, "<line x1=\"{pad}\" y1=\"{pad}\" x2=\"{pad}\" y2=\"{}\" stroke=\"#999\"/>", h - pad);
-    let _ = write!(svg, "<text x=\"{pad}\" y=\"{}\">step</text><text x=\"4\" y=\"{}\">{hi:.3}</text><text x=\"4\" y=\"{}\">{lo:.3}</text>", h - 8.0, pad, h - pad);
-    for (i, (seed, pts)) in series.iter().enumerate() {
-        let color = COLORS[i % COLORS.len()];
-        let path: Vec<String> = pts.iter().map(|&(s, v)| format!("{:.1},{:.1}", x(s), y(v))).collect();
-        let _ = write!(svg, "<polyline fill=\"none\" stroke=\"{color}\" stroke-width=\"2\" points=\"{}\"/>", path.join(" "));
-        for &(s, v) in pts {
-            let _ = write!(svg, "<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"3\" fill=\"{color}\"><title>seed {seed} step {s}: {v}</title></circle>", x(s), y(v));
-        }
-        let _ = write!(svg, "<text x=\"{}\" y=\"{}\" fill=\"{color}\">seed {seed}</text>", w - pad - 50.0, pad + 14.0 * i as f64);
+    let mut html = String::from("<table><tr><th>seed</th><th>best score</th><th>solved</th><th>final parameters</th></tr>");
+    for (seed, evs) in &by_seed {
+        let best = evs.iter().map(|e| e.score).reduce(f64::max).unwrap_or(f64::NEG_INFINITY);
+        let solved = evs.iter().filter(|e| e.success).map(|e| e.step).min();
+        let last = evs.iter().max_by_key(|e| (e.step, e.kind == "final"));
+        let params = last.map(|e| format::short_params(&e.params, 90)).unwrap_or_default();
+        let _ = write!(
+            html,
+            "<tr><td class=\"num\">{seed}</td><td class=\"num\">{}</td><td>{}</td><td>{}</td></tr>",
+            format::score(best, 4),
+            solved.map(|s| format!("at step {s}")).unwrap_or_else(|| "no".into()),
+            esc(&params)
+        );
     }
-    svg.push_str("</svg>");
-    svg
+    html.push_str("</table>");
+    html
 }
 
-/// Renders DOT to SVG with Graphviz's `dot` when it is installed.
-fn render_dot(dot: &str) -> Option<String> {
-    use std::io::Write;
-    let mut child = std::process::Command::new("dot")
-        .arg("-Tsvg")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .ok()?;
-    child.stdin.take()?.write_all(dot.as_bytes()).ok()?;
-    let out = child.wait_with_output().ok()?;
-    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+/// A parameter value: shown whole when short, else its start with the rest folded away.
+fn value_cell(name: &str, value: &crate::graph::Value) -> String {
+    let text = value.py_str();
+    if text.chars().count() <= VALUE_SHOWN {
+        return format!("<pre>{} = {}</pre>", esc(name), esc(&text));
+    }
+    format!("<details><summary>{} = {}</summary><pre>{}</pre></details>", esc(name), esc(&format::short_value(value, 60)), esc(&text))
 }
 
 /// Writes `report.html` for the run folder `dir` (from its config, events and graph).
@@ -69,25 +71,47 @@ pub fn write_report(dir: &Path) -> Result<()> {
     }
     let events = read_events(&events_path)?;
     let config = std::fs::read_to_string(dir.join("config.json")).unwrap_or_default();
-    let mut html = String::from("<!doctype html><html><head><meta charset=\"utf-8\"><title>opto run</title><style>body{font-family:sans-serif;max-width:1000px;margin:2em auto;padding:0 1em}table{border-collapse:collapse}td,th{border:1px solid #ddd;padding:3px 8px;font-size:13px}pre{background:#f6f8fa;padding:8px;overflow-x:auto;white-space:pre-wrap}details{margin:4px 0}</style></head><body>");
-    let _ = write!(html, "<h1>opto run</h1><h2>Configuration</h2><pre>{}</pre>", esc(&config));
-    let _ = write!(html, "<h2>Score per step</h2>{}", score_chart(&events));
-    // Parameter history.
-    html.push_str("<h2>Parameters</h2><table><tr><th>seed</th><th>step</th><th>score</th><th>feedback</th><th>parameters</th></tr>");
+    let title = serde_json::from_str::<serde_json::Value>(&config).ok().and_then(|c| c.get("task").and_then(|t| t.as_str()).map(str::to_string)).unwrap_or_else(|| "run".into());
+    let mut html = format!("<!doctype html><html><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>opto: {}</title><style>{STYLE}</style></head><body>", esc(&title));
+    let _ = write!(html, "<h1>opto run: {}</h1><p>{}</p>", esc(&title), esc(&dir.display().to_string()));
+    let _ = write!(html, "<h2>Outcome</h2>{}", outcome_rows(&events));
+    let _ = write!(html, "<details><summary>Configuration (config.json)</summary><pre>{}</pre></details>", esc(&config));
+    html.push_str("<h2>Score per step</h2>");
+    let chart = score_chart(&events);
+    if let Some(note) = &chart.note {
+        let _ = write!(html, "<p class=\"note\">{}</p>", esc(note));
+    }
+    if let Some(svg) = chart.svg {
+        html.push_str(&svg);
+        html.push_str(&legend(&events));
+    }
+    html.push_str("<h2>Parameters and feedback per step</h2><table class=\"history\"><colgroup><col style=\"width:6%\"><col style=\"width:9%\"><col style=\"width:9%\"><col style=\"width:38%\"><col style=\"width:38%\"></colgroup><tr><th>seed</th><th>step</th><th>score</th><th>feedback</th><th>parameters</th></tr>");
     for e in &events {
-        let params: Vec<String> = e.params.iter().map(|(k, v)| format!("{k} = {}", crate::optim::optoprime::problem::cut(&v.py_str(), 200))).collect();
+        let params: String = e.params.iter().map(|(k, v)| value_cell(k, v)).collect();
         let step = if e.kind == "final" { format!("{} (final)", e.step) } else { e.step.to_string() };
-        let _ = write!(html, "<tr><td>{}</td><td>{}</td><td>{:.4}</td><td>{}</td><td><pre>{}</pre></td></tr>", e.seed, step, e.score, esc(&e.feedback), esc(&params.join("\n")));
+        let _ = write!(
+            html,
+            "<tr><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td><div class=\"text\">{}</div></td><td>{}</td></tr>",
+            e.seed,
+            step,
+            format::score(e.score, 4),
+            esc(&e.feedback),
+            params
+        );
     }
     html.push_str("</table>");
     if let Ok(dot) = std::fs::read_to_string(dir.join("graph.dot")) {
         html.push_str("<h2>Trace graph (last forward pass, first seed)</h2>");
-        match render_dot(&dot) {
-            Some(svg) => html.push_str(&svg),
-            None => {
-                let _ = write!(html, "<p>Graphviz is not installed; the DOT text follows (render it with <code>dot -Tsvg</code>).</p><pre>{}</pre>", esc(&dot));
+        match crate::graph::picture::dot_to_svg(&dot) {
+            Ok(svg) => {
+                html.push_str("<p>Pink boxes are the trainable parameters, blue the values and operations computed from them, red an error. Hover a box for its whole label.</p>");
+                html.push_str(&svg);
+            }
+            Err(why) => {
+                let _ = write!(html, "<p class=\"note\">No picture: {}. The DOT text is below.</p>", esc(&why));
             }
         }
+        let _ = write!(html, "<details><summary>DOT text (graph.dot; <code>dot -Tsvg</code> draws it with Graphviz)</summary><pre>{}</pre></details>", esc(&dot));
     }
     html.push_str("<h2>Prompts and replies</h2>");
     for e in events.iter().filter(|e| e.optimizer.is_some()) {
@@ -107,5 +131,5 @@ pub fn write_report(dir: &Path) -> Result<()> {
         );
     }
     html.push_str("</body></html>");
-    crate::util::write_atomic(&dir.join(super::report::REPORT_FILE), html.as_bytes())
+    crate::util::write_atomic(&dir.join(REPORT_FILE), html.as_bytes())
 }

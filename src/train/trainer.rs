@@ -39,7 +39,7 @@ pub struct Trainer {
     pub config: RunConfig,
     pub out_dir: PathBuf,
     pub make_optimizer: Arc<OptimizerFactory>,
-    /// Show an indicatif progress bar.
+    /// Show progress on stderr: a bar on a terminal, one line per step elsewhere (`progress.rs`).
     pub progress: bool,
 }
 
@@ -89,7 +89,7 @@ impl Trainer {
     fn drive(&self, mut seeds: Vec<SeedRun>, first_step: usize, mut log: EventLog) -> Result<RunSummary> {
         let started = std::time::Instant::now();
         let steps = self.config.steps;
-        let bar = self.progress_bar(first_step);
+        let mut progress = super::progress::StepProgress::start(self, first_step);
         let mut batch_seconds = Vec::new();
         for step in first_step..steps {
             let stop = self.config.stop_on_success;
@@ -141,12 +141,7 @@ impl Trainer {
                 })?;
             }
             self.checkpoint(&seeds, step + 1)?;
-            if let Some(bar) = &bar {
-                let solved = seeds.iter().filter(|s| s.solved_at.is_some()).count();
-                let best = seeds.iter().filter_map(|s| s.best_score).fold(f64::NEG_INFINITY, f64::max);
-                bar.set_message(format!("best score {best:.3} · solved {solved}/{} · {batch_s:.1} s/step", seeds.len()));
-                bar.inc(1);
-            }
+            progress.step(step, &seeds);
             if stop && seeds.iter().all(|s| s.solved_at.is_some()) {
                 break;
             }
@@ -172,9 +167,7 @@ impl Trainer {
                 search: None,
             })?;
         }
-        if let Some(bar) = bar {
-            bar.finish();
-        }
+        progress.finish();
         let summary = RunSummary {
             out_dir: self.out_dir.clone(),
             steps_done: steps,
@@ -185,7 +178,7 @@ impl Trainer {
         };
         // The picture of the last trace graph goes with the report.
         if let Some(first) = seeds.first() {
-            let dot = crate::graph::dot::to_dot(&first.graph, None, 40);
+            let dot = crate::graph::dot::to_dot(&first.graph, None, 90);
             crate::util::write_atomic(&self.out_dir.join("graph.dot"), dot.as_bytes())?;
         }
         super::report::write_report(&self.out_dir)?;
@@ -233,18 +226,6 @@ impl Trainer {
 
     fn checkpoint(&self, seeds: &[SeedRun], next_step: usize) -> Result<()> {
         Checkpoint { version: CHECKPOINT_VERSION, config: self.config.clone(), next_step, seeds: seeds.iter().map(SeedRun::state).collect() }.save(&self.out_dir)
-    }
-
-    fn progress_bar(&self, first_step: usize) -> Option<indicatif::ProgressBar> {
-        if !self.progress {
-            return None;
-        }
-        let bar = indicatif::ProgressBar::new(self.config.steps as u64);
-        let style = indicatif::ProgressStyle::with_template("{prefix} [{bar:30}] step {pos}/{len} {msg} ({elapsed})").unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
-        bar.set_style(style.progress_chars("=> "));
-        bar.set_prefix(self.task.name());
-        bar.set_position(first_step as u64);
-        Some(bar)
     }
 }
 

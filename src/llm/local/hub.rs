@@ -29,7 +29,6 @@ pub use manifest::{builtin_manifest, builtin_manifests, Manifest, QuantType, DEF
 pub use store::{default_root, CheckedFile, ModelStatus, ModelStore, PullOptions, VerifyReport};
 
 use crate::error::{Error, Result};
-use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
 /// Turns what a user typed into a GGUF file to load:
@@ -48,7 +47,8 @@ pub fn resolve_model(name_or_path: &str) -> Result<PathBuf> {
             Err(Error::ModelFile { path: path.to_path_buf(), reason: "no such file".into() })
         };
     }
-    let options = PullOptions { progress: std::io::stderr().is_terminal(), offline: offline_from_env() };
+    // Progress on stderr: bars on a terminal, lines at intervals in a log (`hub/progress.rs`).
+    let options = PullOptions { progress: true, offline: offline_from_env() };
     let store = ModelStore::open_default()?;
     let manifest = store.manifest(name_or_path)?;
     let path = store.pull_manifest(&manifest, &options)?;

@@ -216,11 +216,15 @@ impl UpdatePlan {
     }
 }
 
-/// A code rewrite must keep the function's name and parameters (checked before it ever runs).
+/// A code rewrite must keep the function's name and parameters and compile (checked before it
+/// replaces the working code; nothing runs).
 fn keeps_code_header(old: &Value, new: Value) -> Result<Value, String> {
     if let (Value::Code(old_source), Value::Code(new_source)) = (old, &new) {
         if let Some(signature) = crate::code::Signature::first(old_source) {
             crate::code::validate_rewrite(&signature, new_source)?;
+            if new_source != old_source {
+                crate::code::check_compiles(&signature, new_source)?;
+            }
         }
     }
     Ok(new)
@@ -296,6 +300,10 @@ mod tests {
         assert!(matches!(plan.updates[0].outcome, Outcome::Rejected { .. }));
         let plan = plan_updates(std::slice::from_ref(&var), &reply("def f(x):\n    return x\n"));
         assert!(plan.problems(&["__code0".into()])[0].contains("current value"));
+        // Code that does not compile never replaces the working code; its error is the reason.
+        let plan = plan_updates(std::slice::from_ref(&var), &reply("def f(x):\n    return (x +\n"));
+        assert!(matches!(&plan.updates[0].outcome, Outcome::Rejected { reason, .. } if reason.contains("SyntaxError")), "{:?}", plan.updates[0]);
+        assert!(plan.problems(&["__code0".into()])[0].contains("does not compile"));
     }
 
     #[test]

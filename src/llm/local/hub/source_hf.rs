@@ -34,7 +34,13 @@ pub fn pull_from_hub(manifest: &Manifest, scratch: &Path, target: &Path, progres
     let url = repo.url(&hf.file);
     probe(&url).map_err(|reason| fail(format!("{} is not reachable: {reason}", hf.repo)))?;
 
+    if progress {
+        eprintln!("{}: downloading {} ({}) from the Hugging Face hub ({})", manifest.id, hf.file, indicatif::HumanBytes(manifest.bytes), hf.repo);
+    }
+    // hf-hub draws its own bar on a terminal; a log gets the download folder's growth.
+    let watch = super::progress::watch_growth(progress, &scratch.join("hf"), manifest.bytes, format!("downloading {}", hf.file));
     let downloaded = repo.download(&hf.file).map_err(|e| fail(format!("download of {} failed: {e}", hf.file)))?;
+    drop(watch);
     let mut file = std::fs::File::open(&downloaded).map_err(|e| Error::io(&downloaded, e))?;
     let expected = Expected { bytes: manifest.bytes, sha256: manifest.sha256.clone() };
     let bar = bytes_bar(progress, manifest.bytes, format!("checking {}", hf.file));

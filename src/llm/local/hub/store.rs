@@ -27,7 +27,7 @@ use std::path::{Path, PathBuf};
 /// How a pull may behave.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct PullOptions {
-    /// Show progress bars on stderr.
+    /// Show progress on stderr: bars on a terminal, lines at intervals elsewhere.
     pub progress: bool,
     /// Never touch the network: a model that is not cached is an error.
     pub offline: bool,
