@@ -11,7 +11,8 @@ use std::sync::Arc;
 
 #[derive(clap::Args, Debug)]
 pub struct RunArgs {
-    /// The task: numeric.
+    /// The task: numeric, battleship, or controller-{reach,cartpole}-{gains,code} (`controller` is
+    /// controller-reach-gains; see the README's controller section).
     pub task: String,
     /// Model id (see `opto models list`) or a .gguf path; pulled on first use.
     #[arg(long, default_value = crate::llm::local::hub::DEFAULT_MODEL)]
@@ -142,6 +143,9 @@ pub fn run(args: RunArgs) -> Result<()> {
         mean_batch,
         summary.total_s
     );
+    for h in &summary.held_out {
+        println!("seed {}: held-out success {} before, {} after, {} with the best-scoring parameters", h.seed, h.before, h.after, h.best);
+    }
     println!("run folder: {}", summary.out_dir.display());
     Ok(())
 }

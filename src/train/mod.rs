@@ -3,6 +3,7 @@
 
 pub mod checkpoint;
 pub mod config;
+pub mod held_out;
 pub mod log;
 pub mod report;
 pub mod seeds;
@@ -11,5 +12,5 @@ pub mod trainer;
 
 pub use checkpoint::Checkpoint;
 pub use config::RunConfig;
-pub use task::{Evaluation, Task};
+pub use task::{Evaluation, HeldOut, Task};
 pub use trainer::{default_out_dir, RunSummary, Trainer};
