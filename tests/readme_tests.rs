@@ -25,7 +25,7 @@ fn the_readme_quickstart_is_the_quickstart_example() {
 #[test]
 fn every_example_the_readme_lists_exists() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let listed: Vec<&str> = README.split("--example ").skip(1).filter_map(|s| s.split(|c: char| !c.is_alphanumeric() && c != '_').next()).collect();
+    let listed: Vec<&str> = README.split("--example ").skip(1).filter_map(|s| s.split(|c: char| !c.is_alphanumeric() && c != '_').next()).filter(|s| !s.is_empty()).collect();
     assert!(listed.len() >= 4, "the README lists the examples: {listed:?}");
     for name in listed {
         assert!(root.join("examples").join(format!("{name}.rs")).is_file(), "README lists `--example {name}`, which does not exist");

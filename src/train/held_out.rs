@@ -28,14 +28,16 @@ pub struct HeldOutFigures {
 /// Evaluates every seed (in parallel) and writes `held_out.json` into `out_dir`; an empty list
 /// (and no file) when the task has no held-out cases.
 pub fn evaluate_seeds(task: &dyn Task, seeds: &[SeedRun], out_dir: &Path) -> Result<Vec<HeldOutFigures>> {
-    let figures: Vec<HeldOutFigures> = seeds
-        .par_iter()
-        .filter_map(|s| {
-            let initial = task.snapshot(&task.parameters(&Graph::new(), s.seed));
+    // The parameter sets first (a seed's optimizer is not `Sync`), then the rollouts in parallel.
+    let sets: Vec<_> = seeds.iter().map(|s| (s.seed, s.values(), s.best_params.clone())).collect();
+    let figures: Vec<HeldOutFigures> = sets
+        .into_par_iter()
+        .filter_map(|(seed, last, best)| {
+            let initial = task.snapshot(&task.parameters(&Graph::new(), seed));
             let before = task.held_out(&initial)?;
-            let after = task.held_out(&s.values())?;
-            let best = if s.best_params.is_empty() { after.clone() } else { task.held_out(&s.best_params)? };
-            Some(HeldOutFigures { seed: s.seed, before, after, best })
+            let after = task.held_out(&last)?;
+            let best = if best.is_empty() { after.clone() } else { task.held_out(&best)? };
+            Some(HeldOutFigures { seed, before, after, best })
         })
         .collect();
     if !figures.is_empty() {

@@ -111,7 +111,7 @@ pub fn action_of(value: &Value, names: &[String]) -> std::result::Result<Vec<f64
     };
     let xs = xs.ok_or(want)?;
     if let Some(bad) = xs.iter().find(|x| !x.is_finite()) {
-        return Err(format!("{bad} is not a finite number"));
+        return Err(format!("{} is not a finite number", crate::graph::value::py_float(*bad)));
     }
     Ok(xs)
 }

@@ -79,7 +79,7 @@ pub fn run_rollout(
             return Err(fail(PolicyError::plain(format!("(ValueError) the action has {} entries; it must have {dims} ({})", action.len(), plant.action_names().join(", ")))));
         }
         if let Some(bad) = action.iter().find(|a| !a.is_finite()) {
-            return Err(fail(PolicyError::plain(format!("(ValueError) the action {} holds {bad}, not a finite number", fmt_list(&action)))));
+            return Err(fail(PolicyError::plain(format!("(ValueError) the action {} holds {}, not a finite number", fmt_list(&action), crate::graph::value::py_float(*bad)))));
         }
         if first_step.is_none() {
             first_step = Some((obs.clone(), action.clone()));
