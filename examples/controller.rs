@@ -5,7 +5,6 @@
 //! `cargo run --release --example controller -- --steps 10 --seeds 2 --threads 2`
 
 use clap::Parser;
-use indexmap::IndexMap;
 use opto::llm::local::{hub::resolve_model, LocalLlm, LocalOptions};
 use opto::llm::{GenerationParams, Llm};
 use opto::optim::{OptoPrime, OptoPrimeOptions, Optimizer};
@@ -72,9 +71,6 @@ impl Plant for Drone {
     }
     fn tracked(&self, s: &[f64]) -> (&'static str, f64) {
         ("altitude_error", s[0] - s[2])
-    }
-    fn final_report(&self, s: &[f64]) -> IndexMap<String, f64> {
-        IndexMap::from([("final_altitude_error".into(), ((s[0] - s[2]) * 1000.0).round() / 1000.0), ("final_climb_rate".into(), (s[1] * 1000.0).round() / 1000.0)])
     }
 }
 

@@ -5,7 +5,6 @@
 //! towards +x (a positive force pushes the cart towards +x).
 
 use super::plant::{noise, round3, Plant, Status};
-use indexmap::IndexMap;
 use rand::rngs::StdRng;
 use rand::Rng;
 
@@ -80,9 +79,9 @@ impl Plant for CartPole {
 
     fn status(&self, s: &[f64], steps: usize) -> Status {
         if s[2].abs() > ANGLE_LIMIT {
-            Status::Failed(format!("the pole fell past 12 degrees at step {steps}"))
+            Status::Failed(format!("the pole fell past 12 degrees at step {steps} (cart at x={})", round3(s[0])))
         } else if s[0].abs() > POSITION_LIMIT {
-            Status::Failed(format!("the cart left the track (|x| > {POSITION_LIMIT}) at step {steps}"))
+            Status::Failed(format!("the cart left the track (|x| > {POSITION_LIMIT}) at step {steps} (theta={})", round3(s[2])))
         } else {
             Status::Running
         }
@@ -96,9 +95,6 @@ impl Plant for CartPole {
         ("theta", s[2])
     }
 
-    fn final_report(&self, s: &[f64]) -> IndexMap<String, f64> {
-        IndexMap::from([("final_x".to_string(), round3(s[0])), ("final_theta".to_string(), round3(s[2]))])
-    }
 
     fn diagnose(&self, tracked: &[f64]) -> String {
         let swings = tracked.windows(2).filter(|w| w[0].signum() != w[1].signum()).count();

@@ -8,7 +8,7 @@
 //! `rollout0 = rollout(start=start0, kp=kp, kd=kd)` — whose documentation is the control law and
 //! whose value is a summary (outcome, a diagnosis, the tracked distance or angle at ~8 points,
 //! the final state, the first observation → action). A rollout of hundreds of steps thus costs a
-//! line of #Code and ~100 tokens of #Others instead of hundreds of near-identical lines; the law
+//! line of #Code and ~80 tokens of #Others instead of hundreds of near-identical lines; the law
 //! is in the documentation (gains) or the source (code) and the sample shows it acting on an
 //! observation. The output `count_successes(...)` gets the feedback: how many rollouts
 //! succeeded, what went wrong in the others, and any gain that was clamped into its range.
@@ -275,12 +275,9 @@ impl Task for ControllerTask {
         for r in &rollouts {
             let v = r.value();
             let text = |k: &str| summary_field(&v, k).map(|x| x.py_str()).unwrap_or_default();
-            let mut line = format!("{}: {}", r.name(), text("result"));
-            let diagnosis = text("diagnosis");
-            if !diagnosis.is_empty() {
-                line.push_str(&format!("; {diagnosis}"));
+            if !summary_field(&v, "success").is_some_and(|s| s.truthy()) {
+                lines.push(format!("{}: {}.", r.name(), text("result")));
             }
-            lines.push(format!("{line}."));
             let clamped = text("clamped");
             if !clamped.is_empty() && !notes.contains(&clamped) {
                 notes.push(clamped);

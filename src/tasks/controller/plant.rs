@@ -4,7 +4,6 @@
 //! `examples/controller.rs`). A plant knows its physics, its goal and how to describe a
 //! trajectory in a few words; it knows nothing of graphs or LLMs.
 
-use indexmap::IndexMap;
 use rand::rngs::StdRng;
 
 /// Where a rollout stands after a step.
@@ -55,15 +54,13 @@ pub trait Plant: Send + Sync {
     /// Whether the rollout is over after `steps` steps (success, failure or still running).
     fn status(&self, state: &[f64], steps: usize) -> Status;
 
-    /// What the rollout says when the budget ran out while `status` was still `Running`.
+    /// What the rollout says when the budget ran out while `status` was still `Running`
+    /// (with the numbers that matter: the summary shows only the tracked value).
     fn at_budget(&self, state: &[f64]) -> Status;
 
     /// The one number tracked along a trajectory for its summary (`distance` to the target,
     /// `angle` of the pole), with its name.
     fn tracked(&self, state: &[f64]) -> (&'static str, f64);
-
-    /// A few named numbers about the final state (`final_distance`, `final_speed`).
-    fn final_report(&self, state: &[f64]) -> IndexMap<String, f64>;
 
     /// A short description of what went wrong in a trajectory that did not succeed, from the
     /// tracked values (one per step, the start included), e.g. "it passed the target 3 times

@@ -42,9 +42,16 @@ impl PythonLaw {
         )
     }
 
-    /// The code parameter `__code<N>` with the starting source and the sandbox's constraint.
+    /// The code parameter `__code<N>` with the starting source. Its constraint is shorter than
+    /// the sandbox's general one: a controller needs arithmetic and `math`, and the full list of
+    /// what the sandbox lacks would be a fifth of every prompt.
     pub fn parameter(&self, graph: &Graph) -> Result<Node> {
-        Ok(TracedCode::new(graph, &self.initial)?.param().clone())
+        let param = TracedCode::new(graph, &self.initial)?.param().clone();
+        let header = crate::code::Signature::first(&self.initial).map(|s| s.text).unwrap_or_default();
+        Ok(param.constraint_text(format!(
+            "The code should start with:\n{header}\nKeep the function name and its parameter unchanged. It runs in a restricted Python: plain arithmetic, if/else, loops, `import math` (no numpy, random or other modules). Each call must return within {} ms.",
+            super::CALL_TIME_LIMIT.as_millis()
+        )))
     }
 
     /// The function to run for `source` (the parameter's current value): its header checked

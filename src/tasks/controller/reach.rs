@@ -3,7 +3,6 @@
 //! 0.05 s. Force is limited to 1 N per axis. State: `[x, y, vx, vy, target_x, target_y]`.
 
 use super::plant::{noise, round3, Plant, Status};
-use indexmap::IndexMap;
 use rand::rngs::StdRng;
 use rand::Rng;
 
@@ -107,9 +106,6 @@ impl Plant for PointMass {
         ("distance", distance(s))
     }
 
-    fn final_report(&self, s: &[f64]) -> IndexMap<String, f64> {
-        IndexMap::from([("final_distance".to_string(), round3(distance(s))), ("final_speed".to_string(), round3(speed(s)))])
-    }
 
     fn diagnose(&self, tracked: &[f64]) -> String {
         // A fly-by: the distance dips under NEAR and climbs out again.

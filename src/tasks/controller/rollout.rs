@@ -47,7 +47,6 @@ pub struct Rollout {
     pub tracked_name: &'static str,
     /// The tracked value at the start and after every step.
     pub tracked: Vec<f64>,
-    pub final_report: IndexMap<String, f64>,
     /// The first observation and the action the policy gave for it (before clipping).
     pub first_step: (Vec<f64>, Vec<f64>),
     /// Steps where some action entry was beyond the actuator limit and was clipped.
@@ -111,7 +110,6 @@ pub fn run_rollout(
         outcome,
         tracked_name: plant.tracked(&state).0,
         tracked,
-        final_report: plant.final_report(&state),
         first_step: first_step.unwrap_or_default(),
         saturated_steps,
         diagnosis,
@@ -136,23 +134,21 @@ impl Rollout {
         (stride, self.tracked.iter().step_by(stride).map(|x| round3(*x)).collect())
     }
 
-    /// The summary the graph records as the rollout's value: outcome, a few samples of the
-    /// tracked value, the final state and the first observation → action.
+    /// The summary the graph records as the rollout's value: success, the outcome and a
+    /// diagnosis in words, a few samples of the tracked value and the first action. The start
+    /// state is the rollout's input already, so it is not repeated: every token counts on a
+    /// small device.
     pub fn to_value(&self, plant: &dyn Plant) -> Value {
         let mut d = IndexMap::new();
         d.insert("success".to_string(), Value::Bool(self.success));
+        d.insert("steps".to_string(), Value::Int(self.steps as i64));
         d.insert("result".to_string(), Value::Str(self.outcome.clone()));
         if !self.diagnosis.is_empty() {
             d.insert("diagnosis".to_string(), Value::Str(self.diagnosis.clone()));
         }
         let (stride, samples) = self.samples(plant.max_steps());
         d.insert(format!("{}_every_{stride}_steps", self.tracked_name), Value::List(samples.into_iter().map(Value::Float).collect()));
-        for (k, v) in &self.final_report {
-            d.insert(k.clone(), Value::Float(*v));
-        }
-        let (obs, action) = &self.first_step;
-        let first = IndexMap::from([("obs".to_string(), named(&plant.observation_names(), obs)), ("action".to_string(), named(&plant.action_names(), action))]);
-        d.insert("first_step".to_string(), Value::Dict(first));
+        d.insert("first_action".to_string(), named(&plant.action_names(), &self.first_step.1));
         if self.saturated_steps > 0 {
             d.insert("steps_at_force_limit".to_string(), Value::Int(self.saturated_steps as i64));
         }
