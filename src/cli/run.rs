@@ -13,7 +13,8 @@ use std::sync::Arc;
 #[derive(clap::Args, Debug)]
 pub struct RunArgs {
     /// The task: numeric (the paper's §5.1 problems, real-valued solutions), numeric-easy (small
-    /// integer solutions), battleship.
+    /// integer solutions), battleship, or controller-{reach,cartpole}-{gains,code} (`controller`
+    /// is controller-reach-gains; see the README's controller section).
     pub task: String,
     /// Model id (see `opto models list`) or a .gguf path; pulled on first use.
     #[arg(long, default_value = crate::llm::local::hub::DEFAULT_MODEL)]
@@ -246,6 +247,9 @@ pub fn run(mut args: RunArgs) -> Result<()> {
     let summary = if args.resume.is_some() { trainer.resume()? } else { trainer.run()? };
     let events = crate::train::log::read_events(&summary.out_dir.join(crate::train::log::EVENTS_FILE))?;
     print!("\n{}", crate::train::table::outcome_table(&summary, &events, trainer.config.first_seed));
+    for h in &summary.held_out {
+        println!("seed {}: held-out success {} before, {} after, {} with the best-scoring parameters", h.seed, h.before, h.after, h.best);
+    }
     println!("run folder: {} (report.html)", summary.out_dir.display());
     Ok(())
 }

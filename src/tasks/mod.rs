@@ -2,6 +2,7 @@
 //! side in one batch.
 
 pub mod battleship;
+pub mod controller;
 pub mod numeric;
 pub mod problem_set;
 
@@ -11,7 +12,7 @@ use crate::error::{Error, Result};
 use crate::train::Task;
 
 /// The built-in task names, for `--help` and error messages.
-pub const TASK_NAMES: &[&str] = &["numeric", "numeric-easy", "battleship"];
+pub const TASK_NAMES: &[&str] = &["numeric", "numeric-easy", "battleship", "controller", "controller-reach-gains", "controller-reach-code", "controller-cartpole-gains", "controller-cartpole-code"];
 
 /// The task called `name`, for problem `problem`.
 pub fn by_name(name: &str, problem: usize) -> Result<Box<dyn Task>> {
@@ -19,6 +20,19 @@ pub fn by_name(name: &str, problem: usize) -> Result<Box<dyn Task>> {
         "numeric" => Ok(Box::new(numeric::NumericTask::new(problem))),
         "numeric-easy" => Ok(Box::new(numeric::NumericTask::easy(problem))),
         "battleship" => Ok(Box::new(battleship::BattleshipTask::new(problem)?)),
+        controller if controller == "controller" || controller.starts_with("controller-") => Ok(Box::new(controller::ControllerTask::from_name(controller, problem)?)),
         other => Err(Error::Task { task: other.to_string(), reason: format!("unknown task; available: {}", TASK_NAMES.join(", ")) }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_listed_task_name_resolves_and_others_are_refused_with_the_list() {
+        for name in super::TASK_NAMES {
+            assert!(super::by_name(name, 0).is_ok(), "{name}");
+        }
+        let e = super::by_name("nosuch", 0).err().unwrap().to_string();
+        assert!(e.contains("controller-cartpole-code") && e.contains("numeric-easy"), "{e}");
     }
 }

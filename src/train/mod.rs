@@ -6,6 +6,7 @@ pub mod chart;
 pub mod checkpoint;
 pub mod config;
 pub mod format;
+pub mod held_out;
 pub mod lock;
 pub mod log;
 pub mod progress;
@@ -19,5 +20,5 @@ pub mod trainer;
 
 pub use checkpoint::Checkpoint;
 pub use config::RunConfig;
-pub use task::{CandidateEvaluation, Evaluation, Task};
+pub use task::{CandidateEvaluation, Evaluation, HeldOut, Task};
 pub use trainer::{default_out_dir, RunSummary, Trainer};

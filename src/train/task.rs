@@ -29,6 +29,27 @@ pub enum CandidateEvaluation {
     ActsOnWorld,
 }
 
+/// Success on cases the optimizer never sees (a controller's held-out start states).
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct HeldOut {
+    pub successes: usize,
+    pub trials: usize,
+    /// What went wrong beyond plain misses (the program failed on some cases), if anything.
+    pub note: Option<String>,
+}
+
+impl HeldOut {
+    pub fn rate(&self) -> f64 {
+        if self.trials == 0 { 0.0 } else { self.successes as f64 / self.trials as f64 }
+    }
+}
+
+impl std::fmt::Display for HeldOut {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.successes, self.trials)
+    }
+}
+
 /// A problem the trainer optimizes. One `Task` value serves every seed: it must not hold
 /// per-run state (each seed's state lives in its own graph and parameters).
 pub trait Task: Send + Sync {
@@ -55,6 +76,12 @@ pub trait Task: Send + Sync {
     /// The range a numeric parameter lives in, when the task knows one: random search and
     /// bracketing searches stay inside it, and a proposal outside it is clamped.
     fn bounds(&self, _name: &str) -> Option<(f64, f64)> {
+        None
+    }
+
+    /// Success of these parameter values on the task's held-out cases, for before/after
+    /// figures; `None` (the default) when the task has none. Runs on its own graph, untraced.
+    fn held_out(&self, _params: &IndexMap<String, Value>) -> Option<HeldOut> {
         None
     }
 

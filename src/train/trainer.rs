@@ -31,6 +31,9 @@ pub struct RunSummary {
     /// Seconds each step's LLM batch took.
     pub batch_seconds: Vec<f64>,
     pub total_s: f64,
+    /// Per seed, held-out success before and after (tasks with held-out cases only).
+    #[serde(default)]
+    pub held_out: Vec<super::held_out::HeldOutFigures>,
 }
 
 pub struct Trainer {
@@ -168,6 +171,7 @@ impl Trainer {
             })?;
         }
         progress.finish();
+        let held_out = super::held_out::evaluate_seeds(self.task.as_ref(), &seeds, &self.out_dir)?;
         let summary = RunSummary {
             out_dir: self.out_dir.clone(),
             steps_done: steps,
@@ -175,6 +179,7 @@ impl Trainer {
             best_scores: seeds.iter().map(|s| s.best_score).collect(),
             batch_seconds,
             total_s: started.elapsed().as_secs_f64(),
+            held_out,
         };
         // The picture of the last trace graph goes with the report.
         if let Some(first) = seeds.first() {
