@@ -3,6 +3,7 @@
 pub mod bench;
 pub mod graph;
 pub mod models;
+pub mod prompt;
 pub mod run;
 
 use clap::{Parser, Subcommand};

@@ -57,6 +57,9 @@ pub struct RunArgs {
     /// Continue the run in this folder from its last checkpoint.
     #[arg(long)]
     pub resume: Option<PathBuf>,
+    /// The `prompt` task's dataset and splits.
+    #[command(flatten)]
+    pub prompt: super::prompt::PromptArgs,
 }
 
 fn check(args: &RunArgs) -> Result<()> {
@@ -76,7 +79,7 @@ fn check(args: &RunArgs) -> Result<()> {
 }
 
 /// The LLM the run uses: the remote server when asked, else the local model.
-fn build_llm(args: &RunArgs) -> Result<(Arc<dyn Llm>, Option<String>)> {
+pub(crate) fn build_llm(args: &RunArgs) -> Result<(Arc<dyn Llm>, Option<String>)> {
     if let Some(url) = &args.remote {
         let config = crate::llm::remote::RemoteConfig::resolve(Some(url), args.remote_model.as_deref(), None)?;
         return Ok((Arc::new(crate::llm::remote::RemoteLlm::new(config)), None));
@@ -91,6 +94,9 @@ fn build_llm(args: &RunArgs) -> Result<(Arc<dyn Llm>, Option<String>)> {
 }
 
 pub fn run(args: RunArgs) -> Result<()> {
+    if args.task == "prompt" {
+        return super::prompt::run(&args);
+    }
     check(&args)?;
     let task: Arc<dyn crate::train::Task> = Arc::from(crate::tasks::by_name(&args.task, args.problem)?);
     if let Some(dir) = &args.resume {
