@@ -77,6 +77,9 @@ fn check(args: &RunArgs) -> Result<()> {
     if args.optimizer != "optoprime" {
         return Err(Error::invalid("--optimizer", "the prompt task runs with optoprime"));
     }
+    if args.search != "greedy" || args.problems.is_some() {
+        return Err(Error::invalid(if args.search != "greedy" { "--search" } else { "--problems" }, "the prompt task steps one optimizer on a dataset (no search, no problem sets yet)"));
+    }
     Ok(())
 }
 

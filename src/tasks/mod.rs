@@ -1,18 +1,26 @@
-//! Built-in tasks, one file each.
+//! Built-in tasks, one file each, and [`ProblemSet`]: several problems of a task run side by
+//! side in one batch.
 
 pub mod battleship;
 pub mod bbh;
 pub mod numeric;
+pub mod problem_set;
 pub mod prompt;
+
+pub use problem_set::ProblemSet;
 
 use crate::error::{Error, Result};
 use crate::train::Task;
 
-/// The task called `name` (`numeric`), for problem `problem`.
+/// The built-in task names, for `--help` and error messages.
+pub const TASK_NAMES: &[&str] = &["numeric", "numeric-easy", "battleship"];
+
+/// The task called `name`, for problem `problem`.
 pub fn by_name(name: &str, problem: usize) -> Result<Box<dyn Task>> {
     match name {
         "numeric" => Ok(Box::new(numeric::NumericTask::new(problem))),
+        "numeric-easy" => Ok(Box::new(numeric::NumericTask::easy(problem))),
         "battleship" => Ok(Box::new(battleship::BattleshipTask::new(problem))),
-        other => Err(Error::Task { task: other.to_string(), reason: "unknown task; available: numeric, battleship, prompt (`opto run prompt`, a dataset task)".into() }),
+        other => Err(Error::Task { task: other.to_string(), reason: format!("unknown task; available: {}, and prompt (`opto run prompt`, a dataset task)", TASK_NAMES.join(", ")) }),
     }
 }
