@@ -61,6 +61,11 @@ pub enum Error {
     #[error("{path}: {source}")]
     Io { path: PathBuf, #[source] source: std::io::Error },
 
+    /// A dataset file (JSONL of input/answer pairs) or its splits: the file, the line when one
+    /// is to blame, and the reason (naming the field).
+    #[error("dataset {}{}: {reason}", .path.display(), .line.map(|l| format!(" line {l}")).unwrap_or_default())]
+    Dataset { path: PathBuf, line: Option<usize>, reason: String },
+
     /// A run folder, checkpoint or log that cannot be read or written.
     #[error("checkpoint {path}: {reason}")]
     Checkpoint { path: PathBuf, reason: String },

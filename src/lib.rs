@@ -31,6 +31,7 @@
 //! ```
 
 pub mod cli;
+pub mod call;
 pub mod code;
 pub mod error;
 pub mod graph;

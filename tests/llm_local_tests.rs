@@ -675,3 +675,79 @@ fn a_sequence_reaching_the_context_limit_ends_alone() {
     }
     assert!(out[1].is_ok());
 }
+
+// ---------- continuous batching ----------
+
+/// A request made from another thread while a long one is decoding joins its batch (the two
+/// share decode steps), and both get exactly the tokens they get alone.
+#[test]
+fn a_request_from_another_thread_joins_the_running_batch_with_unchanged_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = tiny(&dir, "m.gguf", 21);
+    let llm = std::sync::Arc::new(LocalLlm::load(&p, no_cache()).unwrap());
+    let long_params = GenerationParams { min_tokens: 1500, ..greedy(1500) };
+    let long = ask("A long reply, please.", long_params);
+    let short = ask("Short.", greedy(12));
+    let long_alone = one(&llm, long.clone()).unwrap();
+    let short_alone = one(&llm, short.clone()).unwrap();
+    let before = llm.batching_stats();
+    let runner = {
+        let llm = llm.clone();
+        std::thread::spawn(move || one(&llm, long).unwrap())
+    };
+    // Wait until the long request is decoding, then ask from this thread.
+    while llm.batching_stats().decode_steps < before.decode_steps + 3 {
+        std::thread::yield_now();
+    }
+    let short_joined = one(&llm, short).unwrap();
+    let long_joined = runner.join().unwrap();
+    assert_eq!(short_joined.text, short_alone.text);
+    assert_eq!(short_joined.usage, short_alone.usage);
+    assert_eq!(long_joined.text, long_alone.text);
+    assert_eq!(long_joined.usage.generated_tokens, 1500);
+    let after = llm.batching_stats();
+    assert!(after.joined_running > before.joined_running, "{after:?}");
+    assert!(after.max_batch >= 2, "{after:?}");
+    // Had the short request waited for the long one, the steps would add up.
+    let steps = after.decode_steps - before.decode_steps;
+    assert!(steps < long_joined.usage.generated_tokens + short_joined.usage.generated_tokens, "{steps} decode steps for {after:?}");
+}
+
+/// Many threads at once: every reply is the one its request gets alone, in each caller's order,
+/// with the prefix cache on (prompts share a system prompt).
+#[test]
+fn concurrent_callers_each_get_their_own_replies_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = tiny(&dir, "m.gguf", 22);
+    let llm = std::sync::Arc::new(LocalLlm::load(&p, opts()).unwrap());
+    let system = "A shared instruction that every caller repeats. ".repeat(3);
+    let req = |i: usize| Request::new(vec![Message::system(system.clone()), Message::user(format!("Question number {i}?"))]).with_params(if i % 3 == 0 { sampled(10 + i, i as u64) } else { greedy(5 + 3 * i) });
+    let alone: Vec<String> = (0..8).map(|i| one(&llm, req(i)).unwrap().text).collect();
+    let barrier = std::sync::Arc::new(std::sync::Barrier::new(4));
+    let handles: Vec<_> = (0..4)
+        .map(|t| {
+            let (llm, barrier, reqs) = (llm.clone(), barrier.clone(), vec![req(2 * t), req(2 * t + 1)]);
+            std::thread::spawn(move || {
+                barrier.wait();
+                llm.generate(&reqs).into_iter().map(|r| r.unwrap().text).collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    for (t, h) in handles.into_iter().enumerate() {
+        let got = h.join().unwrap();
+        assert_eq!(got, vec![alone[2 * t].clone(), alone[2 * t + 1].clone()], "caller {t}");
+    }
+    assert!(llm.generate(&[]).is_empty());
+}
+
+/// Dropping the model stops its scheduler thread (the test would hang otherwise).
+#[test]
+fn dropping_the_model_ends_its_scheduler() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = tiny(&dir, "m.gguf", 23);
+    for _ in 0..3 {
+        let llm = LocalLlm::load(&p, no_cache()).unwrap();
+        one(&llm, ask("Hi.", greedy(3))).unwrap();
+        drop(llm);
+    }
+}

@@ -4,6 +4,7 @@ pub mod bench;
 pub mod bounds;
 pub mod graph;
 pub mod models;
+pub mod prompt;
 pub mod resume;
 pub mod run;
 

@@ -85,6 +85,9 @@ pub struct RunArgs {
     /// Ids of the flags typed on the command line (set by `cli::parse`; empty when built by hand).
     #[arg(skip)]
     pub explicit: Vec<String>,
+    /// The `prompt` task's dataset and splits.
+    #[command(flatten)]
+    pub prompt: super::prompt::PromptArgs,
 }
 
 /// The search the flags ask for (`None`: greedy), checked against the optimizer.
@@ -152,7 +155,7 @@ fn check(args: &RunArgs) -> Result<()> {
 }
 
 /// The LLM the run uses: the remote server when asked, else the local model.
-fn build_llm(args: &RunArgs) -> Result<(Arc<dyn Llm>, Option<String>)> {
+pub(crate) fn build_llm(args: &RunArgs) -> Result<(Arc<dyn Llm>, Option<String>)> {
     if let Some(url) = &args.remote {
         let config = crate::llm::remote::RemoteConfig::resolve(Some(url), args.remote_model.as_deref(), None)?;
         let remote = crate::llm::remote::RemoteLlm::new(config);
@@ -169,6 +172,9 @@ fn build_llm(args: &RunArgs) -> Result<(Arc<dyn Llm>, Option<String>)> {
 }
 
 pub fn run(mut args: RunArgs) -> Result<()> {
+    if args.task == "prompt" {
+        return super::prompt::run(&args);
+    }
     // Fail on a bad or busy folder, and on flags that disagree with it, before loading a model.
     super::resume::apply_folder_config(&mut args)?;
     check(&args)?;

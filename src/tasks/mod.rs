@@ -2,9 +2,11 @@
 //! side in one batch.
 
 pub mod battleship;
+pub mod bbh;
 pub mod controller;
 pub mod numeric;
 pub mod problem_set;
+pub mod prompt;
 
 pub use problem_set::ProblemSet;
 
@@ -21,7 +23,7 @@ pub fn by_name(name: &str, problem: usize) -> Result<Box<dyn Task>> {
         "numeric-easy" => Ok(Box::new(numeric::NumericTask::easy(problem))),
         "battleship" => Ok(Box::new(battleship::BattleshipTask::new(problem)?)),
         controller if controller == "controller" || controller.starts_with("controller-") => Ok(Box::new(controller::ControllerTask::from_name(controller, problem)?)),
-        other => Err(Error::Task { task: other.to_string(), reason: format!("unknown task; available: {}", TASK_NAMES.join(", ")) }),
+        other => Err(Error::Task { task: other.to_string(), reason: format!("unknown task; available: {}, and prompt (`opto run prompt`, a dataset task)", TASK_NAMES.join(", ")) }),
     }
 }
 

@@ -1,6 +1,8 @@
-//! The scheduler: prefill each request (reusing cached prefixes), then decode every live
-//! sequence together, one forward pass per token for the whole batch; a finished sequence leaves
-//! the batch, the others go on.
+//! The running decode batch: a request is admitted by prefilling its prompt (reusing cached
+//! prefixes), then every live sequence advances together, one forward pass per token for the
+//! whole batch; a finished sequence leaves, the others go on, and new ones may join between
+//! steps (the scheduler in `scheduler.rs` decides when). A sequence's arithmetic does not depend
+//! on its company, so it gets the same tokens whenever it joins and whoever else is decoding.
 
 use super::constrain::Constraint;
 use super::kv::KvCache;
@@ -19,13 +21,21 @@ const INITIAL_REPLY_ROOM: usize = 512;
 /// are rows x context); 256 gave the same prefill speed as 512 and 70 MB less peak memory.
 const PREFILL_CHUNK: usize = 256;
 
-fn llm_err(reason: impl Into<String>) -> Error {
+pub(crate) fn llm_err(reason: impl Into<String>) -> Error {
     Error::Llm { backend: "local".into(), reason: reason.into() }
+}
+
+/// Which request of which submission a sequence answers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct Ticket {
+    pub job: u64,
+    pub index: usize,
 }
 
 /// One request being answered.
 struct Seq {
-    req: usize,
+    ticket: Ticket,
+    request: Request,
     cache: KvCache,
     /// Next-token logits (after the last token fed).
     logits: Vec<f32>,
@@ -36,6 +46,8 @@ struct Seq {
     usage: Usage,
     prefill_s: f64,
     decode_start: Instant,
+    /// When its submission reached the engine (the reply's `total_s` counts from here).
+    submitted: Instant,
 }
 
 enum Outcome {
@@ -44,39 +56,52 @@ enum Outcome {
     Done(Result<Reply>),
 }
 
-/// Answers `requests` in order.
-pub fn run(engine: &Engine, requests: &[Request]) -> Vec<Result<Reply>> {
-    let batch_start = Instant::now();
-    let mut results: Vec<Option<Result<Reply>>> = (0..requests.len()).map(|_| None).collect();
-    let mut live: Vec<Seq> = Vec::new();
-    for (i, req) in requests.iter().enumerate() {
-        match prefill(engine, i, req) {
-            Ok(seq) => live.push(seq),
-            Err(e) => results[i] = Some(Err(e)),
+/// The sequences decoding together.
+#[derive(Default)]
+pub(crate) struct Batch {
+    live: Vec<Seq>,
+}
+
+impl Batch {
+    pub fn is_empty(&self) -> bool {
+        self.live.is_empty()
+    }
+
+    pub fn len(&self) -> usize {
+        self.live.len()
+    }
+
+    /// Prefills `request` and adds it to the batch; a request that cannot start (an empty prompt,
+    /// an unusable schema, a prompt over the context) is answered at once with its error.
+    pub fn admit(&mut self, engine: &Engine, ticket: Ticket, request: Request, submitted: Instant) -> Option<(Ticket, Result<Reply>)> {
+        match prefill(engine, ticket, request, submitted) {
+            Ok(seq) => {
+                self.live.push(seq);
+                None
+            }
+            Err(e) => Some((ticket, Err(e))),
         }
     }
-    let finish = |seq: &Seq, finish: FinishReason| -> Result<Reply> {
-        let decode_s = seq.decode_start.elapsed().as_secs_f64();
-        Ok(Reply {
-            text: String::from_utf8_lossy(&seq.text).into_owned(),
-            finish,
-            usage: Usage { generated_tokens: seq.generated.len(), ..seq.usage.clone() },
-            timings: Timings { prefill_s: seq.prefill_s, decode_s, total_s: batch_start.elapsed().as_secs_f64() },
-        })
-    };
-    while !live.is_empty() {
+
+    /// Samples one token for every live sequence and runs one forward pass for those that go on.
+    /// Returns the sequences that finished.
+    pub fn step(&mut self, engine: &Engine) -> Vec<(Ticket, Result<Reply>)> {
+        let mut finished = Vec::new();
+        if self.live.is_empty() {
+            return finished;
+        }
         // Each sequence samples (and masks to its schema) on its own thread: a vocabulary-wide
         // pass per sequence, which one after another would grow the step with the batch.
-        let outcomes: Vec<Outcome> = live.par_iter_mut().map(|seq| advance(engine, seq, &requests[seq.req], &finish)).collect();
-        let mut feed: Vec<(Seq, u32)> = Vec::with_capacity(live.len());
-        for (seq, outcome) in live.drain(..).zip(outcomes) {
+        let outcomes: Vec<Outcome> = self.live.par_iter_mut().map(|seq| advance(engine, seq)).collect();
+        let mut feed: Vec<(Seq, u32)> = Vec::with_capacity(self.live.len());
+        for (seq, outcome) in self.live.drain(..).zip(outcomes) {
             match outcome {
                 Outcome::Continue(tok) => feed.push((seq, tok)),
-                Outcome::Done(r) => results[seq.req] = Some(r),
+                Outcome::Done(r) => finished.push((seq.ticket, r)),
             }
         }
         if feed.is_empty() {
-            break;
+            return finished;
         }
         let tokens: Vec<[u32; 1]> = feed.iter().map(|(_, t)| [*t]).collect();
         let logits = {
@@ -88,34 +113,39 @@ pub fn run(engine: &Engine, requests: &[Request]) -> Vec<Result<Reply>> {
             Ok(rows) => {
                 for ((mut seq, _), row) in feed.into_iter().zip(rows) {
                     seq.logits = row;
-                    live.push(seq);
+                    self.live.push(seq);
                 }
             }
             Err(e) => {
                 let msg = e.to_string();
                 for (seq, _) in feed {
-                    results[seq.req] = Some(Err(llm_err(format!("decode step failed: {msg}"))));
+                    finished.push((seq.ticket, Err(llm_err(format!("decode step failed: {msg}")))));
                 }
             }
         }
+        finished
     }
-    results.into_iter().map(|r| r.unwrap_or_else(|| Err(llm_err("request was not answered")))).collect()
+
+    /// Every live sequence, dropped (the scheduler fails their submissions after a panic).
+    pub fn drain_tickets(&mut self) -> Vec<Ticket> {
+        self.live.drain(..).map(|s| s.ticket).collect()
+    }
 }
 
 /// Tokenizes the prompt, restores the longest cached prefix and computes the rest.
-fn prefill(engine: &Engine, idx: usize, req: &Request) -> Result<Seq> {
+fn prefill(engine: &Engine, ticket: Ticket, request: Request, submitted: Instant) -> Result<Seq> {
     let start = Instant::now();
-    let prompt = engine.template.render(&req.messages);
+    let prompt = engine.template.render(&request.messages);
     let tokens = engine.tokenizer.encode(&prompt)?;
     if tokens.is_empty() {
         return Err(llm_err("the prompt is empty"));
     }
-    let constraint = match &req.schema {
+    let constraint = match &request.schema {
         Some(s) => Some(engine.grammar.constraint(s)?),
         None => None,
     };
     // Room for the prompt and the start of the reply; the cache doubles if the reply runs on.
-    let room = tokens.len().saturating_add(req.params.max_tokens.min(INITIAL_REPLY_ROOM)).min(engine.model.max_positions());
+    let room = tokens.len().saturating_add(request.params.max_tokens.min(INITIAL_REPLY_ROOM)).min(engine.model.max_positions());
     let hit = engine.prefix_lookup(&tokens);
     let mut cache = match &hit {
         Some(h) => {
@@ -135,31 +165,43 @@ fn prefill(engine: &Engine, idx: usize, req: &Request) -> Result<Seq> {
     let logits = logits.squeeze(0).and_then(|l| l.to_vec1::<f32>()).map_err(|e| Error::tensor("logits", e))?;
     engine.prefix_insert(&tokens, &cache, hit.as_ref())?;
     Ok(Seq {
-        req: idx,
+        ticket,
+        sampler: Sampler::new(&request.params),
+        request,
         cache,
         logits,
-        sampler: Sampler::new(&req.params),
         constraint,
         generated: Vec::new(),
         text: Vec::new(),
         usage: Usage { prompt_tokens: tokens.len(), cached_prompt_tokens: cached, generated_tokens: 0 },
         prefill_s: start.elapsed().as_secs_f64(),
         decode_start: Instant::now(),
+        submitted,
+    })
+}
+
+fn finish(seq: &Seq, reason: FinishReason) -> Result<Reply> {
+    let decode_s = seq.decode_start.elapsed().as_secs_f64();
+    Ok(Reply {
+        text: String::from_utf8_lossy(&seq.text).into_owned(),
+        finish: reason,
+        usage: Usage { generated_tokens: seq.generated.len(), ..seq.usage.clone() },
+        timings: Timings { prefill_s: seq.prefill_s, decode_s, total_s: seq.submitted.elapsed().as_secs_f64() },
     })
 }
 
 /// Samples one token for `seq` and decides whether it goes on.
-fn advance(engine: &Engine, seq: &mut Seq, req: &Request, finish: &(dyn Fn(&Seq, FinishReason) -> Result<Reply> + Sync)) -> Outcome {
-    let max = req.params.max_tokens;
+fn advance(engine: &Engine, seq: &mut Seq) -> Outcome {
+    let max = seq.request.params.max_tokens;
     if seq.generated.len() >= max {
-        return Outcome::Done(cut(seq, max, finish));
+        return Outcome::Done(cut(seq, max));
     }
     let mut logits = std::mem::take(&mut seq.logits);
     if let Some(c) = seq.constraint.as_mut() {
         if let Err(e) = c.mask(&mut logits) {
             return Outcome::Done(Err(e));
         }
-    } else if seq.generated.len() < req.params.min_tokens {
+    } else if seq.generated.len() < seq.request.params.min_tokens {
         for &stop in &engine.tokenizer.stop_tokens {
             if let Some(l) = logits.get_mut(stop as usize) {
                 *l = f32::NEG_INFINITY;
@@ -184,24 +226,24 @@ fn advance(engine: &Engine, seq: &mut Seq, req: &Request, finish: &(dyn Fn(&Seq,
         return Outcome::Done(finish(seq, FinishReason::Stop));
     }
     if seq.constraint.is_none() {
-        if let Some(pos) = find_stop(&seq.text, &req.params.stop) {
+        if let Some(pos) = find_stop(&seq.text, &seq.request.params.stop) {
             seq.text.truncate(pos);
             return Outcome::Done(finish(seq, FinishReason::Stop));
         }
     }
     if seq.generated.len() >= max {
-        return Outcome::Done(cut(seq, max, finish));
+        return Outcome::Done(cut(seq, max));
     }
     // The model's context is full: this sequence ends here, the others go on.
     if seq.cache.len() + 1 > engine.model.max_positions() {
-        return Outcome::Done(cut(seq, seq.generated.len(), finish));
+        return Outcome::Done(cut(seq, seq.generated.len()));
     }
     Outcome::Continue(tok)
 }
 
 /// `max_tokens` reached: free text ends with `Length`; a constrained reply is incomplete JSON,
 /// which is an error the caller must see.
-fn cut(seq: &Seq, max: usize, finish: &dyn Fn(&Seq, FinishReason) -> Result<Reply>) -> Result<Reply> {
+fn cut(seq: &Seq, max: usize) -> Result<Reply> {
     if seq.constraint.is_some() {
         let text = String::from_utf8_lossy(&seq.text);
         let tail: String = text.chars().rev().take(120).collect::<Vec<_>>().into_iter().rev().collect();

@@ -11,8 +11,9 @@
 //!
 //! Map: `gguf.rs` reads the file, `arch/` turns its metadata into a [`ModelConfig`], `model.rs`
 //! is the transformer (its matrices in `weights.rs`, our CPU kernels in `qmatmul/`), `kv.rs` a sequence's kv cache, `tokenizer.rs` and `template.rs` turn
-//! messages into tokens, `sample.rs` and `constrain.rs` choose tokens, `batch.rs` schedules a
-//! batch, `cache.rs` keeps prompt prefixes, `requant.rs` converts slow weight formats,
+//! messages into tokens, `sample.rs` and `constrain.rs` choose tokens, `batch.rs` is the running
+//! decode batch and `scheduler.rs` the thread that owns it (requests from any thread join the
+//! running batch: continuous batching), `cache.rs` keeps prompt prefixes, `requant.rs` converts slow weight formats,
 //! `attention.rs` is the CPU decode-step attention, `fixture.rs` writes tiny test models and `bench.rs` measures.
 
 pub mod arch;
@@ -31,12 +32,14 @@ pub mod model;
 pub mod qmatmul;
 pub mod requant;
 pub mod sample;
+mod scheduler;
 pub mod template;
 pub mod tokenizer;
 pub mod weights;
 
 pub use arch::ModelConfig;
 pub use bench::{bench_llm, BenchReport};
+pub use scheduler::BatchingStats;
 
 use crate::error::{Error, Result};
 use crate::llm::{Llm, Message, Reply, Request};
@@ -151,15 +154,16 @@ impl Engine {
     }
 }
 
-/// A GGUF model loaded for generation.
+/// A GGUF model loaded for generation. It may be shared by any number of threads (in an
+/// `Arc`): their requests join one running decode batch, fed by one scheduler thread.
 pub struct LocalLlm {
-    engine: Engine,
-    pool: rayon::ThreadPool,
+    engine: Arc<Engine>,
+    pool: Arc<rayon::ThreadPool>,
     path: PathBuf,
     name: String,
     file_bytes: u64,
-    /// One generation at a time: the compute pool is sized for one.
-    busy: Mutex<()>,
+    /// The one owner of the decode batch (continuous batching): the compute pool is sized for one.
+    scheduler: scheduler::Scheduler,
 }
 
 impl LocalLlm {
@@ -211,23 +215,19 @@ impl LocalLlm {
             Some(n) => n,
             None => path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default(),
         };
-        let llm = LocalLlm { engine, pool, path: path.to_path_buf(), name, file_bytes, busy: Mutex::new(()) };
         if opts.warmup {
-            llm.warmup()?;
+            warmup(&engine, &pool)?;
         }
         weights::release_freed_heap();
-        Ok(llm)
+        let (engine, pool) = (Arc::new(engine), Arc::new(pool));
+        let scheduler = scheduler::Scheduler::start(engine.clone(), pool.clone())?;
+        Ok(LocalLlm { engine, pool, path: path.to_path_buf(), name, file_bytes, scheduler })
     }
 
-    fn warmup(&self) -> Result<()> {
-        self.pool.install(|| {
-            let model = &self.engine.model;
-            let mut cache = model.new_cache();
-            let tok = self.engine.tokenizer.stop_tokens[0];
-            model.forward(&mut [Step { tokens: &[tok, tok], cache: &mut cache }])?;
-            model.forward(&mut [Step { tokens: &[tok], cache: &mut cache }])?;
-            Ok(())
-        })
+    /// What the scheduler has done so far: decode steps, the largest batch, requests that joined
+    /// a running batch.
+    pub fn batching_stats(&self) -> BatchingStats {
+        self.scheduler.stats()
     }
 
     pub fn config(&self) -> &ModelConfig {
@@ -264,10 +264,23 @@ impl LocalLlm {
     }
 }
 
+/// A short forward pass, so the first request does not pay for lazy weight repacking.
+fn warmup(engine: &Engine, pool: &rayon::ThreadPool) -> Result<()> {
+    pool.install(|| {
+        let model = &engine.model;
+        let mut cache = model.new_cache();
+        let tok = engine.tokenizer.stop_tokens[0];
+        model.forward(&mut [Step { tokens: &[tok, tok], cache: &mut cache }])?;
+        model.forward(&mut [Step { tokens: &[tok], cache: &mut cache }])?;
+        Ok(())
+    })
+}
+
 impl Llm for LocalLlm {
+    /// One submission to the scheduler: the requests decode together, and with any other
+    /// thread's requests that are running or arrive meanwhile.
     fn generate(&self, requests: &[Request]) -> Vec<Result<Reply>> {
-        let _one_at_a_time = self.busy.lock().unwrap_or_else(|p| p.into_inner());
-        self.pool.install(|| batch::run(&self.engine, requests))
+        self.scheduler.submit(requests)
     }
 
     fn describe(&self) -> String {
