@@ -99,6 +99,8 @@ fn main() -> opto::Result<()> {
         batch_size: args.seeds,
         stop_on_success: true,
         opto_version: env!("CARGO_PKG_VERSION").into(),
+        problems: Vec::new(),
+        search: None,
     };
     let objective = task.objective();
     let trainer = Trainer {

@@ -254,6 +254,8 @@ fn a_run_with_a_failing_suggestion_goes_on_and_reports_held_out_before_and_after
         batch_size: 1,
         stop_on_success: true,
         opto_version: env!("CARGO_PKG_VERSION").into(),
+        problems: Vec::new(),
+        search: None,
     };
     let trainer = Trainer {
         task: Arc::new(ControllerTask::gains(PointMass, GainLaw::reach_pd())),

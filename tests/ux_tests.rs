@@ -110,7 +110,7 @@ fn a_run_whose_every_program_fails_says_why_instead_of_an_empty_chart() {
     let dir = tempfile::tempdir().unwrap();
     // Replies that are no usable suggestion leave battleship's failing starting code in place.
     let llm = Arc::new(ScriptedLlm::from_fn(|_| Ok("I do not know.".into())));
-    let task = Arc::new(opto::tasks::battleship::BattleshipTask::new(0));
+    let task = Arc::new(opto::tasks::battleship::BattleshipTask::new(0).unwrap());
     let summary = trainer(task, llm, config("battleship", 1, 2), dir.path()).run().unwrap();
     assert_eq!(summary.best_scores, vec![Some(f64::NEG_INFINITY)]);
     let html = std::fs::read_to_string(dir.path().join("report.html")).unwrap();
@@ -125,7 +125,7 @@ fn a_run_whose_every_program_fails_says_why_instead_of_an_empty_chart() {
 fn battleship_seeds_start_from_different_prompts() {
     let dir = tempfile::tempdir().unwrap();
     let llm = Arc::new(ScriptedLlm::from_fn(|_| Ok("{}".into())));
-    let task = Arc::new(opto::tasks::battleship::BattleshipTask::new(0));
+    let task = Arc::new(opto::tasks::battleship::BattleshipTask::new(0).unwrap());
     trainer(task, llm.clone(), config("battleship", 3, 1), dir.path()).run().unwrap();
     let prompts: Vec<String> = llm.requests().iter().map(|r| r.messages.last().unwrap().content.clone()).collect();
     assert_eq!(prompts.len(), 3);

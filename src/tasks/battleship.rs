@@ -188,7 +188,7 @@ mod tests {
 
     #[test]
     fn seeds_start_from_different_programs_that_fail_on_different_squares() {
-        let task = BattleshipTask::new(0);
+        let task = BattleshipTask::new(0).unwrap();
         let errors: Vec<String> = (0..4)
             .map(|seed| {
                 let g = Graph::new();

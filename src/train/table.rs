@@ -80,6 +80,7 @@ mod tests {
             best_scores: vec![Some(-0.0), Some(-12.5)],
             batch_seconds: vec![6.0, 8.0],
             total_s: 20.0,
+            held_out: Vec::new(),
         };
         let events = vec![event(0, 0, 1.0, "step"), event(0, 2, 0.0, "step"), event(1, 2, 7.0, "step"), event(1, 3, 8.0, "final")];
         let table = outcome_table(&summary, &events, 0);
@@ -93,7 +94,7 @@ mod tests {
 
     #[test]
     fn an_all_failed_run_says_so() {
-        let summary = RunSummary { out_dir: "r".into(), steps_done: 1, solved_at: vec![None], best_scores: vec![Some(f64::NEG_INFINITY)], batch_seconds: vec![], total_s: 1.0 };
+        let summary = RunSummary { out_dir: "r".into(), steps_done: 1, solved_at: vec![None], best_scores: vec![Some(f64::NEG_INFINITY)], batch_seconds: vec![], total_s: 1.0, held_out: Vec::new() };
         let table = outcome_table(&summary, &[], 5);
         assert!(table.contains("\n   5        -inf  no\n"), "{table}");
         assert!(table.contains("every program failed"), "{table}");
