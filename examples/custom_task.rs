@@ -85,6 +85,8 @@ fn main() -> opto::Result<()> {
     let config = RunConfig {
         task: task.name(),
         problem: 0,
+        problems: Vec::new(),
+        search: None,
         optimizer: "optoprime".into(),
         seeds: args.seeds,
         first_seed: 0,

@@ -34,6 +34,8 @@ fn main() -> opto::Result<()> {
     let run = RunConfig {
         task: task.name(),
         problem: 0,
+        problems: Vec::new(),
+        search: None,
         optimizer: "optoprime".into(),
         seeds: args.seeds,
         first_seed: 0,

@@ -102,3 +102,12 @@ pub mod score_serde {
         }
     }
 }
+
+/// A well-spread seed from two numbers (splitmix64 of their combination): for streams that must
+/// differ per run *and* per step, and repeat exactly on replay.
+pub fn mix_seed(a: u64, b: u64) -> u64 {
+    let mut z = a.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ b.wrapping_add(0xD1B5_4A32_D192_ED03);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}

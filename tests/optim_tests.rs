@@ -202,7 +202,9 @@ fn full_loop_on_the_real_graph_updates_and_remembers() {
     // the current step is not repeated in memory
     assert!(!first_user.contains("Earlier values"));
     assert!(second_user.contains("Earlier values"));
-    assert!(second_user.contains(r#"{"variables":{"float0":-1.0},"feedback":"Output should be larger."}"#), "{second_user}");
+    // memory shows the earlier value, what the program output with it, and its feedback
+    assert!(second_user.contains(r#"{"variables":{"float0":-1.0},"output":"#), "{second_user}");
+    assert!(second_user.contains(r#""feedback":"Output should be larger."}"#), "{second_user}");
     assert!(second_user.contains("(float) float0=-3.0"));
     // every request carries the schema with exactly the parameter
     for r in &reqs {
@@ -364,8 +366,8 @@ fn opro_sees_only_history() {
     let reqs = llm.requests();
     let u = &reqs[1].messages[1].content;
     assert!(!u.contains("#Code") && !u.contains("bar0"));
-    assert!(u.contains(r#"{"variables":{"float0":-1.0},"feedback":"Output should be larger."}"#));
-    assert!(u.contains(r#"{"variables":{"float0":2.0},"feedback":"Even larger."}"#));
+    assert!(u.contains(r#"{"variables":{"float0":-1.0},"output":"#) && u.contains(r#""feedback":"Output should be larger."}"#), "{u}");
+    assert!(u.contains(r#"{"variables":{"float0":2.0},"output":"#) && u.contains(r#""feedback":"Even larger."}"#), "{u}");
     assert_eq!(reqs[1].schema.as_ref().unwrap().suggestion_names(), vec!["float0"]);
 }
 
@@ -390,8 +392,9 @@ fn textgrad_walks_edges_reduces_and_updates_in_rounds() {
 #[test]
 fn multi_asks_n_candidates_in_one_batch_and_selects() {
     let params = Arc::new(SummaryParams::new(bar_summary()));
+    // candidate i (temperatures 1.0, 0.5, 0.0) suggests 10 * (i + 1)
     let llm = Arc::new(ScriptedLlm::from_fn(|req: &Request| {
-        let v = 10.0 * (req.params.seed as f64 + 1.0);
+        let v = 10.0 * (3.0 - 2.0 * req.params.temperature as f64);
         Ok(format!(r#"{{"suggestion": {{"float0": {v}}}}}"#))
     }));
     let score = Selector::Score(Arc::new(|c: &Candidate| c.values.get("float0").and_then(Value::as_f64).map(|v| -(v - 20.0).abs())));
@@ -408,6 +411,17 @@ fn multi_asks_n_candidates_in_one_batch_and_selects() {
     let mut opt = OptoPrimeMulti::new(params.clone(), llm.clone(), OptoPrimeOptions::default(), 3);
     opt.step().unwrap();
     assert_eq!(params.value("float0"), Some(Value::Float(30.0)));
+
+    // the candidates' sampling seeds differ within a step and from one step to the next
+    let seeds: Vec<u64> = llm.requests().iter().map(|r| r.params.seed).collect();
+    assert_eq!(seeds[0..3], seeds[3..6], "two optimizers at their first step draw alike");
+    opt.step().unwrap();
+    let later: Vec<u64> = llm.requests()[6..9].iter().map(|r| r.params.seed).collect();
+    let mut all = seeds[3..6].to_vec();
+    all.extend(&later);
+    all.sort();
+    all.dedup();
+    assert_eq!(all.len(), 6, "{seeds:?} then {later:?}");
 }
 
 /// Prompt sizes of the three oracle programs (run with --nocapture to see them).

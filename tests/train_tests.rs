@@ -27,6 +27,8 @@ fn config(seeds: usize, steps: usize) -> RunConfig {
         batch_size: seeds,
         stop_on_success: true,
         opto_version: env!("CARGO_PKG_VERSION").into(),
+        problems: Vec::new(),
+        search: None,
     }
 }
 

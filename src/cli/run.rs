@@ -4,15 +4,17 @@
 use crate::error::{Error, Result};
 use crate::graph::Node;
 use crate::llm::{GenerationParams, Llm};
-use crate::optim::{Opro, OproOptions, OptoPrime, OptoPrimeOptions, Optimizer, TextGrad, TextGradOptions};
+use crate::optim::{MemoryOrder, Opro, OproOptions, OptoPrime, OptoPrimeMulti, OptoPrimeOptions, Optimizer, TextGrad, TextGradOptions};
+use crate::train::search::{SearchSettings, Strategy};
 use crate::train::{default_out_dir, RunConfig, Trainer};
 use std::path::PathBuf;
 use std::sync::Arc;
 
 #[derive(clap::Args, Debug)]
 pub struct RunArgs {
-    /// The task: numeric, battleship, or controller-{reach,cartpole}-{gains,code} (`controller` is
-    /// controller-reach-gains; see the README's controller section).
+    /// The task: numeric (the paper's §5.1 problems, real-valued solutions), numeric-easy (small
+    /// integer solutions), battleship, or controller-{reach,cartpole}-{gains,code} (`controller`
+    /// is controller-reach-gains; see the README's controller section).
     pub task: String,
     /// Model id (see `opto models list`) or a .gguf path; pulled on first use.
     #[arg(long, default_value = crate::llm::local::hub::DEFAULT_MODEL)]
@@ -33,11 +35,31 @@ pub struct RunArgs {
     /// Past (variables, feedback) pairs shown to the optimizer.
     #[arg(long, default_value_t = 5)]
     pub memory: usize,
-    #[arg(long, default_value = "optoprime", value_parser = ["optoprime", "opro", "textgrad"])]
+    #[arg(long, default_value = "optoprime", value_parser = ["optoprime", "opro", "textgrad", "optoprime-multi"])]
     pub optimizer: String,
     /// Which problem of the task's generator.
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, conflicts_with = "problems")]
     pub problem: usize,
+    /// Several problems side by side in one batch: `0-29`, `0,4,7`; each runs --seeds seeds.
+    #[arg(long)]
+    pub problems: Option<String>,
+    /// How a step picks its update: greedy (one candidate, the paper's), best-of[:K], beam:B[:K],
+    /// priority[:K]; the baselines random[:K] and section[:K] use no model.
+    #[arg(long, default_value = "greedy")]
+    pub search: String,
+    /// Candidates per run per step for --search (and optoprime-multi's replies).
+    #[arg(long, default_value_t = 6)]
+    pub candidates: usize,
+    /// Under --search, only the model proposes (no bracketing/interpolation steps for numbers).
+    #[arg(long)]
+    pub no_numeric_proposals: bool,
+    /// Which tries the memory shows: recent (the latest) or ranked (the best so far); default:
+    /// ranked under a search, recent otherwise.
+    #[arg(long, value_parser = ["recent", "ranked"])]
+    pub memory_order: Option<String>,
+    /// Do not name the closest pair of tried values whose feedback differs (one numeric variable).
+    #[arg(long)]
+    pub no_bracket_hint: bool,
     /// Compute threads for the local model (default: one per core).
     #[arg(long)]
     pub threads: Option<usize>,
@@ -58,6 +80,53 @@ pub struct RunArgs {
     /// Continue the run in this folder from its last checkpoint.
     #[arg(long)]
     pub resume: Option<PathBuf>,
+}
+
+/// The search the flags ask for (`None`: greedy), checked against the optimizer.
+fn search_settings(args: &RunArgs) -> Result<Option<SearchSettings>> {
+    let strategy = Strategy::parse(&args.search, args.candidates)?;
+    if strategy == Strategy::Greedy {
+        return Ok(None);
+    }
+    if strategy.uses_model() && args.optimizer == "textgrad" {
+        return Err(Error::invalid("--search", "needs an optimizer that proposes from one reply (optoprime, opro, optoprime-multi); textgrad's update takes several rounds"));
+    }
+    let mut settings = SearchSettings::new(strategy);
+    settings.numeric_proposals = !args.no_numeric_proposals;
+    settings.base_temperature = args.temperature;
+    Ok(Some(settings))
+}
+
+/// The task, or the set of problems, the flags name.
+fn build_task(args: &RunArgs) -> Result<(Arc<dyn crate::train::Task>, Vec<usize>, usize)> {
+    let Some(list) = &args.problems else {
+        return Ok((Arc::from(crate::tasks::by_name(&args.task, args.problem)?), Vec::new(), args.seeds));
+    };
+    let problems = crate::tasks::problem_set::parse_problems(list)?;
+    let tasks = problems.iter().map(|&p| crate::tasks::by_name(&args.task, p).map(|t| (p, t))).collect::<Result<Vec<_>>>()?;
+    let set = crate::tasks::ProblemSet::new(args.task.clone(), tasks, args.seeds, args.first_seed)?;
+    let runs = set.runs();
+    Ok((Arc::new(set), problems, runs))
+}
+
+/// A baseline search needs what it draws from: candidates it may score, and numbers with bounds.
+fn check_baseline(strategy: &Strategy, task: &dyn crate::train::Task, seed: u64) -> Result<()> {
+    if strategy.uses_model() {
+        return Ok(());
+    }
+    if task.candidate_evaluation() == crate::train::CandidateEvaluation::ActsOnWorld {
+        return Err(Error::invalid("--search", format!("{} scores many candidates per step, but {} acts on the world when it runs", strategy.label(), task.name())));
+    }
+    let graph = crate::graph::Graph::new();
+    let values: indexmap::IndexMap<String, crate::graph::Value> = task.parameters(&graph, seed).iter().map(|p| (p.name(), p.value())).collect();
+    let numbers = crate::train::search::numeric::numeric_params(&values, &|name| task.bounds(name));
+    if numbers.is_empty() {
+        return Err(Error::invalid("--search", format!("{} moves numbers, and {} has no numeric parameter", strategy.label(), task.name())));
+    }
+    if let Some(p) = numbers.iter().find(|p| p.bounds.is_none()) {
+        return Err(Error::invalid("--search", format!("{} draws within bounds, and {}'s parameter `{}` has none", strategy.label(), task.name(), p.name)));
+    }
+    Ok(())
 }
 
 fn check(args: &RunArgs) -> Result<()> {
@@ -93,30 +162,54 @@ fn build_llm(args: &RunArgs) -> Result<(Arc<dyn Llm>, Option<String>)> {
 
 pub fn run(args: RunArgs) -> Result<()> {
     check(&args)?;
-    let task: Arc<dyn crate::train::Task> = Arc::from(crate::tasks::by_name(&args.task, args.problem)?);
+    let mut search = search_settings(&args)?;
+    let (task, problems, runs) = build_task(&args)?;
     if let Some(dir) = &args.resume {
         // Fail on a bad folder before loading a model.
         crate::train::Checkpoint::load(dir)?;
     }
-    let (llm, model_sha256) = build_llm(&args)?;
+    if let Some(s) = &search {
+        check_baseline(&s.strategy, task.as_ref(), args.first_seed)?;
+    }
+    if search.is_some() && task.candidate_evaluation() == crate::train::CandidateEvaluation::ActsOnWorld {
+        eprintln!("note: {} acts on the world when it runs, so candidates cannot be scored first: one candidate per step (--search greedy)", task.name());
+        search = None;
+    }
+    let needs_model = search.as_ref().is_none_or(|s| s.strategy.uses_model());
+    let (llm, model_sha256): (Arc<dyn Llm>, Option<String>) = if needs_model {
+        build_llm(&args)?
+    } else {
+        // the baselines never ask a model; nothing is loaded
+        (Arc::new(crate::llm::scripted::ScriptedLlm::new(Vec::<String>::new())), None)
+    };
     let config = RunConfig {
         task: args.task.clone(),
         problem: args.problem,
         optimizer: args.optimizer.clone(),
-        seeds: args.seeds,
+        seeds: runs,
         first_seed: args.first_seed,
         steps: args.steps,
         memory: args.memory,
-        model: llm.describe(),
+        model: if needs_model { llm.describe() } else { "none (a baseline search asks no model)".into() },
         model_sha256,
         temperature: args.temperature,
         max_tokens: args.max_tokens,
         threads: args.threads,
         device: args.device.clone(),
-        batch_size: args.seeds,
+        batch_size: runs * search.as_ref().map_or(1, |s| s.strategy.candidates()),
         stop_on_success: !args.no_stop_on_success,
         opto_version: env!("CARGO_PKG_VERSION").into(),
+        problems,
+        search: search.clone(),
     };
+    let memory_order = match args.memory_order.as_deref() {
+        Some("ranked") => MemoryOrder::Ranked,
+        Some(_) => MemoryOrder::Recent,
+        None if search.is_some() => MemoryOrder::Ranked,
+        None => MemoryOrder::Recent,
+    };
+    let candidates = args.candidates;
+    let bracket_hint = !args.no_bracket_hint;
     let generation = GenerationParams { max_tokens: args.max_tokens, temperature: args.temperature, ..Default::default() };
     let (kind, memory, objective) = (args.optimizer.clone(), args.memory, task.objective());
     let make_optimizer = Arc::new(move |params: Vec<Node>, llm: Arc<dyn Llm>, seed: u64| -> Box<dyn Optimizer> {
@@ -128,7 +221,13 @@ pub fn run(args: RunArgs) -> Result<()> {
                 llm,
                 TextGradOptions { objective: objective.clone(), gradient_generation: generation.clone(), update_generation: generation, ..Default::default() },
             )),
-            _ => Box::new(OptoPrime::with_options(params, llm, OptoPrimeOptions { objective: objective.clone(), memory_size: memory, generation, ..Default::default() })),
+            "optoprime-multi" => Box::new(OptoPrimeMulti::new(
+                params,
+                llm,
+                OptoPrimeOptions { objective: objective.clone(), memory_size: memory, memory_order, generation, bracket_hint, ..Default::default() },
+                candidates,
+            )),
+            _ => Box::new(OptoPrime::with_options(params, llm, OptoPrimeOptions { objective: objective.clone(), memory_size: memory, memory_order, generation, bracket_hint, ..Default::default() })),
         }
     });
     let out_dir = args.resume.clone().or(args.out.clone()).unwrap_or_else(|| default_out_dir(&args.task));

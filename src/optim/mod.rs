@@ -10,12 +10,15 @@
 pub mod multi;
 pub mod opro;
 pub mod optoprime;
+pub mod proposal;
 pub mod textgrad;
 
 pub use multi::{Candidate, OptoPrimeMulti, ScoreFn, Selector};
 pub use opro::{Opro, OproOptions};
 pub use optoprime::problem::{render_problem, RenderOptions, Section, Symbols, NO_TRACE_MASK};
+pub use optoprime::memory::{Memory, MemoryOrder};
 pub use optoprime::prompt::{MemoryEntry, DEFAULT_OBJECTIVE};
+pub use proposal::Proposal;
 pub use optoprime::reply::{parse_reply, ParsedReply, ReplyFormat};
 pub use optoprime::update::{coerce, Outcome, ParamUpdate};
 pub use optoprime::{OptoPrime, OptoPrimeOptions};
@@ -214,6 +217,19 @@ pub trait Optimizer: Send {
     fn state(&self) -> serde_json::Value;
 
     fn load_state(&mut self, state: serde_json::Value) -> Result<()>;
+
+    /// Search support: the update that one reply to the requests of the last `prepare` would
+    /// make, read without applying it. `None` when this optimizer cannot propose from a single
+    /// reply in this round (TextGrad, whose update takes several rounds): a search then falls
+    /// back to ordinary steps.
+    fn propose(&self, _reply: &Reply) -> Option<Proposal> {
+        None
+    }
+
+    /// Search support: a search scored candidates for the last `prepare` and set the values it
+    /// kept on the parameters itself. `tried` holds every candidate it scored (values, output,
+    /// feedback, score), for the optimizer's memory; the optimizer counts the step as done.
+    fn conclude_search_step(&mut self, _tried: Vec<MemoryEntry>) {}
 
     /// One whole step with the optimizer's own LLM.
     fn step(&mut self) -> Result<StepReport> {

@@ -65,6 +65,13 @@ impl OptoPrimeMulti {
         &self.inner
     }
 
+    /// Candidate `i` samples with seed `base + i`, where the base mixes the run's seed with the
+    /// step number: the same step of a resumed run draws the same candidates, but two steps (or
+    /// two runs with different seeds) never draw the same ones.
+    fn candidate_seed_base(&self) -> u64 {
+        crate::util::mix_seed(self.inner.options.generation.seed, self.inner.steps_done())
+    }
+
     fn temperatures(&self) -> Vec<f32> {
         let n = self.num_candidates;
         let (hi, lo) = self.temperature_range;
@@ -82,7 +89,7 @@ impl Optimizer for OptoPrimeMulti {
 
     fn prepare(&mut self) -> Result<Vec<Request>> {
         let Some(req) = self.inner.prepare_one()? else { return Ok(Vec::new()) };
-        let base_seed = req.params.seed;
+        let base_seed = self.candidate_seed_base();
         Ok(self
             .temperatures()
             .into_iter()
@@ -106,7 +113,7 @@ impl Optimizer for OptoPrimeMulti {
             return Phase::Done(Box::new(r));
         };
         let temps = self.temperatures();
-        let base_seed = self.inner.options.generation.seed;
+        let base_seed = self.candidate_seed_base();
         let mut candidates = Vec::new();
         let mut usable = Vec::new();
         let mut replies: Vec<Option<Result<Reply>>> = replies.into_iter().map(Some).collect();
@@ -196,5 +203,11 @@ impl Optimizer for OptoPrimeMulti {
     }
     fn load_state(&mut self, state: serde_json::Value) -> Result<()> {
         self.inner.load_state(state)
+    }
+    fn propose(&self, reply: &Reply) -> Option<super::Proposal> {
+        self.inner.propose(reply)
+    }
+    fn conclude_search_step(&mut self, tried: Vec<super::MemoryEntry>) {
+        self.inner.conclude_search_step(tried)
     }
 }

@@ -153,6 +153,20 @@ impl Optimizer for Opro {
     fn state(&self) -> serde_json::Value {
         serde_json::to_value(&self.state).unwrap_or(serde_json::Value::Null)
     }
+    fn propose(&self, reply: &Reply) -> Option<super::Proposal> {
+        self.pending.as_ref().map(|(summary, _)| super::proposal::propose_from_reply(summary, reply))
+    }
+
+    fn conclude_search_step(&mut self, tried: Vec<MemoryEntry>) {
+        self.state.history.extend(tried);
+        if let Some(k) = self.options.history_size {
+            let extra = self.state.history.len().saturating_sub(k);
+            self.state.history.drain(..extra);
+        }
+        self.pending = None;
+        self.state.step += 1;
+    }
+
     fn load_state(&mut self, state: serde_json::Value) -> Result<()> {
         self.state = serde_json::from_value(state).map_err(|e| Error::invalid("optimizer state", e.to_string()))?;
         self.pending = None;

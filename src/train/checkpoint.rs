@@ -23,6 +23,9 @@ pub struct SeedState {
     pub best_params: IndexMap<String, Value>,
     /// Solved (the task's success criterion) at this step, if it was.
     pub solved_at: Option<usize>,
+    /// What a search scored (absent without one, and in checkpoints from before searches).
+    #[serde(default, skip_serializing_if = "crate::train::search::History::is_empty")]
+    pub history: crate::train::search::History,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -24,4 +24,11 @@ pub struct RunConfig {
     /// Stop a seed once the task counts it as solved.
     pub stop_on_success: bool,
     pub opto_version: String,
+    /// Several problems side by side (run `i` is seed `i % seeds` of problem `i / seeds`);
+    /// empty: the one `problem`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub problems: Vec<usize>,
+    /// The search over candidates (absent: the optimizer's own one-candidate step).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub search: Option<crate::train::search::SearchSettings>,
 }

@@ -31,6 +31,9 @@ pub struct StepEvent {
     pub forward_s: f64,
     /// `step`, or `final` for the evaluation after the last step.
     pub kind: String,
+    /// What a search did this step: every candidate with its source, score and feedback.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub search: Option<crate::train::search::SearchReport>,
 }
 
 pub struct EventLog {

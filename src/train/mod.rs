@@ -6,11 +6,12 @@ pub mod config;
 pub mod held_out;
 pub mod log;
 pub mod report;
+pub mod search;
 pub mod seeds;
 pub mod task;
 pub mod trainer;
 
 pub use checkpoint::Checkpoint;
 pub use config::RunConfig;
-pub use task::{Evaluation, HeldOut, Task};
+pub use task::{CandidateEvaluation, Evaluation, HeldOut, Task};
 pub use trainer::{default_out_dir, RunSummary, Trainer};

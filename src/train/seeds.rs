@@ -5,6 +5,7 @@ use super::checkpoint::SeedState;
 use super::task::{Evaluation, Task};
 use crate::error::{Error, Result};
 use crate::graph::{Graph, Node, Value};
+use super::search::History;
 use crate::optim::Optimizer;
 use indexmap::IndexMap;
 
@@ -19,13 +20,51 @@ pub struct SeedRun {
     pub best_score: Option<f64>,
     pub best_params: IndexMap<String, Value>,
     pub solved_at: Option<usize>,
+    /// Every parameter set a search scored for this run (empty without a search).
+    pub history: History,
 }
 
 /// What one forward pass of one seed gave.
 pub struct ForwardOutcome {
     pub params: IndexMap<String, Value>,
     pub evaluation: Evaluation,
+    /// The output node's value as the prompt shows it.
+    pub output: Option<String>,
     pub forward_s: f64,
+}
+
+/// Runs the task once on `graph` (whose parameters already hold the values to run) and scores
+/// it; a program that fails yields its exception node and −inf, its error the feedback.
+pub fn run_and_score(task: &dyn Task, graph: &Graph, params: &[Node], seed: u64, step: usize) -> Result<(Node, Evaluation)> {
+    match task.forward(graph, params, seed, step) {
+        Ok(out) => {
+            let e = task.evaluate(&out, seed, step);
+            Ok((out, e))
+        }
+        Err(Error::Execution { node: Some(node), message, .. }) => {
+            let feedback = node.error_text().unwrap_or(message);
+            Ok((node, Evaluation { score: f64::NEG_INFINITY, feedback, success: false }))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Scores `values` on a fresh graph of their own (a candidate: nothing of the run is touched).
+pub fn score_values(task: &dyn Task, seed: u64, step: usize, values: &IndexMap<String, Value>) -> Result<(Evaluation, Option<String>)> {
+    let graph = Graph::new();
+    let params = task.parameters(&graph, seed);
+    set_values(&params, values)?;
+    let (out, evaluation) = run_and_score(task, &graph, &params, seed, step)?;
+    Ok((evaluation, Some(out.value().py_str())))
+}
+
+/// Puts `values` on the parameters of the same names; a name the parameters lack is an error.
+pub fn set_values(params: &[Node], values: &IndexMap<String, Value>) -> Result<()> {
+    for (name, v) in values {
+        let p = params.iter().find(|p| &p.name() == name).ok_or_else(|| Error::Graph(format!("no parameter named `{name}` to set")))?;
+        p.set_value(v.clone());
+    }
+    Ok(())
 }
 
 impl SeedRun {
@@ -39,18 +78,8 @@ impl SeedRun {
         let start = std::time::Instant::now();
         self.graph.rewind(self.mark);
         let params = self.values();
-        let (output, evaluation) = match task.forward(&self.graph, &self.params, self.seed, step) {
-            Ok(out) => {
-                let e = task.evaluate(&out, self.seed, step);
-                (out, e)
-            }
-            // The program failed: the exception node is the output and its error the feedback.
-            Err(Error::Execution { node: Some(node), message, .. }) => {
-                let feedback = node.error_text().unwrap_or(message);
-                (node, Evaluation { score: f64::NEG_INFINITY, feedback, success: false })
-            }
-            Err(e) => return Err(e),
-        };
+        // A failed program's exception node is the output and its error the feedback.
+        let (output, evaluation) = run_and_score(task, &self.graph, &self.params, self.seed, step)?;
         self.scores.push(evaluation.score);
         if self.best_score.is_none_or(|b| evaluation.score > b) {
             self.best_score = Some(evaluation.score);
@@ -63,7 +92,8 @@ impl SeedRun {
         if !no_backward && !evaluation.success {
             output.backward(&evaluation.feedback)?;
         }
-        Ok(ForwardOutcome { params, evaluation, forward_s: start.elapsed().as_secs_f64() })
+        let output_text = Some(output.value().py_str());
+        Ok(ForwardOutcome { params, evaluation, output: output_text, forward_s: start.elapsed().as_secs_f64() })
     }
 
     pub fn state(&self) -> SeedState {
@@ -75,6 +105,7 @@ impl SeedRun {
             best_score: self.best_score,
             best_params: self.best_params.clone(),
             solved_at: self.solved_at,
+            history: self.history.clone(),
         }
     }
 
@@ -93,6 +124,7 @@ impl SeedRun {
         self.best_score = state.best_score;
         self.best_params = state.best_params.clone();
         self.solved_at = state.solved_at;
+        self.history = state.history.clone();
         Ok(())
     }
 }

@@ -38,6 +38,18 @@ impl std::fmt::Display for HeldOut {
     }
 }
 
+/// Whether a task can score a candidate update without acting on the world, which decides what
+/// a search may do: evaluate many candidates per step, or only the one it applies.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum CandidateEvaluation {
+    /// The forward pass is a computation (a simulator, a program, a dataset): running it on a
+    /// candidate has no effect outside the process, so a search can score K candidates per step.
+    Offline,
+    /// Running the forward pass acts on the world (a real robot, a paid API, a user): only the
+    /// applied update may run. A search falls back to one candidate per step.
+    ActsOnWorld,
+}
+
 /// A problem the trainer optimizes. One `Task` value serves every seed: it must not hold
 /// per-run state (each seed's state lives in its own graph and parameters).
 pub trait Task: Send + Sync {
@@ -55,6 +67,17 @@ pub trait Task: Send + Sync {
 
     /// Scores the output node.
     fn evaluate(&self, output: &Node, seed: u64, step: usize) -> Evaluation;
+
+    /// Whether candidates can be scored without acting on the world (default: they can).
+    fn candidate_evaluation(&self) -> CandidateEvaluation {
+        CandidateEvaluation::Offline
+    }
+
+    /// The range a numeric parameter lives in, when the task knows one: random search and
+    /// bracketing searches stay inside it, and a proposal outside it is clamped.
+    fn bounds(&self, _name: &str) -> Option<(f64, f64)> {
+        None
+    }
 
     /// Success of these parameter values on the task's held-out cases, for before/after
     /// figures; `None` (the default) when the task has none. Runs on its own graph, untraced.

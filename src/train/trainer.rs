@@ -6,12 +6,13 @@
 use super::checkpoint::{Checkpoint, CHECKPOINT_VERSION};
 use super::config::RunConfig;
 use super::log::{EventLog, StepEvent};
-use super::seeds::SeedRun;
-use super::task::Task;
+use super::search::{search_step, SearchReport, SearchSettings};
+use super::seeds::{ForwardOutcome, SeedRun};
+use super::task::{CandidateEvaluation, Task};
 use crate::error::{Error, Result};
 use crate::graph::{Graph, Node};
 use crate::llm::Llm;
-use crate::optim::{step_lockstep, Optimizer};
+use crate::optim::{step_lockstep, Optimizer, StepReport};
 use rayon::prelude::*;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -54,7 +55,7 @@ impl Trainer {
                 let params = self.task.parameters(&graph, seed);
                 let mark = graph.mark();
                 let optimizer = (self.make_optimizer)(params.clone(), self.llm.clone(), seed);
-                SeedRun { seed, graph, mark, params, optimizer, scores: Vec::new(), best_score: None, best_params: Default::default(), solved_at: None }
+                SeedRun { seed, graph, mark, params, optimizer, scores: Vec::new(), best_score: None, best_params: Default::default(), solved_at: None, history: Default::default() }
             })
             .collect()
     }
@@ -94,30 +95,24 @@ impl Trainer {
         for step in first_step..steps {
             let stop = self.config.stop_on_success;
             // Forward + backward of every seed still running, in parallel.
-            let outcomes: Vec<Option<Result<super::seeds::ForwardOutcome>>> = seeds
+            let outcomes: Vec<Option<Result<ForwardOutcome>>> = seeds
                 .par_iter_mut()
                 .map(|s| if stop && s.solved_at.is_some() { None } else { Some(s.forward(self.task.as_ref(), step, false)) })
                 .collect();
-            let mut outcomes: Vec<Option<super::seeds::ForwardOutcome>> = outcomes.into_iter().map(|o| o.transpose()).collect::<Result<_>>()?;
+            let mut outcomes: Vec<Option<ForwardOutcome>> = outcomes.into_iter().map(|o| o.transpose()).collect::<Result<_>>()?;
             // Seeds solved by this forward pass need no optimizer step.
             let stepping: Vec<usize> = (0..seeds.len()).filter(|&i| outcomes[i].as_ref().is_some_and(|o| !o.evaluation.success)).collect();
             let batch_start = std::time::Instant::now();
-            let reports = {
-                let mut opts: Vec<&mut dyn Optimizer> = Vec::new();
-                for (i, s) in seeds.iter_mut().enumerate() {
-                    if stepping.contains(&i) {
-                        opts.push(s.optimizer.as_mut());
-                    }
-                }
-                step_lockstep(&mut opts, self.llm.as_ref())
-            };
+            let (reports, mut searched) = self.step_optimizers(&mut seeds, &outcomes, &stepping, step);
             let batch_s = batch_start.elapsed().as_secs_f64();
             if !stepping.is_empty() {
                 batch_seconds.push(batch_s);
             }
             let mut reports = reports.into_iter();
+            let mut searched = searched.iter_mut();
             for (i, s) in seeds.iter().enumerate() {
                 let Some(outcome) = outcomes[i].take() else { continue };
+                let search = if stepping.contains(&i) { searched.next().and_then(Option::take) } else { None };
                 let optimizer = if stepping.contains(&i) {
                     Some(match reports.next() {
                         Some(Ok(r)) => serde_json::to_value(&r).unwrap_or_default(),
@@ -139,6 +134,7 @@ impl Trainer {
                     batch_size: stepping.contains(&i).then_some(stepping.len()),
                     forward_s: outcome.forward_s,
                     kind: "step".into(),
+                    search,
                 })?;
             }
             self.checkpoint(&seeds, step + 1)?;
@@ -170,6 +166,7 @@ impl Trainer {
                 batch_size: None,
                 forward_s: outcome.forward_s,
                 kind: "final".into(),
+                search: None,
             })?;
         }
         if let Some(bar) = bar {
@@ -192,6 +189,45 @@ impl Trainer {
         }
         super::report::write_report(&self.out_dir)?;
         Ok(summary)
+    }
+
+    /// The search settings in force: `None` for the optimizer's own step (greedy), and for a
+    /// task that cannot score candidates without acting on the world.
+    pub fn active_search(&self) -> Option<&SearchSettings> {
+        let s = self.config.search.as_ref()?;
+        (s.strategy.scores_candidates() && self.task.candidate_evaluation() == CandidateEvaluation::Offline).then_some(s)
+    }
+
+    /// Steps the optimizers of the `stepping` seeds: one lockstep LLM batch, or a search step.
+    /// Returns each stepping seed's report and, under a search, its search report.
+    fn step_optimizers(&self, seeds: &mut [SeedRun], outcomes: &[Option<ForwardOutcome>], stepping: &[usize], step: usize) -> (Vec<Result<StepReport>>, Vec<Option<SearchReport>>) {
+        if let Some(settings) = self.active_search() {
+            let mut runs: Vec<&mut SeedRun> = Vec::new();
+            let mut current: Vec<&ForwardOutcome> = Vec::new();
+            for (i, s) in seeds.iter_mut().enumerate() {
+                if let (true, Some(o)) = (stepping.contains(&i), outcomes[i].as_ref()) {
+                    runs.push(s);
+                    current.push(o);
+                }
+            }
+            let results = search_step(self.task.as_ref(), self.llm.as_ref(), settings, step, &mut runs, &current);
+            return results
+                .into_iter()
+                .map(|r| match r {
+                    Ok((report, search)) => (Ok(report), Some(search)),
+                    Err(e) => (Err(e), None),
+                })
+                .unzip();
+        }
+        let mut opts: Vec<&mut dyn Optimizer> = Vec::new();
+        for (i, s) in seeds.iter_mut().enumerate() {
+            if stepping.contains(&i) {
+                opts.push(s.optimizer.as_mut());
+            }
+        }
+        let reports = step_lockstep(&mut opts, self.llm.as_ref());
+        let n = reports.len();
+        (reports, vec![None; n])
     }
 
     fn checkpoint(&self, seeds: &[SeedRun], next_step: usize) -> Result<()> {

@@ -1,6 +1,8 @@
 //! OptoPrime: the paper's optimizer. Summary → problem text → one LLM request (with the reply
 //! schema of the parameters) → parse → coerce → update.
 
+pub mod bracket;
+pub mod memory;
 pub mod problem;
 pub mod prompt;
 pub mod reply;
@@ -11,11 +13,11 @@ use crate::error::{Error, Result};
 use crate::llm::schema::SuggestionSchemaOptions;
 use crate::llm::{GenerationParams, Llm, Message, ParamType, Reply, ReplySchema, Request};
 use crate::propagate::Summary;
+use memory::{Memory, MemoryOrder};
 use problem::RenderOptions;
 use prompt::{build_messages, MemoryEntry, PromptSpec, DEFAULT_OBJECTIVE};
 use reply::{parse_reply, preview};
 use serde::{Deserialize, Serialize};
-use std::collections::VecDeque;
 use std::sync::Arc;
 use update::{plan_updates, Outcome};
 
@@ -26,8 +28,11 @@ pub struct OptoPrimeOptions {
     pub objective: String,
     /// Section symbols, masks, value cut-off.
     pub render: RenderOptions,
-    /// Past (variables, feedback) pairs shown in the prompt (0: none).
+    /// Past tries (values, output, feedback) shown in the prompt (0: none).
     pub memory_size: usize,
+    /// Which tries the memory keeps when full, and in what order it shows them.
+    #[serde(default)]
+    pub memory_order: MemoryOrder,
     /// Budget for the whole prompt in tokens (`llm.count_tokens`, else chars/4). Over it, the
     /// prompt is shrunk step by step: oldest memory first, then shorter values, then no
     /// documentation, then fewer intermediate results.
@@ -42,6 +47,14 @@ pub struct OptoPrimeOptions {
     pub use_schema: bool,
     /// Show last step's rejected suggestions and unknown keys in the next prompt.
     pub feed_back_rejections: bool,
+    /// With one numeric variable, name the closest tried pair whose feedback differs
+    /// ([`bracket::bracket_hint`]).
+    #[serde(default = "yes")]
+    pub bracket_hint: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 impl Default for OptoPrimeOptions {
@@ -50,12 +63,14 @@ impl Default for OptoPrimeOptions {
             objective: DEFAULT_OBJECTIVE.to_string(),
             render: RenderOptions::default(),
             memory_size: 0,
+            memory_order: MemoryOrder::Recent,
             max_prompt_tokens: Some(3000),
             generation: GenerationParams { max_tokens: 400, ..GenerationParams::default() },
             with_answer: false,
             reasoning_max_chars: 300,
             use_schema: true,
             feed_back_rejections: true,
+            bracket_hint: true,
         }
     }
 }
@@ -71,7 +86,7 @@ pub(crate) struct Pending {
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 struct State {
     step: u64,
-    memory: VecDeque<MemoryEntry>,
+    memory: Memory,
     problems: Vec<String>,
 }
 
@@ -119,13 +134,14 @@ impl OptoPrime {
             render,
             with_answer: self.options.with_answer,
             reasoning: self.options.reasoning_max_chars > 0,
+            bracket_hint: self.options.bracket_hint,
         }
     }
 
     /// Builds the messages, shrinking the prompt until it fits the token budget.
     fn fit_messages(&self, summary: &Summary) -> (Vec<Message>, Vec<String>) {
         let mut render = self.options.render.clone();
-        let memory: Vec<MemoryEntry> = self.state.memory.iter().cloned().collect();
+        let memory: Vec<MemoryEntry> = self.state.memory.shown(self.options.memory_order);
         let problems: &[String] = if self.options.feed_back_rejections { &self.state.problems } else { &[] };
         let mut mem_from = 0usize;
         let mut notes = Vec::new();
@@ -179,12 +195,7 @@ impl OptoPrime {
             req = req.with_schema(self.schema_for(&summary));
         }
         // Remember this step after the prompt is built, so it is not shown twice.
-        if self.options.memory_size > 0 {
-            self.state.memory.push_back(MemoryEntry::from_summary(&summary));
-            while self.state.memory.len() > self.options.memory_size {
-                self.state.memory.pop_front();
-            }
-        }
+        self.state.memory.remember(MemoryEntry::from_summary(&summary), self.options.memory_size, self.options.memory_order);
         self.pending = Some(Pending { summary, messages, notes });
         Ok(Some(req))
     }
@@ -316,5 +327,18 @@ impl Optimizer for OptoPrime {
         self.state = serde_json::from_value(state).map_err(|e| Error::invalid("optimizer state", e.to_string()))?;
         self.pending = None;
         Ok(())
+    }
+
+    fn propose(&self, reply: &Reply) -> Option<crate::optim::Proposal> {
+        self.pending.as_ref().map(|p| crate::optim::proposal::propose_from_reply(&p.summary, reply))
+    }
+
+    fn conclude_search_step(&mut self, tried: Vec<MemoryEntry>) {
+        for entry in tried {
+            self.state.memory.remember(entry, self.options.memory_size, self.options.memory_order);
+        }
+        self.pending = None;
+        self.state.problems.clear();
+        self.state.step += 1;
     }
 }

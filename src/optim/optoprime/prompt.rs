@@ -13,18 +13,29 @@ use serde_json::Value as Json;
 pub const DEFAULT_OBJECTIVE: &str =
     "Change the values in #Variables so that the output improves as #Feedback asks.";
 
-/// One remembered step: the variables' values and the feedback they got.
+/// One remembered try: the variables' values, what the program output with them, and the
+/// feedback they got. `score` is never shown to the model; a search uses it to decide which
+/// tries to keep when the memory is full ([`super::memory::Memory`]).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct MemoryEntry {
     pub variables: IndexMap<String, Json>,
+    /// The output values, as the prompt's #Outputs shows them (absent in checkpoints written
+    /// before outputs were remembered).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output: Option<String>,
     pub feedback: String,
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "crate::util::score_serde::option")]
+    pub score: Option<f64>,
 }
 
 impl MemoryEntry {
     pub fn from_summary(summary: &Summary) -> Self {
+        let outputs: Vec<String> = summary.outputs.iter().map(|o| o.value.py_str()).collect();
         MemoryEntry {
             variables: summary.variables.iter().map(|v| (v.name.clone(), v.value.to_json())).collect(),
+            output: (!outputs.is_empty()).then(|| outputs.join(", ")),
             feedback: summary.feedback_text(),
+            score: None,
         }
     }
 
@@ -42,7 +53,10 @@ impl MemoryEntry {
             })
             .collect();
         let fb = cut(&self.feedback, limit);
-        serde_json::json!({"variables": vars, "feedback": fb}).to_string()
+        match &self.output {
+            Some(out) => serde_json::json!({"variables": vars, "output": cut(out, limit), "feedback": fb}).to_string(),
+            None => serde_json::json!({"variables": vars, "feedback": fb}).to_string(),
+        }
     }
 }
 
@@ -99,6 +113,8 @@ pub struct PromptSpec<'a> {
     pub render: &'a RenderOptions,
     pub with_answer: bool,
     pub reasoning: bool,
+    /// Name the closest tried pair of a single numeric variable whose feedback differs.
+    pub bracket_hint: bool,
 }
 
 /// The system message: what the sections mean, the reply format, the rules.
@@ -150,6 +166,12 @@ pub fn user_message(summary: &Summary, spec: &PromptSpec, memory: &[MemoryEntry]
         out.push_str("\n\nEarlier values of the variables and the feedback they got (oldest first):\n");
         let lines: Vec<String> = memory.iter().map(|m| m.render(spec.render.value_char_limit)).collect();
         out.push_str(&lines.join("\n"));
+        if spec.bracket_hint {
+            if let Some(hint) = super::bracket::bracket_hint(summary, memory) {
+                out.push_str("\n");
+                out.push_str(&hint);
+            }
+        }
     }
     if !problems.is_empty() {
         out.push_str("\n\nYour last reply had problems:\n");
