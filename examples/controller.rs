@@ -112,6 +112,8 @@ fn main() -> opto::Result<()> {
     let config = RunConfig {
         task: task.name(),
         problem: 0,
+        problems: Vec::new(),
+        search: None,
         optimizer: "optoprime".into(),
         seeds: args.seeds,
         first_seed: 0,
@@ -126,8 +128,6 @@ fn main() -> opto::Result<()> {
         batch_size: args.seeds,
         stop_on_success: true,
         opto_version: env!("CARGO_PKG_VERSION").into(),
-        problems: Vec::new(),
-        search: None,
     };
     let (objective, memory) = (task.objective(), args.memory);
     let trainer = Trainer {

@@ -34,6 +34,8 @@ fn main() -> opto::Result<()> {
     let run = RunConfig {
         task: task.name(),
         problem: 0,
+        problems: Vec::new(),
+        search: None,
         optimizer: "optoprime".into(),
         seeds: args.seeds,
         first_seed: 0,
@@ -48,8 +50,6 @@ fn main() -> opto::Result<()> {
         batch_size: args.seeds,
         stop_on_success: true,
         opto_version: env!("CARGO_PKG_VERSION").into(),
-        problems: Vec::new(),
-        search: None,
     };
     let objective = task.objective();
     let trainer = Trainer {

@@ -225,6 +225,9 @@ fn variants_are_chosen_by_task_name_and_unknown_ones_are_named() {
     assert_ne!(s0, s1);
     assert!(s0.iter().chain(&s1).all(|s| !held.contains(s)));
     assert_eq!(held.len(), 10);
+    // A search stays inside the gains' ranges.
+    assert_eq!(task.bounds("kd"), Some((0.0, 10.0)));
+    assert_eq!(task.bounds("x"), None);
 }
 
 #[test]
@@ -240,6 +243,8 @@ fn a_run_with_a_failing_suggestion_goes_on_and_reports_held_out_before_and_after
     let config = RunConfig {
         task: "controller-reach-gains".into(),
         problem: 0,
+        problems: Vec::new(),
+        search: None,
         optimizer: "optoprime".into(),
         seeds: 1,
         first_seed: 0,
@@ -254,8 +259,6 @@ fn a_run_with_a_failing_suggestion_goes_on_and_reports_held_out_before_and_after
         batch_size: 1,
         stop_on_success: true,
         opto_version: env!("CARGO_PKG_VERSION").into(),
-        problems: Vec::new(),
-        search: None,
     };
     let trainer = Trainer {
         task: Arc::new(ControllerTask::gains(PointMass, GainLaw::reach_pd())),

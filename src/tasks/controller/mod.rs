@@ -33,7 +33,7 @@ pub use rollout::{run_rollout, ControllerFailure, PolicyError, Rollout};
 use crate::code::{find_worker_program, Limits, MontySandbox, Sandbox, WorkerSandbox};
 use crate::error::{Error, Result};
 use crate::graph::{CallFailure, FnSpec, Graph, Node, Value};
-use crate::train::{Evaluation, HeldOut, Task};
+use crate::train::{CandidateEvaluation, Evaluation, HeldOut, Task};
 use indexmap::IndexMap;
 use rand::rngs::StdRng;
 use rand::SeedableRng;
@@ -287,6 +287,19 @@ impl Task for ControllerTask {
             lines.push(format!("Note: {note}."));
         }
         Evaluation { score: ok as f64 / n as f64, feedback: lines.join("\n"), success }
+    }
+
+    /// A simulator acts on nothing: a search may score as many candidates as it likes.
+    fn candidate_evaluation(&self) -> CandidateEvaluation {
+        CandidateEvaluation::Offline
+    }
+
+    /// A gain's range (a search stays inside it; the rollouts clamp to it anyway).
+    fn bounds(&self, name: &str) -> Option<(f64, f64)> {
+        match &self.law {
+            Law::Gains(law) => law.gains.iter().find(|g| g.name == name).map(|g| (g.low, g.high)),
+            Law::Python(_) => None,
+        }
     }
 
     fn held_out(&self, params: &IndexMap<String, Value>) -> Option<HeldOut> {
