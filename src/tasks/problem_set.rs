@@ -34,15 +34,20 @@ impl ProblemSet {
 
     /// The problem index and the problem's own seed of trainer run `seed`.
     pub fn locate(&self, seed: u64) -> (usize, u64) {
-        let run = seed.saturating_sub(self.first_seed);
-        let which = ((run / self.seeds_per_problem) as usize).min(self.problems.len() - 1);
-        (self.problems[which].0, self.first_seed + run % self.seeds_per_problem)
+        let (which, own_seed) = self.slot(seed);
+        (self.problems[which].0, own_seed)
     }
 
     fn task(&self, seed: u64) -> (&dyn Task, u64) {
+        let (which, own_seed) = self.slot(seed);
+        (self.problems[which].1.as_ref(), own_seed)
+    }
+
+    /// Index into `problems` and the problem's own seed of trainer run `seed`.
+    fn slot(&self, seed: u64) -> (usize, u64) {
         let run = seed.saturating_sub(self.first_seed);
         let which = ((run / self.seeds_per_problem) as usize).min(self.problems.len() - 1);
-        (self.problems[which].1.as_ref(), self.first_seed + run % self.seeds_per_problem)
+        (which, self.first_seed + run % self.seeds_per_problem)
     }
 }
 

@@ -221,12 +221,7 @@ pub fn search_step(task: &dyn Task, llm: &dyn Llm, settings: &SearchSettings, st
         }
         if settings.strategy.uses_model() {
             let mut tried: Vec<MemoryEntry> = plan.parents.iter().map(|&p| memory_entry(run.history.get(p))).collect();
-            tried.extend(plan.candidates.iter().filter(|c| c.score.is_some()).map(|c| MemoryEntry {
-                variables: c.values.iter().map(|(k, v)| (k.clone(), v.to_json())).collect(),
-                output: c.output.clone(),
-                feedback: c.feedback.clone(),
-                score: c.score,
-            }));
+            tried.extend(plan.candidates.iter().filter(|c| c.score.is_some()).map(|c| memory_entry_of(&c.values, &c.output, &c.feedback, c.score)));
             run.optimizer.conclude_search_step(tried);
         }
         let mut notes = plan.notes;
@@ -241,7 +236,9 @@ pub fn search_step(task: &dyn Task, llm: &dyn Llm, settings: &SearchSettings, st
             .iter()
             .map(|(name, old)| {
                 let new = run.params.iter().find(|p| &p.name() == name).map(|p| p.value()).unwrap_or_else(|| old.clone());
-                let outcome = if key(&IndexMap::from([(name.clone(), new.clone())])) == key(&IndexMap::from([(name.clone(), old.clone())])) { Outcome::Unchanged } else { Outcome::Updated { new } };
+                // the same comparison as the history's: equal when the values print the same
+                let same = serde_json::to_string(&new).ok() == serde_json::to_string(old).ok();
+                let outcome = if same { Outcome::Unchanged } else { Outcome::Updated { new } };
                 ParamUpdate { name: name.clone(), old: old.clone(), outcome }
             })
             .collect();
@@ -298,7 +295,11 @@ fn nudge(req: &mut Request, i: usize) {
 }
 
 fn memory_entry(t: &Tried) -> MemoryEntry {
-    MemoryEntry { variables: t.values.iter().map(|(k, v)| (k.clone(), v.to_json())).collect(), output: t.output.clone(), feedback: t.feedback.clone(), score: Some(t.score) }
+    memory_entry_of(&t.values, &t.output, &t.feedback, Some(t.score))
+}
+
+fn memory_entry_of(values: &Values, output: &Option<String>, feedback: &str, score: Option<f64>) -> MemoryEntry {
+    MemoryEntry { variables: values.iter().map(|(k, v)| (k.clone(), v.to_json())).collect(), output: output.clone(), feedback: feedback.to_string(), score }
 }
 
 /// Builds each parent's prompt (its own forward and backward when it is not the current values)
