@@ -26,6 +26,7 @@ configs=(
     "random|--search random:$K"
     "section|--search section:$K"
     "greedy|--search greedy"
+    "greedy-no-guard|--search greedy --no-line-guard"
     "best-of-model|--search best-of:$K --no-numeric-proposals"
     "best-of|--search best-of:$K"
     "priority|--search priority:$K"

@@ -36,6 +36,7 @@ def summarize(folder):
     evaluations, forwards, unusable, replies = 0, 0, 0, 0
     kept, solving, per_source, per_source_ok = Counter(), Counter(), Counter(), Counter()
     distinct, requests = 0, 0
+    guarded, updates, error_fell = 0, 0, 0
     for seed in runs:
         mine = sorted((e for e in events if e["seed"] == seed), key=lambda e: (e["step"], e["kind"] != "step"))
         hit = [e["step"] for e in mine if e["success"]]
@@ -67,6 +68,8 @@ def summarize(folder):
                         if sk and "already tried" not in sk and "earlier candidate" not in sk:
                             unusable += 1
             o = e.get("optimizer")
+            if o and o.get("replaced"):
+                guarded += 1
             if o and not s:
                 replies += 1
                 changed = [u for u in o.get("updates", []) if u.get("outcome") == "updated"]
@@ -76,6 +79,12 @@ def summarize(folder):
                 forwards += 1
                 if not s:
                     evaluations += 1 if e["kind"] == "step" else 0
+        # one-candidate runs: how often an update brought the output closer to the target
+        if not any(e.get("search") for e in mine):
+            scored = [score_of(e["score"]) for e in mine]
+            for a, b in zip(scored, scored[1:]):
+                updates += 1
+                error_fell += b > a
         # the start value is scored by the first forward of a search run as well
         if any(e.get("search") for e in mine):
             evaluations += 1
@@ -93,13 +102,16 @@ def summarize(folder):
         "evaluations": evaluations, "forward_passes": forwards,
         "kept_by_source": dict(kept), "solved_by_source": dict(solving),
         "distinct_model": f"{distinct}/{requests}" if requests else None, "solve_rate_per_candidate": rates,
+        "replaced_by_line_guard": guarded, "error_fell": f"{error_fell}/{updates}" if updates else None,
     }
     return out
 
 if __name__ == "__main__":
     for folder in sys.argv[1:]:
         r = summarize(folder)
-        print(f"{r['search']:<28} solved {r['solved']}/{r['runs']} (1e-3: {r['solved_1e-3']}) · median steps {r['median_steps']} · "
+        name = os.path.basename(folder.rstrip("/"))
+        extra = f" · error fell {r['error_fell']} · line guard replaced {r['replaced_by_line_guard']}" if r["error_fell"] else ""
+        print(f"{name:<16} {r['search']:<22} solved {r['solved']}/{r['runs']} (1e-3: {r['solved_1e-3']}) · median steps {r['median_steps']} · "
               f"unusable {r['unusable_replies']} · {r['s_per_solved']} s/solved ({r['total_s']} s) · evals {r['evaluations']} · "
               f"forwards {r['forward_passes']} · kept {r['kept_by_source']} · solved by {r['solved_by_source']} · "
-              f"distinct model {r['distinct_model']} · per-candidate {r['solve_rate_per_candidate']}")
+              f"distinct model {r['distinct_model']} · per-candidate {r['solve_rate_per_candidate']}{extra}")

@@ -61,6 +61,11 @@ pub struct RunArgs {
     /// Do not name the closest pair of tried values whose feedback differs (one numeric variable).
     #[arg(long)]
     pub no_bracket_hint: bool,
+    /// Keep the model's value even where the tries rule it out (one numeric variable, feedback
+    /// that names a direction); by default such a value is replaced by a bisection or
+    /// expansion step.
+    #[arg(long)]
+    pub no_line_guard: bool,
     /// Compute threads for the local model (default: one per core).
     #[arg(long)]
     pub threads: Option<usize>,
@@ -228,6 +233,7 @@ pub fn run(mut args: RunArgs) -> Result<()> {
     };
     let candidates = args.candidates;
     let bracket_hint = !args.no_bracket_hint;
+    let line_guard = !args.no_line_guard;
     let generation = GenerationParams { max_tokens: args.max_tokens, temperature: args.temperature, ..Default::default() };
     let (kind, memory, objective) = (args.optimizer.clone(), args.memory, task.objective());
     let make_optimizer = Arc::new(move |params: Vec<Node>, llm: Arc<dyn Llm>, seed: u64| -> Box<dyn Optimizer> {
@@ -242,10 +248,10 @@ pub fn run(mut args: RunArgs) -> Result<()> {
             "optoprime-multi" => Box::new(OptoPrimeMulti::new(
                 params,
                 llm,
-                OptoPrimeOptions { objective: objective.clone(), memory_size: memory, memory_order, generation, bracket_hint, ..Default::default() },
+                OptoPrimeOptions { objective: objective.clone(), memory_size: memory, memory_order, generation, bracket_hint, line_guard, ..Default::default() },
                 candidates,
             )),
-            _ => Box::new(OptoPrime::with_options(params, llm, OptoPrimeOptions { objective: objective.clone(), memory_size: memory, memory_order, generation, bracket_hint, ..Default::default() })),
+            _ => Box::new(OptoPrime::with_options(params, llm, OptoPrimeOptions { objective: objective.clone(), memory_size: memory, memory_order, generation, bracket_hint, line_guard, ..Default::default() })),
         }
     });
     let out_dir = args.resume.clone().or(args.out.clone()).unwrap_or_else(|| default_out_dir(&args.task));

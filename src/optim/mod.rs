@@ -159,6 +159,19 @@ pub struct StepReport {
     /// OptoPrimeMulti: every candidate.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub candidates: Vec<Candidate>,
+    /// A value the optimizer used in place of the model's (OptoPrime's line guard).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replaced: Option<Replaced>,
+}
+
+/// A parameter value the optimizer put in place of the one the model suggested, and why.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Replaced {
+    pub name: String,
+    /// The model's value (`None` when it gave none).
+    pub suggested: Option<Value>,
+    pub used: Value,
+    pub reason: String,
 }
 
 impl StepReport {

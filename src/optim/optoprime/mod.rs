@@ -2,6 +2,7 @@
 //! schema of the parameters) → parse → coerce → update.
 
 pub mod bracket;
+pub mod line_guard;
 pub mod memory;
 pub mod problem;
 pub mod prompt;
@@ -19,6 +20,7 @@ use prompt::{build_messages, MemoryEntry, PromptSpec, DEFAULT_OBJECTIVE};
 use reply::{parse_reply, preview};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
+use line_guard::{direction_of, LineTry};
 use update::{plan_updates, Outcome};
 
 /// Settings of [`OptoPrime`].
@@ -51,6 +53,10 @@ pub struct OptoPrimeOptions {
     /// ([`bracket::bracket_hint`]).
     #[serde(default = "yes")]
     pub bracket_hint: bool,
+    /// With one numeric variable and feedback that names a direction, replace a value the tries
+    /// already rule out by a bisection or expansion step ([`line_guard`]).
+    #[serde(default = "yes")]
+    pub line_guard: bool,
 }
 
 fn yes() -> bool {
@@ -71,6 +77,7 @@ impl Default for OptoPrimeOptions {
             use_schema: true,
             feed_back_rejections: true,
             bracket_hint: true,
+            line_guard: true,
         }
     }
 }
@@ -88,6 +95,9 @@ struct State {
     step: u64,
     memory: Memory,
     problems: Vec<String>,
+    /// Every evaluated value of a lone numeric variable, for the line guard.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    line: Vec<LineTry>,
 }
 
 /// The OptoPrime optimizer.
@@ -196,6 +206,9 @@ impl OptoPrime {
         }
         // Remember this step after the prompt is built, so it is not shown twice.
         self.state.memory.remember(MemoryEntry::from_summary(&summary), self.options.memory_size, self.options.memory_order);
+        if let Some(t) = line_try(&summary) {
+            self.state.line.push(t);
+        }
         self.pending = Some(Pending { summary, messages, notes });
         Ok(Some(req))
     }
@@ -214,13 +227,59 @@ impl OptoPrime {
         report.notes = p.notes;
         let problems = apply_reply(self.params.as_ref(), &p.summary, reply, &mut report);
         self.state.problems = problems;
+        if self.options.line_guard && !report.terminated {
+            self.guard_line(&p.summary, &mut report);
+        }
         debug_assert_eq!(report.updates.len(), names.len());
         report
+    }
+
+    /// The line guard on this step's update of a lone numeric variable: a value the tries rule
+    /// out is replaced (and the report says by what and why).
+    fn guard_line(&self, summary: &Summary, report: &mut StepReport) {
+        let ([var], Some(last)) = (summary.variables.as_slice(), self.state.line.last()) else { return };
+        if last.x != var.value.as_f64().unwrap_or(f64::NAN) {
+            return; // the line was not recorded for this step
+        }
+        let integer = matches!(var.value, crate::graph::Value::Int(_));
+        let Some(update) = report.updates.iter_mut().find(|u| u.name == var.name) else { return };
+        let suggested = match &update.outcome {
+            Outcome::Updated { new } => Some(new.clone()),
+            Outcome::Unchanged => Some(var.value.clone()),
+            Outcome::Rejected { .. } | Outcome::Missing => None,
+        };
+        let Some(r) = line_guard::guard(&self.state.line, suggested.as_ref().and_then(|v| v.as_f64()), integer) else { return };
+        let used = if integer { crate::graph::Value::Int(r.value as i64) } else { crate::graph::Value::Float(r.value) };
+        if let Err(e) = self.params.set_value(&var.name, used.clone()) {
+            report.notes.push(format!("line guard: {} could not be set: {e}", used.py_str()));
+            return;
+        }
+        report.notes.push(format!(
+            "{}: {} replaced by {} ({})",
+            var.name,
+            suggested.as_ref().map_or("no value".to_string(), |v| v.py_str()),
+            used.py_str(),
+            r.reason
+        ));
+        update.outcome = Outcome::Updated { new: used.clone() };
+        report.replaced = Some(super::Replaced { name: var.name.clone(), suggested, used, reason: r.reason });
     }
 
     pub(crate) fn pending(&self) -> Option<&Pending> {
         self.pending.as_ref()
     }
+}
+
+/// The lone numeric variable's value, output and feedback direction, when the step has exactly
+/// one numeric variable and one output.
+fn line_try(summary: &Summary) -> Option<LineTry> {
+    let ([var], [out]) = (summary.variables.as_slice(), summary.outputs.as_slice()) else { return None };
+    let x = match var.value {
+        crate::graph::Value::Int(i) => i as f64,
+        crate::graph::Value::Float(f) => f,
+        _ => return None,
+    };
+    Some(LineTry { x, output: out.value.as_f64().filter(|y| y.is_finite()), direction: direction_of(&summary.feedback_text()) })
 }
 
 /// Shared by OptoPrime, OPRO and TextGrad's update: fills `report` from one reply and applies the
