@@ -14,13 +14,16 @@ const HEADS: Heads = Heads { heads: 12, kv_heads: 2, head_dim: 128 };
 /// A `[kv_heads, rows, head_dim]` buffer of small pseudo-random values.
 fn buffer(rows: usize, seed: u64) -> Vec<f16> {
     let n = HEADS.kv_heads * rows * HEADS.head_dim;
-    (0..n as u64).map(|i| f16::from_f32(((i * 2_654_435_761 + seed) % 1000) as f32 / 500.0 - 1.0)).collect()
+    (0..n as u64)
+        .map(|i| f16::from_f32(((i * 2_654_435_761 + seed) % 1000) as f32 / 500.0 - 1.0))
+        .collect()
 }
 
 fn attention(c: &mut Criterion) {
     let (prompt, own) = (1200, 100);
     let (pk, pv) = (buffer(prompt, 1), buffer(prompt, 2));
-    let tails: Vec<(Vec<f16>, Vec<f16>)> = (0..4).map(|s| (buffer(own, 3 + s), buffer(own, 7 + s))).collect();
+    let tails: Vec<(Vec<f16>, Vec<f16>)> =
+        (0..4).map(|s| (buffer(own, 3 + s), buffer(own, 7 + s))).collect();
     let view = |s: usize| KvView {
         runs: vec![
             KvRun { keys: &pk, values: &pv, capacity: prompt, len: prompt },
@@ -34,9 +37,15 @@ fn attention(c: &mut Criterion) {
     let mut group = c.benchmark_group("decode_attention_1300_positions");
     for batch in [1usize, 4] {
         let views: Vec<KvView<'_>> = (0..batch).map(view).collect();
-        group.bench_function(format!("batch_{batch}_warm"), |b| b.iter(|| attend_batch(HEADS, &views, &q[..batch * width])));
+        group.bench_function(format!("batch_{batch}_warm"), |b| {
+            b.iter(|| attend_batch(HEADS, &views, &q[..batch * width]))
+        });
         group.bench_function(format!("batch_{batch}_cold"), |b| {
-            b.iter_batched(|| evict(&flush), |_| attend_batch(HEADS, &views, &q[..batch * width]), BatchSize::PerIteration)
+            b.iter_batched(
+                || evict(&flush),
+                |_| attend_batch(HEADS, &views, &q[..batch * width]),
+                BatchSize::PerIteration,
+            )
         });
     }
     group.finish();

@@ -8,9 +8,11 @@ fn anchor(c: &mut Criterion) {
     let mut group = c.benchmark_group("anchor_backward_summarize_prompt");
     group.sample_size(10);
     for (ops, params) in [(1000usize, 10usize), (5000, 10), (20000, 50)] {
-        group.bench_with_input(BenchmarkId::from_parameter(format!("{ops}x{params}")), &(ops, params), |b, &(ops, params)| {
-            b.iter(|| opto::cli::bench::graph_workload(ops, params))
-        });
+        group.bench_with_input(
+            BenchmarkId::from_parameter(format!("{ops}x{params}")),
+            &(ops, params),
+            |b, &(ops, params)| b.iter(|| opto::cli::bench::graph_workload(ops, params)),
+        );
     }
     group.finish();
 }

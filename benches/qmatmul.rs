@@ -15,8 +15,11 @@ fn matmuls(c: &mut Criterion) {
         return;
     };
     let (n, k) = (8960, 1536);
-    let data: Vec<f32> = (0..n * k).map(|i| ((i * 7919 % 1009) as f32 / 1009.0 - 0.5) * 0.1).collect();
-    let q = QTensor::quantize(&Tensor::from_vec(data, (n, k), &Device::Cpu).unwrap(), GgmlDType::Q4K).unwrap();
+    let data: Vec<f32> =
+        (0..n * k).map(|i| ((i * 7919 % 1009) as f32 / 1009.0 - 0.5) * 0.1).collect();
+    let q =
+        QTensor::quantize(&Tensor::from_vec(data, (n, k), &Device::Cpu).unwrap(), GgmlDType::Q4K)
+            .unwrap();
     let packed = PackedWeight::pack(GgmlDType::Q4K, &q.data().unwrap(), n, k, kernels).unwrap();
     let candle = QMatMul::from_qtensor(q).unwrap();
     let mut group = c.benchmark_group("q4k_8960x1536");
@@ -24,8 +27,12 @@ fn matmuls(c: &mut Criterion) {
         let x: Vec<f32> = (0..m * k).map(|i| (i % 17) as f32 - 8.0).collect();
         let xt = Tensor::from_vec(x.clone(), (m, k), &Device::Cpu).unwrap();
         candle.forward(&xt).unwrap();
-        group.bench_with_input(BenchmarkId::new("opto", m), &m, |b, &m| b.iter(|| packed.matmul(&x, m)));
-        group.bench_with_input(BenchmarkId::new("candle", m), &m, |b, _| b.iter(|| candle.forward(&xt).unwrap()));
+        group.bench_with_input(BenchmarkId::new("opto", m), &m, |b, &m| {
+            b.iter(|| packed.matmul(&x, m))
+        });
+        group.bench_with_input(BenchmarkId::new("candle", m), &m, |b, _| {
+            b.iter(|| candle.forward(&xt).unwrap())
+        });
     }
     group.finish();
 }

@@ -30,13 +30,19 @@ fn main() {
     };
     let rounds: usize = std::env::args().skip(1).find_map(|a| a.parse().ok()).unwrap_or(15);
     let (n, k) = (8960, 1536);
-    let data: Vec<f32> = (0..n * k).map(|i| ((i * 7919 % 1009) as f32 / 1009.0 - 0.5) * 0.1).collect();
-    let q = QTensor::quantize(&Tensor::from_vec(data, (n, k), &Device::Cpu).unwrap(), GgmlDType::Q4K).unwrap();
+    let data: Vec<f32> =
+        (0..n * k).map(|i| ((i * 7919 % 1009) as f32 / 1009.0 - 0.5) * 0.1).collect();
+    let q =
+        QTensor::quantize(&Tensor::from_vec(data, (n, k), &Device::Cpu).unwrap(), GgmlDType::Q4K)
+            .unwrap();
     let bytes = q.data().unwrap();
     // Separate copies, so that no matrix is still cached when its turn comes again.
-    let set: Vec<PackedWeight> = (0..MATRICES).map(|_| PackedWeight::pack(GgmlDType::Q4K, &bytes, n, k, kernels).unwrap()).collect();
+    let set: Vec<PackedWeight> = (0..MATRICES)
+        .map(|_| PackedWeight::pack(GgmlDType::Q4K, &bytes, n, k, kernels).unwrap())
+        .collect();
     let gib = (MATRICES * set[0].bytes()) as f64 / (1u64 << 30) as f64;
-    let inputs: Vec<Vec<f32>> = [1usize, 4].iter().map(|&m| (0..m * k).map(|i| (i % 17) as f32 - 8.0).collect()).collect();
+    let inputs: Vec<Vec<f32>> =
+        [1usize, 4].iter().map(|&m| (0..m * k).map(|i| (i % 17) as f32 - 8.0).collect()).collect();
     let (mut one, mut four) = (Vec::new(), Vec::new());
     pass(&set, &inputs[0], 1);
     for _ in 0..rounds {
@@ -45,7 +51,16 @@ fn main() {
     }
     let ratio = median(&four.iter().zip(&one).map(|(f, o)| f / o).collect::<Vec<_>>());
     let (one, four) = (median(&one), median(&four));
-    println!("{MATRICES} matrices {n}x{k} Q4_K ({:.0} MiB), {:?} kernels, {} threads, {rounds} rounds", gib * 1024.0, kernels, rayon::current_num_threads());
+    println!(
+        "{MATRICES} matrices {n}x{k} Q4_K ({:.0} MiB), {:?} kernels, {} threads, {rounds} rounds",
+        gib * 1024.0,
+        kernels,
+        rayon::current_num_threads()
+    );
     println!("1 row:  {:.1} ms a pass, {:.1} GiB/s", one * 1e3, gib / one);
-    println!("4 rows: {:.1} ms a pass, {:.1} GiB/s; {ratio:.2}x the time of 1 row", four * 1e3, gib / four);
+    println!(
+        "4 rows: {:.1} ms a pass, {:.1} GiB/s; {ratio:.2}x the time of 1 row",
+        four * 1e3,
+        gib / four
+    );
 }

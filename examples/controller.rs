@@ -7,7 +7,7 @@
 use clap::Parser;
 use opto::llm::local::{hub::resolve_model, LocalLlm, LocalOptions};
 use opto::llm::{GenerationParams, Llm};
-use opto::optim::{OptoPrime, OptoPrimeOptions, Optimizer};
+use opto::optim::{Optimizer, OptoPrime, OptoPrimeOptions};
 use opto::tasks::controller::{plant::noise, ControllerTask, GainLaw, GainSpec, Plant, Status};
 use opto::train::{RunConfig, Task, Trainer};
 use rand::rngs::StdRng;
@@ -67,7 +67,10 @@ impl Plant for Drone {
         }
     }
     fn at_budget(&self, s: &[f64]) -> Status {
-        Status::Failed(format!("time ran out {:.2} m from the target altitude", (s[0] - s[2]).abs()))
+        Status::Failed(format!(
+            "time ran out {:.2} m from the target altitude",
+            (s[0] - s[2]).abs()
+        ))
     }
     fn tracked(&self, s: &[f64]) -> (&'static str, f64) {
         ("altitude_error", s[0] - s[2])
@@ -78,7 +81,13 @@ impl Plant for Drone {
 fn thrust_law() -> GainLaw {
     GainLaw::new(
         vec![
-            GainSpec::new("hover", 0.0, 12.0, 2.0, "the thrust in newtons when the drone is at the target and still"),
+            GainSpec::new(
+                "hover",
+                0.0,
+                12.0,
+                2.0,
+                "the thrust in newtons when the drone is at the target and still",
+            ),
             GainSpec::new("kp", 0.0, 20.0, 1.0, "extra thrust per metre below the target"),
             GainSpec::new("kd", 0.0, 20.0, 0.0, "thrust taken off per m/s of climb (damping)"),
         ],
@@ -107,27 +116,23 @@ struct Args {
 fn main() -> opto::Result<()> {
     let args = Args::parse();
     let task = Arc::new(ControllerTask::gains(Drone, thrust_law()));
-    let llm: Arc<dyn Llm> = Arc::new(LocalLlm::load(resolve_model(&args.model)?, LocalOptions { threads: args.threads, ..Default::default() })?);
-    let out_dir = args.out.unwrap_or_else(|| std::env::temp_dir().join(format!("opto-drone-{}", std::process::id())));
+    let llm: Arc<dyn Llm> = Arc::new(LocalLlm::load(
+        resolve_model(&args.model)?,
+        LocalOptions { threads: args.threads, ..Default::default() },
+    )?);
+    let out_dir = args
+        .out
+        .unwrap_or_else(|| std::env::temp_dir().join(format!("opto-drone-{}", std::process::id())));
     let config = RunConfig {
         task: task.name(),
-        problem: 0,
-        problems: Vec::new(),
-        search: None,
-        optimizer: "optoprime".into(),
         seeds: args.seeds,
-        first_seed: 0,
         steps: args.steps,
         memory: args.memory,
         model: llm.describe(),
-        model_sha256: None,
-        temperature: 0.0,
         max_tokens: 300,
         threads: Some(args.threads),
-        device: "cpu".into(),
         batch_size: args.seeds,
-        stop_on_success: true,
-        opto_version: env!("CARGO_PKG_VERSION").into(),
+        ..Default::default()
     };
     let (objective, memory) = (task.objective(), args.memory);
     let trainer = Trainer {
@@ -137,16 +142,37 @@ fn main() -> opto::Result<()> {
         out_dir,
         make_optimizer: Arc::new(move |params, llm, seed| {
             let generation = GenerationParams { max_tokens: 300, seed, ..Default::default() };
-            Box::new(OptoPrime::with_options(params, llm, OptoPrimeOptions { objective: objective.clone(), memory_size: memory, generation, ..Default::default() })) as Box<dyn Optimizer>
+            Box::new(OptoPrime::with_options(
+                params,
+                llm,
+                OptoPrimeOptions {
+                    objective: objective.clone(),
+                    memory_size: memory,
+                    generation,
+                    ..Default::default()
+                },
+            )) as Box<dyn Optimizer>
         }),
         progress: true,
     };
     let summary = trainer.run()?;
     let checkpoint = opto::train::Checkpoint::load(&summary.out_dir)?;
     for (seed, h) in checkpoint.seeds.iter().zip(&summary.held_out) {
-        let gains: Vec<String> = seed.params.iter().map(|(k, v)| format!("{k}={}", v.py_str())).collect();
-        println!("seed {}: solved at step {:?}; gains {}; held-out hovers {} before, {} after", seed.seed, seed.solved_at, gains.join(" "), h.before, h.after);
+        let gains: Vec<String> =
+            seed.params.iter().map(|(k, v)| format!("{k}={}", v.py_str())).collect();
+        println!(
+            "seed {}: solved at step {:?}; gains {}; held-out hovers {} before, {} after",
+            seed.seed,
+            seed.solved_at,
+            gains.join(" "),
+            h.before,
+            h.after
+        );
     }
-    println!("{:.1} s per step; run folder {}", summary.batch_seconds.iter().sum::<f64>() / summary.batch_seconds.len().max(1) as f64, summary.out_dir.display());
+    println!(
+        "{:.1} s per step; run folder {}",
+        summary.batch_seconds.iter().sum::<f64>() / summary.batch_seconds.len().max(1) as f64,
+        summary.out_dir.display()
+    );
     Ok(())
 }

@@ -15,7 +15,7 @@ use opto::graph::Node;
 use opto::llm::local::hub::{resolve_model, DEFAULT_MODEL};
 use opto::llm::local::{LocalLlm, LocalOptions};
 use opto::llm::{GenerationParams, Llm};
-use opto::optim::{OptoPrime, OptoPrimeOptions, Optimizer};
+use opto::optim::{Optimizer, OptoPrime, OptoPrimeOptions};
 use opto::tasks::prompt::{PromptProgram, OBJECTIVE};
 use opto::train::dataset::{load_jsonl, split};
 use opto::train::{DatasetOptions, DatasetTrainer, SplitSizes};
@@ -31,9 +31,14 @@ fn main() {
 
 fn run() -> opto::Result<()> {
     let mut args = std::env::args().skip(1);
-    let path = PathBuf::from(args.next().ok_or_else(|| opto::Error::invalid("FILE", "usage: prompt FILE.jsonl [STEPS] [THREADS]"))?);
+    let path = PathBuf::from(args.next().ok_or_else(|| {
+        opto::Error::invalid("FILE", "usage: prompt FILE.jsonl [STEPS] [THREADS]")
+    })?);
     let number = |what: &str, text: Option<String>, default: usize| -> opto::Result<usize> {
-        text.map(|t| t.parse().map_err(|_| opto::Error::invalid(what, format!("`{t}` is not a number")))).unwrap_or(Ok(default))
+        text.map(|t| {
+            t.parse().map_err(|_| opto::Error::invalid(what, format!("`{t}` is not a number")))
+        })
+        .unwrap_or(Ok(default))
     };
     let steps = number("STEPS", args.next(), 4)?;
     let threads = number("THREADS", args.next(), 0)?;
@@ -41,20 +46,48 @@ fn run() -> opto::Result<()> {
     // 1. The data, checked whole before the model loads.
     let (items, source) = load_jsonl(&path)?;
     let n = items.len();
-    let sizes = if n >= 25 { SplitSizes { train: 15, validation: 5, test: None } } else { SplitSizes { train: (n * 3 / 5).max(1), validation: (n / 5).max(1), test: None } };
+    let sizes = if n >= 25 {
+        SplitSizes { train: 15, validation: 5, test: None }
+    } else {
+        SplitSizes { train: (n * 3 / 5).max(1), validation: (n / 5).max(1), test: None }
+    };
     let splits = split(items, sizes, 0, &path)?;
-    println!("data: {} ({} items, sha256 {}…)", source.path.display(), source.items, &source.sha256[..12]);
-    println!("splits: {} train, {} validation, {} test", splits.train.len(), splits.validation.len(), splits.test.len());
+    println!(
+        "data: {} ({} items, sha256 {}…)",
+        source.path.display(),
+        source.items,
+        &source.sha256[..12]
+    );
+    println!(
+        "splits: {} train, {} validation, {} test",
+        splits.train.len(),
+        splits.validation.len(),
+        splits.test.len()
+    );
 
     // 2. One model, loaded once: it answers the program's questions and runs the optimizer.
     let model = resolve_model(DEFAULT_MODEL)?;
-    println!("model: {} ({} threads)", model.display(), if threads == 0 { "all".to_string() } else { threads.to_string() });
-    let llm: Arc<dyn Llm> = Arc::new(LocalLlm::load(&model, LocalOptions { threads, ..Default::default() })?);
+    println!(
+        "model: {} ({} threads)",
+        model.display(),
+        if threads == 0 { "all".to_string() } else { threads.to_string() }
+    );
+    let llm: Arc<dyn Llm> =
+        Arc::new(LocalLlm::load(&model, LocalOptions { threads, ..Default::default() })?);
 
     // 3. The program: prompt template + question → traced model call → Python extractor → answer.
-    let program = Arc::new(PromptProgram::new("my-data", llm.clone(), GenerationParams { max_tokens: 96, ..Default::default() }, Arc::new(MontySandbox::default())));
+    let program = Arc::new(PromptProgram::new(
+        "my-data",
+        llm.clone(),
+        GenerationParams { max_tokens: 96, ..Default::default() },
+        Arc::new(MontySandbox::default()),
+    ));
     let make_optimizer = Arc::new(|params: Vec<Node>, llm: Arc<dyn Llm>| -> Box<dyn Optimizer> {
-        Box::new(OptoPrime::with_options(params, llm, OptoPrimeOptions { objective: OBJECTIVE.into(), memory_size: 3, ..Default::default() }))
+        Box::new(OptoPrime::with_options(
+            params,
+            llm,
+            OptoPrimeOptions { objective: OBJECTIVE.into(), memory_size: 3, ..Default::default() },
+        ))
     });
     let out_dir = opto::train::default_out_dir("prompt-example");
     let trainer = DatasetTrainer {
@@ -62,7 +95,13 @@ fn run() -> opto::Result<()> {
         llm: llm.clone(),
         splits,
         grader: Default::default(),
-        options: DatasetOptions { steps, minibatch: 5, seed: 0, eval_batch: 8, record_contents: false },
+        options: DatasetOptions {
+            steps,
+            minibatch: 5,
+            seed: 0,
+            eval_batch: 8,
+            record_contents: false,
+        },
         out_dir: out_dir.clone(),
         make_optimizer,
         config: serde_json::json!({ "example": "prompt", "data": source, "steps": steps, "model": llm.describe() }),
@@ -73,11 +112,20 @@ fn run() -> opto::Result<()> {
     let summary = trainer.run()?;
     println!();
     println!("test accuracy: {} before → {} after", summary.test_before, summary.test_after);
-    println!("kept the parameters after step {} (validation {})", summary.best_after_step, summary.best_validation);
-    println!("seconds per step: {:?}", summary.step_seconds.iter().map(|s| (s * 10.0).round() / 10.0).collect::<Vec<_>>());
+    println!(
+        "kept the parameters after step {} (validation {})",
+        summary.best_after_step, summary.best_validation
+    );
+    println!(
+        "seconds per step: {:?}",
+        summary.step_seconds.iter().map(|s| (s * 10.0).round() / 10.0).collect::<Vec<_>>()
+    );
     for (name, value) in &summary.best_params {
         println!("--- {name} ---\n{}", value.py_str());
     }
-    println!("run folder: {} (the data file's path and sha256, not its contents)", out_dir.display());
+    println!(
+        "run folder: {} (the data file's path and sha256, not its contents)",
+        out_dir.display()
+    );
     Ok(())
 }

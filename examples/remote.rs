@@ -8,7 +8,7 @@
 use clap::Parser;
 use opto::llm::remote::{RemoteConfig, RemoteLlm};
 use opto::llm::{GenerationParams, Llm};
-use opto::optim::{OptoPrime, OptoPrimeOptions, Optimizer};
+use opto::optim::{Optimizer, OptoPrime, OptoPrimeOptions};
 use opto::tasks::controller::{ControllerTask, GainLaw, PointMass};
 use opto::train::{RunConfig, Task, Trainer};
 use std::sync::Arc;
@@ -33,23 +33,13 @@ fn main() -> opto::Result<()> {
     let task = Arc::new(ControllerTask::gains(PointMass, GainLaw::reach_pd()));
     let run = RunConfig {
         task: task.name(),
-        problem: 0,
-        problems: Vec::new(),
-        search: None,
-        optimizer: "optoprime".into(),
         seeds: args.seeds,
-        first_seed: 0,
         steps: args.steps,
-        memory: 5,
         model: llm.describe(),
-        model_sha256: None,
-        temperature: 0.0,
         max_tokens: 300,
-        threads: None,
         device: "remote".into(),
         batch_size: args.seeds,
-        stop_on_success: true,
-        opto_version: env!("CARGO_PKG_VERSION").into(),
+        ..Default::default()
     };
     let objective = task.objective();
     let trainer = Trainer {
@@ -59,12 +49,26 @@ fn main() -> opto::Result<()> {
         out_dir: std::env::temp_dir().join(format!("opto-remote-{}", std::process::id())),
         make_optimizer: Arc::new(move |params, llm, seed| {
             let generation = GenerationParams { max_tokens: 300, seed, ..Default::default() };
-            Box::new(OptoPrime::with_options(params, llm, OptoPrimeOptions { objective: objective.clone(), memory_size: 5, generation, ..Default::default() })) as Box<dyn Optimizer>
+            Box::new(OptoPrime::with_options(
+                params,
+                llm,
+                OptoPrimeOptions {
+                    objective: objective.clone(),
+                    memory_size: 5,
+                    generation,
+                    ..Default::default()
+                },
+            )) as Box<dyn Optimizer>
         }),
         progress: true,
     };
     let summary = trainer.run()?;
-    println!("asked {} for {} step(s) of {} seed(s)", args.url, summary.batch_seconds.len(), args.seeds);
+    println!(
+        "asked {} for {} step(s) of {} seed(s)",
+        args.url,
+        summary.batch_seconds.len(),
+        args.seeds
+    );
     for h in &summary.held_out {
         println!("seed {}: held-out reach {} before, {} after", h.seed, h.before, h.after);
     }

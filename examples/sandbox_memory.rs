@@ -26,7 +26,12 @@ const CONTROLLER: &str = "def f(x):\n    e = 1.0 - x\n    u = 0.5 * e + 0.1 * e 
 
 fn peak_rss_mib() -> f64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)).and_then(|k| k.parse::<f64>().ok()).map_or(0.0, |kb| kb / 1024.0)
+    status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|k| k.parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0)
 }
 
 fn children_peak_rss_mib() -> f64 {
@@ -77,7 +82,10 @@ fn cost() {
         for i in 0..n {
             sb.call(&f, &[Value::Float(i as f64 * 1e-4)]).unwrap();
         }
-        println!("{mode}: {:.2} µs per call ({n} calls of a 10-op controller step)", started.elapsed().as_secs_f64() * 1e6 / n as f64);
+        println!(
+            "{mode}: {:.2} µs per call ({n} calls of a 10-op controller step)",
+            started.elapsed().as_secs_f64() * 1e6 / n as f64
+        );
     }
 }
 
@@ -91,10 +99,16 @@ fn main() {
             let exe = std::env::current_exe().expect("own path");
             for class in 0..HOSTILE.len() {
                 for mode in ["in-process", "worker"] {
-                    let out = std::process::Command::new(&exe).args(["one", mode, &class.to_string()]).output().expect("run a class");
+                    let out = std::process::Command::new(&exe)
+                        .args(["one", mode, &class.to_string()])
+                        .output()
+                        .expect("run a class");
                     let text = String::from_utf8_lossy(&out.stdout);
                     if text.trim().is_empty() {
-                        println!("| {} | {mode} | the host process died: {} | | | |", HOSTILE[class].0, out.status);
+                        println!(
+                            "| {} | {mode} | the host process died: {} | | | |",
+                            HOSTILE[class].0, out.status
+                        );
                     } else {
                         print!("{text}");
                     }

@@ -43,7 +43,11 @@ pub enum Error {
 
     /// Tensor-level failure inside the inference engine, with the operation that failed.
     #[error("inference ({op}): {source}")]
-    Tensor { op: String, #[source] source: candle_core::Error },
+    Tensor {
+        op: String,
+        #[source]
+        source: candle_core::Error,
+    },
 
     /// The sandbox that runs LLM-written code.
     #[error("sandbox: {0}")]
@@ -59,7 +63,11 @@ pub enum Error {
 
     /// Reading or writing a file.
     #[error("{path}: {source}")]
-    Io { path: PathBuf, #[source] source: std::io::Error },
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
 
     /// A dataset file (JSONL of input/answer pairs) or its splits: the file, the line when one
     /// is to blame, and the reason (naming the field).

@@ -23,7 +23,12 @@ pub fn cut_words(text: &str, limit: usize) -> String {
 /// keeping its own line breaks; past `max_lines` the last kept line ends with `…`.
 pub fn wrap_words(text: &str, width: usize, max_lines: usize) -> Vec<String> {
     let width = width.max(4);
-    let mut lines: Vec<String> = text.lines().flat_map(|l| textwrap::wrap(l, width).into_iter().map(|c| c.into_owned()).collect::<Vec<_>>()).collect();
+    let mut lines: Vec<String> = text
+        .lines()
+        .flat_map(|l| {
+            textwrap::wrap(l, width).into_iter().map(|c| c.into_owned()).collect::<Vec<_>>()
+        })
+        .collect();
     if lines.len() > max_lines.max(1) {
         lines.truncate(max_lines.max(1));
         if let Some(last) = lines.last_mut() {
@@ -49,7 +54,10 @@ mod tests {
 
     #[test]
     fn wrapping_keeps_words_and_marks_what_was_left_out() {
-        assert_eq!(wrap_words("Fires at the square of the hidden board", 16, 5), vec!["Fires at the", "square of the", "hidden board"]);
+        assert_eq!(
+            wrap_words("Fires at the square of the hidden board", 16, 5),
+            vec!["Fires at the", "square of the", "hidden board"]
+        );
         let cut = wrap_words("Fires at the square of the hidden board", 16, 2);
         assert_eq!(cut.len(), 2);
         assert!(cut[1].ends_with('…') && cut[1].chars().count() <= 16, "{cut:?}");

@@ -20,13 +20,20 @@ fn measure_eight_concurrent_traced_calls_against_eight_sequential() {
         eprintln!("set OPTO_TEST_MODEL to a GGUF path");
         return;
     };
-    let threads: usize = std::env::var("OPTO_THREADS").ok().and_then(|t| t.parse().ok()).unwrap_or(2);
-    let max_tokens: usize = std::env::var("OPTO_CALL_TOKENS").ok().and_then(|t| t.parse().ok()).unwrap_or(64);
-    let local = Arc::new(LocalLlm::load(&path, LocalOptions { threads, ..Default::default() }).unwrap());
+    let threads: usize =
+        std::env::var("OPTO_THREADS").ok().and_then(|t| t.parse().ok()).unwrap_or(2);
+    let max_tokens: usize =
+        std::env::var("OPTO_CALL_TOKENS").ok().and_then(|t| t.parse().ok()).unwrap_or(64);
+    let local =
+        Arc::new(LocalLlm::load(&path, LocalOptions { threads, ..Default::default() }).unwrap());
     let llm: Arc<dyn Llm> = local.clone();
     let g = Graph::new();
     let template = template_parameter(&g, "prompt", opto::tasks::prompt::INITIAL_TEMPLATE);
-    let questions: Vec<_> = BbhTask::WordSorting.generate(8, 0).into_iter().map(|i| g.value(i.input.as_str())).collect();
+    let questions: Vec<_> = BbhTask::WordSorting
+        .generate(8, 0)
+        .into_iter()
+        .map(|i| g.value(i.input.as_str()))
+        .collect();
     let call = LlmCall::new(llm, GenerationParams { max_tokens, ..Default::default() });
 
     local.clear_prefix_cache();

@@ -41,9 +41,18 @@ fn assert_one_line_error(out: &Output, needles: &[&str]) {
 #[test]
 fn counts_out_of_range_are_one_line_errors_before_any_model_loads() {
     let home = tempfile::tempdir().unwrap();
-    for (flag, value) in [("--seeds", "18446744073709551615"), ("--seeds", "10000000"), ("--max-tokens", "0"), ("--steps", "0"), ("--threads", "0"), ("--memory", "99999999"), ("--problem", "18446744073709551615")] {
+    for (flag, value) in [
+        ("--seeds", "18446744073709551615"),
+        ("--seeds", "10000000"),
+        ("--max-tokens", "0"),
+        ("--steps", "0"),
+        ("--threads", "0"),
+        ("--memory", "99999999"),
+        ("--problem", "18446744073709551615"),
+    ] {
         // The model does not exist: an error about it would mean the count was not checked first.
-        let out = run(home.path(), &["run", "numeric", "--model", "/nonexistent.gguf", flag, value]);
+        let out =
+            run(home.path(), &["run", "numeric", "--model", "/nonexistent.gguf", flag, value]);
         assert_one_line_error(&out, &[flag]);
     }
 }
@@ -54,7 +63,10 @@ fn a_remote_server_that_is_not_there_is_a_one_line_error_and_a_failed_exit() {
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let out_dir = home.path().join("run");
     let url = format!("http://127.0.0.1:{port}/v1");
-    let out = run(home.path(), &["run", "numeric", "--remote", &url, "--steps", "2", "--out", out_dir.to_str().unwrap()]);
+    let out = run(
+        home.path(),
+        &["run", "numeric", "--remote", &url, "--steps", "2", "--out", out_dir.to_str().unwrap()],
+    );
     assert_one_line_error(&out, &["unavailable", "health check"]);
     assert!(!out_dir.join("checkpoint.json").exists(), "no step ran");
     let out = run(home.path(), &["run", "numeric", "--remote", "garbage", "--steps", "2"]);
@@ -69,7 +81,13 @@ fn a_live_run_folder_refuses_a_second_writer_and_a_resume_keeps_its_configuratio
     let (model, dir_s) = (model.to_str().unwrap(), dir.to_str().unwrap());
     let base = ["run", "numeric", "--model", model, "--threads", "1", "--max-tokens", "24"];
     // A long run, started in the background.
-    let mut first = opto(home.path()).args(base).args(["--steps", "100000", "--no-stop-on-success", "--out", dir_s]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let mut first = opto(home.path())
+        .args(base)
+        .args(["--steps", "100000", "--no-stop-on-success", "--out", dir_s])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
     let started = Instant::now();
     while !dir.join("checkpoint.json").exists() {
         assert!(started.elapsed() < Duration::from_secs(120), "the first run wrote no checkpoint");
@@ -91,16 +109,35 @@ fn a_live_run_folder_refuses_a_second_writer_and_a_resume_keeps_its_configuratio
     assert_one_line_error(&seeds, &["--seeds"]);
     let shorter = run(home.path(), &with(&base, &["--resume", dir_s, "--steps", "1"]));
     assert_one_line_error(&shorter, &["--steps", "only extend"]);
-    assert_eq!(std::fs::read_to_string(dir.join("events.jsonl")).unwrap(), events_before, "nothing was written");
+    assert_eq!(
+        std::fs::read_to_string(dir.join("events.jsonl")).unwrap(),
+        events_before,
+        "nothing was written"
+    );
     // ... and an extension is explicit and recorded. The resumed run takes the folder's
     // `--max-tokens` without it on the command line.
     let short = home.path().join("short");
     let short_s = short.to_str().unwrap();
     let out = run(home.path(), &with(&base, &["--steps", "1", "--out", short_s]));
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let out = run(home.path(), &["run", "numeric", "--model", model, "--threads", "1", "--resume", short_s, "--steps", "2"]);
+    let out = run(
+        home.path(),
+        &[
+            "run",
+            "numeric",
+            "--model",
+            model,
+            "--threads",
+            "1",
+            "--resume",
+            short_s,
+            "--steps",
+            "2",
+        ],
+    );
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let cfg: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(short.join("config.json")).unwrap()).unwrap();
+    let cfg: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(short.join("config.json")).unwrap()).unwrap();
     assert_eq!(cfg["steps"], 2);
     assert_eq!(cfg["max_tokens"], 24, "taken from the folder, not the default");
     assert_eq!(cfg["steps_extensions"][0]["from"], 1);
@@ -112,12 +149,52 @@ fn a_resume_of_a_problem_set_keeps_its_problems_and_seeds() {
     let model = tiny_model(home.path());
     let dir = home.path().join("set");
     let (model, dir_s) = (model.to_str().unwrap(), dir.to_str().unwrap());
-    let out = run(home.path(), &["run", "numeric", "--model", model, "--threads", "1", "--max-tokens", "16", "--problems", "0,1", "--steps", "1", "--no-stop-on-success", "--out", dir_s]);
+    let out = run(
+        home.path(),
+        &[
+            "run",
+            "numeric",
+            "--model",
+            model,
+            "--threads",
+            "1",
+            "--max-tokens",
+            "16",
+            "--problems",
+            "0,1",
+            "--steps",
+            "1",
+            "--no-stop-on-success",
+            "--out",
+            dir_s,
+        ],
+    );
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let other = run(home.path(), &["run", "numeric", "--model", model, "--resume", dir_s, "--problems", "0,2", "--steps", "2"]);
+    let other = run(
+        home.path(),
+        &[
+            "run",
+            "numeric",
+            "--model",
+            model,
+            "--resume",
+            dir_s,
+            "--problems",
+            "0,2",
+            "--steps",
+            "2",
+        ],
+    );
     assert_one_line_error(&other, &["--problems", "disagrees"]);
-    let out = run(home.path(), &["run", "numeric", "--model", model, "--threads", "1", "--resume", dir_s, "--steps", "2"]);
+    let out = run(
+        home.path(),
+        &["run", "numeric", "--model", model, "--threads", "1", "--resume", dir_s, "--steps", "2"],
+    );
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let cfg: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("config.json")).unwrap()).unwrap();
-    assert_eq!((cfg["problems"].clone(), cfg["seeds"].clone(), cfg["steps"].clone()), (serde_json::json!([0, 1]), serde_json::json!(2), serde_json::json!(2)));
+    let cfg: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("config.json")).unwrap()).unwrap();
+    assert_eq!(
+        (cfg["problems"].clone(), cfg["seeds"].clone(), cfg["steps"].clone()),
+        (serde_json::json!([0, 1]), serde_json::json!(2), serde_json::json!(2))
+    );
 }

@@ -5,7 +5,7 @@
 use opto::code::{Limits, MontySandbox, TracedCode};
 use opto::graph::{Graph, Value};
 use opto::llm::scripted::ScriptedLlm;
-use opto::optim::{OptoPrime, Optimizer};
+use opto::optim::{Optimizer, OptoPrime};
 use std::sync::Arc;
 
 const START: &str = "def f(x):\n    \"\"\"Maps x to the output.\"\"\"\n    return x + 1\n";
@@ -28,7 +28,11 @@ fn a_rewrite_that_does_not_compile_is_rejected_and_fed_back() {
         let (output, feedback) = match code.call(&sandbox, &[&input]) {
             Ok(y) => {
                 let v = y.value().as_i64().unwrap();
-                let fb = if v == 10 { "Correct.".to_string() } else { format!("The output is {v}; it should be 10.") };
+                let fb = if v == 10 {
+                    "Correct.".to_string()
+                } else {
+                    format!("The output is {v}; it should be 10.")
+                };
                 (y, fb)
             }
             Err(opto::Error::Execution { node: Some(e), .. }) => {
@@ -52,5 +56,10 @@ fn a_rewrite_that_does_not_compile_is_rejected_and_fed_back() {
     // The second prompt showed the rejection with the compiler's traceback.
     let second = llm.requests()[1].messages.last().unwrap().content.clone();
     assert!(!second.contains("exception_eval0"), "{second}");
-    assert!(second.contains("does not compile") && second.contains("SyntaxError") && second.contains("line 3"), "{second}");
+    assert!(
+        second.contains("does not compile")
+            && second.contains("SyntaxError")
+            && second.contains("line 3"),
+        "{second}"
+    );
 }

@@ -8,7 +8,7 @@ use indexmap::IndexMap;
 use opto::code::{Limits, WorkerSandbox};
 use opto::graph::{Graph, Node, Value};
 use opto::llm::scripted::ScriptedLlm;
-use opto::optim::{OptoPrime, OptoPrimeOptions, Optimizer};
+use opto::optim::{Optimizer, OptoPrime, OptoPrimeOptions};
 use opto::propagate::summarize;
 use opto::tasks::controller::{CartPole, ControllerTask, GainLaw, PointMass, PythonLaw};
 use opto::train::{RunConfig, Task, Trainer};
@@ -16,7 +16,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 fn worker() -> Arc<WorkerSandbox> {
-    Arc::new(WorkerSandbox::with_program(env!("CARGO_BIN_EXE_opto-sandbox"), Limits::default().with_wall_time(Duration::from_millis(50)), 2))
+    Arc::new(WorkerSandbox::with_program(
+        env!("CARGO_BIN_EXE_opto-sandbox"),
+        Limits::default().with_wall_time(Duration::from_millis(50)),
+        2,
+    ))
 }
 
 fn python_task(plant: &str) -> ControllerTask {
@@ -32,7 +36,10 @@ fn values(pairs: &[(&str, Value)]) -> IndexMap<String, Value> {
 }
 
 /// Runs one forward pass with `set` applied to the parameters; the output node or the error.
-fn forward_with(task: &ControllerTask, set: &[(&str, Value)]) -> (Graph, Vec<Node>, opto::Result<Node>) {
+fn forward_with(
+    task: &ControllerTask,
+    set: &[(&str, Value)],
+) -> (Graph, Vec<Node>, opto::Result<Node>) {
     let g = Graph::new();
     let params = task.parameters(&g, 0);
     for (name, v) in set {
@@ -49,7 +56,9 @@ fn out_rollouts(task: &ControllerTask) -> Vec<Node> {
 
 fn failure_feedback(result: opto::Result<Node>) -> String {
     match result {
-        Err(opto::Error::Execution { node: Some(node), .. }) => node.error_text().expect("exception node has its text"),
+        Err(opto::Error::Execution { node: Some(node), .. }) => {
+            node.error_text().expect("exception node has its text")
+        }
         Err(other) => panic!("expected an execution error with its node, got {other}"),
         Ok(node) => panic!("expected the controller to fail, got {}", node.value()),
     }
@@ -60,12 +69,19 @@ const PD_REACH: &str = "def controller(obs):\n    \"\"\"PD.\"\"\"\n    fx = 4.0 
 #[test]
 fn reach_gains_fail_at_the_start_and_damped_gains_succeed_on_every_held_out_state() {
     let task = ControllerTask::gains(PointMass, GainLaw::reach_pd());
-    let start = task.held_out(&values(&[("kp", Value::Float(1.0)), ("kd", Value::Float(0.0))])).unwrap();
-    assert_eq!((start.successes, start.trials), (0, 10), "undamped P control must not settle: {start:?}");
-    let damped = task.held_out(&values(&[("kp", Value::Float(4.0)), ("kd", Value::Float(3.0))])).unwrap();
+    let start =
+        task.held_out(&values(&[("kp", Value::Float(1.0)), ("kd", Value::Float(0.0))])).unwrap();
+    assert_eq!(
+        (start.successes, start.trials),
+        (0, 10),
+        "undamped P control must not settle: {start:?}"
+    );
+    let damped =
+        task.held_out(&values(&[("kp", Value::Float(4.0)), ("kd", Value::Float(3.0))])).unwrap();
     assert_eq!(damped.successes, 10, "{damped:?}");
     // Under-damped but settling gains are in between: the task is not all-or-nothing.
-    let weak = task.held_out(&values(&[("kp", Value::Float(3.0)), ("kd", Value::Float(0.5))])).unwrap();
+    let weak =
+        task.held_out(&values(&[("kp", Value::Float(3.0)), ("kd", Value::Float(0.5))])).unwrap();
     assert!(weak.successes < 10, "{weak:?}");
 
     let (_, _, out) = forward_with(&task, &[("kp", Value::Float(4.0)), ("kd", Value::Float(3.0))]);
@@ -76,16 +92,34 @@ fn reach_gains_fail_at_the_start_and_damped_gains_succeed_on_every_held_out_stat
     assert!(!e.success && e.score == 0.0, "{e:?}");
     assert!(e.feedback.starts_with("0 of 3 rollouts succeeded"), "{}", e.feedback);
     let diagnoses: Vec<String> = out_rollouts(&task).iter().map(|r| r.value().py_repr()).collect();
-    assert!(diagnoses.iter().any(|d| d.contains("(overshoot)")), "an oscillating mass is diagnosed as overshooting: {diagnoses:?}");
+    assert!(
+        diagnoses.iter().any(|d| d.contains("(overshoot)")),
+        "an oscillating mass is diagnosed as overshooting: {diagnoses:?}"
+    );
 }
 
 #[test]
 fn cartpole_needs_position_feedback_as_well_as_angle_feedback() {
     let task = ControllerTask::gains(CartPole, GainLaw::cartpole_linear());
-    let k = |x: f64, v: f64, t: f64, w: f64| values(&[("k_x", Value::Float(x)), ("k_v", Value::Float(v)), ("k_theta", Value::Float(t)), ("k_omega", Value::Float(w))]);
-    assert_eq!(task.held_out(&k(0.0, 0.0, 5.0, 0.0)).unwrap().successes, 0, "the starting gains let the pole fall");
+    let k = |x: f64, v: f64, t: f64, w: f64| {
+        values(&[
+            ("k_x", Value::Float(x)),
+            ("k_v", Value::Float(v)),
+            ("k_theta", Value::Float(t)),
+            ("k_omega", Value::Float(w)),
+        ])
+    };
+    assert_eq!(
+        task.held_out(&k(0.0, 0.0, 5.0, 0.0)).unwrap().successes,
+        0,
+        "the starting gains let the pole fall"
+    );
     assert_eq!(task.held_out(&k(1.0, 2.0, 30.0, 5.0)).unwrap().successes, 10);
-    assert_eq!(task.held_out(&k(-1.0, -2.0, 30.0, 5.0)).unwrap().successes, 0, "pushing the cart the wrong way loses the pole");
+    assert_eq!(
+        task.held_out(&k(-1.0, -2.0, 30.0, 5.0)).unwrap().successes,
+        0,
+        "pushing the cart the wrong way loses the pole"
+    );
     let (_, _, out) = forward_with(&task, &[]);
     let e = task.evaluate(&out.unwrap(), 0, 0);
     assert!(e.feedback.contains("the pole fell past 12 degrees"), "{}", e.feedback);
@@ -94,7 +128,15 @@ fn cartpole_needs_position_feedback_as_well_as_angle_feedback() {
 #[test]
 fn a_rollout_of_hundreds_of_steps_is_one_traced_line_and_a_short_summary() {
     let task = ControllerTask::gains(CartPole, GainLaw::cartpole_linear());
-    let (_, params, out) = forward_with(&task, &[("k_x", Value::Float(1.0)), ("k_v", Value::Float(2.0)), ("k_theta", Value::Float(30.0)), ("k_omega", Value::Float(5.0))]);
+    let (_, params, out) = forward_with(
+        &task,
+        &[
+            ("k_x", Value::Float(1.0)),
+            ("k_v", Value::Float(2.0)),
+            ("k_theta", Value::Float(30.0)),
+            ("k_omega", Value::Float(5.0)),
+        ],
+    );
     let out = out.unwrap();
     out.backward("feedback").unwrap();
     let s = summarize(&params);
@@ -107,25 +149,42 @@ fn a_rollout_of_hundreds_of_steps_is_one_traced_line_and_a_short_summary() {
             "count_successes0 = count_successes(rollout0=rollout0, rollout1=rollout1, rollout2=rollout2)",
         ]
     );
-    assert!(s.documentation["rollout"].contains("force = k_x * x + k_v * x_dot"), "the law is documented: {}", s.documentation["rollout"]);
+    assert!(
+        s.documentation["rollout"].contains("force = k_x * x + k_v * x_dot"),
+        "the law is documented: {}",
+        s.documentation["rollout"]
+    );
     // 500 simulated steps per rollout, yet each summary stays a few hundred characters.
     for other in &s.others {
         let text = other.value.py_repr();
         assert!(text.len() < 450, "{} is {} chars: {text}", other.name, text.len());
-        assert!(text.contains("'success': True") && text.contains("theta_every_63_steps"), "{text}");
+        assert!(
+            text.contains("'success': True") && text.contains("theta_every_63_steps"),
+            "{text}"
+        );
     }
 }
 
 #[test]
 fn out_of_range_gains_are_clamped_and_the_feedback_says_so() {
     let task = ControllerTask::gains(PointMass, GainLaw::reach_pd());
-    let (_, _, out) = forward_with(&task, &[("kp", Value::Float(50.0)), ("kd", Value::Float(-2.0))]);
+    let (_, _, out) =
+        forward_with(&task, &[("kp", Value::Float(50.0)), ("kd", Value::Float(-2.0))]);
     let out = out.unwrap();
     let e = task.evaluate(&out, 0, 0);
-    assert!(e.feedback.contains("kp=50 is above its range [0, 20], so the rollouts used kp=20"), "{}", e.feedback);
-    assert!(e.feedback.contains("kd=-2 is below its range [0, 10], so the rollouts used kd=0"), "{}", e.feedback);
+    assert!(
+        e.feedback.contains("kp=50 is above its range [0, 20], so the rollouts used kp=20"),
+        "{}",
+        e.feedback
+    );
+    assert!(
+        e.feedback.contains("kd=-2 is below its range [0, 10], so the rollouts used kd=0"),
+        "{}",
+        e.feedback
+    );
     // The clamped run is the run of the clamped gains, not of the suggested ones.
-    let (_, _, clamped) = forward_with(&task, &[("kp", Value::Float(20.0)), ("kd", Value::Float(0.0))]);
+    let (_, _, clamped) =
+        forward_with(&task, &[("kp", Value::Float(20.0)), ("kd", Value::Float(0.0))]);
     let first = |n: &Node| n.parents()[0].value();
     let mut a = first(&out);
     if let Value::Dict(d) = &mut a {
@@ -146,7 +205,8 @@ fn a_gain_that_is_not_a_number_stops_the_rollout_with_the_reason() {
 #[test]
 fn python_controllers_start_failing_and_a_pd_controller_succeeds_in_the_sandbox() {
     let task = python_task("reach");
-    let start = task.held_out(&values(&[("__code0", Value::Code(PythonLaw::reach().initial))])).unwrap();
+    let start =
+        task.held_out(&values(&[("__code0", Value::Code(PythonLaw::reach().initial))])).unwrap();
     assert_eq!(start.successes, 0, "{start:?}");
     let pd = task.held_out(&values(&[("__code0", Value::Code(PD_REACH.into()))])).unwrap();
     assert_eq!(pd.successes, 10, "{pd:?}");
@@ -154,7 +214,13 @@ fn python_controllers_start_failing_and_a_pd_controller_succeeds_in_the_sandbox(
     let gains = ControllerTask::gains(PointMass, GainLaw::reach_pd());
     let (_, _, a) = forward_with(&task, &[("__code0", Value::Code(PD_REACH.into()))]);
     let (_, _, b) = forward_with(&gains, &[("kp", Value::Float(4.0)), ("kd", Value::Float(3.0))]);
-    let steps = |n: Node| n.parents().iter().map(|r| r.value().py_repr()).map(|s| s[..s.find("'first_action'").unwrap()].to_string()).collect::<Vec<_>>();
+    let steps = |n: Node| {
+        n.parents()
+            .iter()
+            .map(|r| r.value().py_repr())
+            .map(|s| s[..s.find("'first_action'").unwrap()].to_string())
+            .collect::<Vec<_>>()
+    };
     assert_eq!(steps(a.unwrap()), steps(b.unwrap()));
 
     let (_, params, out) = forward_with(&task, &[]);
@@ -188,7 +254,13 @@ fn every_way_a_python_controller_fails_stops_the_rollout_with_the_failure_as_fee
     let text = failure_feedback(forward_with(&task, &[("__code0", late.clone())]).2);
     assert!(text.contains("ValueError: too fast") && !text.contains("at step 0 "), "{text}");
     // A header change is refused before anything runs.
-    let text = failure_feedback(forward_with(&task, &[("__code0", Value::Code("def controller(obs, t):\n    return [0, 0]\n".into()))]).2);
+    let text = failure_feedback(
+        forward_with(
+            &task,
+            &[("__code0", Value::Code("def controller(obs, t):\n    return [0, 0]\n".into()))],
+        )
+        .2,
+    );
     assert!(text.contains("(obs) to (obs, t)"), "{text}");
     // Held-out counts a failing controller as failing, with the reason.
     let h = task.held_out(&values(&[("__code0", late)])).unwrap();
@@ -198,10 +270,14 @@ fn every_way_a_python_controller_fails_stops_the_rollout_with_the_failure_as_fee
 #[test]
 fn cartpole_code_takes_one_number_and_the_starting_code_lets_the_pole_fall() {
     let task = python_task("cartpole");
-    let start = task.held_out(&values(&[("__code0", Value::Code(PythonLaw::cartpole().initial))])).unwrap();
+    let start =
+        task.held_out(&values(&[("__code0", Value::Code(PythonLaw::cartpole().initial))])).unwrap();
     assert_eq!(start.successes, 0);
     let good = "def controller(obs):\n    \"\"\"x\"\"\"\n    return obs['x'] + 2 * obs['x_dot'] + 30 * obs['theta'] + 5 * obs['theta_dot']\n";
-    assert_eq!(task.held_out(&values(&[("__code0", Value::Code(good.into()))])).unwrap().successes, 10);
+    assert_eq!(
+        task.held_out(&values(&[("__code0", Value::Code(good.into()))])).unwrap().successes,
+        10
+    );
 }
 
 #[test]
@@ -242,39 +318,41 @@ fn a_run_with_a_failing_suggestion_goes_on_and_reports_held_out_before_and_after
     ]));
     let config = RunConfig {
         task: "controller-reach-gains".into(),
-        problem: 0,
-        problems: Vec::new(),
-        search: None,
-        optimizer: "optoprime".into(),
-        seeds: 1,
-        first_seed: 0,
         steps: 5,
         memory: 2,
         model: "scripted".into(),
-        model_sha256: None,
-        temperature: 0.0,
         max_tokens: 200,
-        threads: None,
-        device: "cpu".into(),
-        batch_size: 1,
-        stop_on_success: true,
-        opto_version: env!("CARGO_PKG_VERSION").into(),
+        ..Default::default()
     };
     let trainer = Trainer {
         task: Arc::new(ControllerTask::gains(PointMass, GainLaw::reach_pd())),
         llm: llm.clone(),
         config,
         out_dir: dir.path().join("run"),
-        make_optimizer: Arc::new(|params, llm, _| Box::new(OptoPrime::with_options(params, llm, OptoPrimeOptions { memory_size: 2, ..Default::default() })) as Box<dyn Optimizer>),
+        make_optimizer: Arc::new(|params, llm, _| {
+            Box::new(OptoPrime::with_options(
+                params,
+                llm,
+                OptoPrimeOptions { memory_size: 2, ..Default::default() },
+            )) as Box<dyn Optimizer>
+        }),
         progress: false,
     };
     let summary = trainer.run().unwrap();
     assert_eq!(summary.solved_at, vec![Some(3)]);
     let h = &summary.held_out[0];
     assert_eq!((h.before.successes, h.after.successes, h.best.successes), (0, 10, 10), "{h:?}");
-    let file: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.path().join("run/held_out.json")).unwrap()).unwrap();
+    let file: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join("run/held_out.json")).unwrap(),
+    )
+    .unwrap();
     assert_eq!(file[0]["after"]["successes"], 10);
-    let prompts: Vec<String> = llm.requests().iter().map(|r| r.messages.last().unwrap().content.clone()).collect();
+    let prompts: Vec<String> =
+        llm.requests().iter().map(|r| r.messages.last().unwrap().content.clone()).collect();
     assert!(prompts[1].contains("kp: your value fast was rejected"), "{}", prompts[1]);
-    assert!(prompts[2].contains("kd=500 is above its range [0, 10], so the rollouts used kd=10"), "{}", prompts[2]);
+    assert!(
+        prompts[2].contains("kd=500 is above its range [0, 10], so the rollouts used kd=10"),
+        "{}",
+        prompts[2]
+    );
 }

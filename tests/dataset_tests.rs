@@ -11,7 +11,7 @@ use opto::llm::local::fixture::write_tiny_qwen2;
 use opto::llm::local::{LocalLlm, LocalOptions};
 use opto::llm::scripted::ScriptedLlm;
 use opto::llm::{GenerationParams, Llm};
-use opto::optim::{OptoPrime, OptoPrimeOptions, Optimizer};
+use opto::optim::{Optimizer, OptoPrime, OptoPrimeOptions};
 use opto::tasks::prompt::PromptProgram;
 use opto::train::dataset::{load_jsonl, split};
 use opto::train::dataset_trainer::DATASET_EVENTS_FILE;
@@ -25,30 +25,61 @@ const GOOD_TEMPLATE: &str = "Reply with the number only. {input}";
 fn scripted() -> Arc<ScriptedLlm> {
     Arc::new(ScriptedLlm::from_fn(|req| {
         if req.schema.is_some() {
-            return Ok(format!(r#"{{"reasoning": "ask for the bare number", "suggestion": {{"prompt": "{GOOD_TEMPLATE}"}}}}"#));
+            return Ok(format!(
+                r#"{{"reasoning": "ask for the bare number", "suggestion": {{"prompt": "{GOOD_TEMPLATE}"}}}}"#
+            ));
         }
         let text = &req.messages.last().unwrap().content;
         let nums: Vec<i64> = text.split_whitespace().filter_map(|w| w.parse().ok()).collect();
         let sum: i64 = nums.iter().sum();
-        Ok(if text.contains("number only") { sum.to_string() } else { format!("The sum is {sum}, I think.") })
+        Ok(if text.contains("number only") {
+            sum.to_string()
+        } else {
+            format!("The sum is {sum}, I think.")
+        })
     }))
 }
 
 fn items(range: std::ops::Range<i64>) -> Vec<Item> {
-    range.map(|i| Item { id: i as usize, input: format!("add {i} {}", i * 2), expected: (3 * i).to_string(), split: None }).collect()
+    range
+        .map(|i| Item {
+            id: i as usize,
+            input: format!("add {i} {}", i * 2),
+            expected: (3 * i).to_string(),
+            split: None,
+        })
+        .collect()
 }
 
 fn trainer(llm: Arc<ScriptedLlm>, out: &std::path::Path, steps: usize) -> DatasetTrainer {
-    let program = Arc::new(PromptProgram::new("adding", llm.clone(), GenerationParams { max_tokens: 32, ..Default::default() }, Arc::new(MontySandbox::default())));
+    let program = Arc::new(PromptProgram::new(
+        "adding",
+        llm.clone(),
+        GenerationParams { max_tokens: 32, ..Default::default() },
+        Arc::new(MontySandbox::default()),
+    ));
     let make_optimizer = Arc::new(|params: Vec<Node>, llm: Arc<dyn Llm>| -> Box<dyn Optimizer> {
-        Box::new(OptoPrime::with_options(params, llm, OptoPrimeOptions { objective: opto::tasks::prompt::OBJECTIVE.into(), ..Default::default() }))
+        Box::new(OptoPrime::with_options(
+            params,
+            llm,
+            OptoPrimeOptions {
+                objective: opto::tasks::prompt::OBJECTIVE.into(),
+                ..Default::default()
+            },
+        ))
     });
     DatasetTrainer {
         program,
         llm,
         splits: Splits { train: items(0..6), validation: items(10..13), test: items(20..30) },
         grader: Default::default(),
-        options: DatasetOptions { steps, minibatch: 3, seed: 1, eval_batch: 4, record_contents: false },
+        options: DatasetOptions {
+            steps,
+            minibatch: 3,
+            seed: 1,
+            eval_batch: 4,
+            record_contents: false,
+        },
         out_dir: out.to_path_buf(),
         make_optimizer,
         config: serde_json::json!({ "task": "prompt", "data": { "path": "/somewhere/data.jsonl", "sha256": "ab" } }),
@@ -57,7 +88,11 @@ fn trainer(llm: Arc<ScriptedLlm>, out: &std::path::Path, steps: usize) -> Datase
 }
 
 fn events(dir: &std::path::Path) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(dir.join(DATASET_EVENTS_FILE)).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+    std::fs::read_to_string(dir.join(DATASET_EVENTS_FILE))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
 }
 
 #[test]
@@ -69,9 +104,13 @@ fn minibatch_feedback_reaches_the_template_and_the_best_on_validation_is_kept() 
     assert_eq!((summary.test_after.correct, summary.test_after.total), (10, 10));
     assert_eq!(summary.best_after_step, 1);
     assert_eq!(summary.best_params["prompt"], opto::graph::Value::Str(GOOD_TEMPLATE.into()));
-    assert_eq!(summary.initial_params["prompt"], opto::graph::Value::Str(opto::tasks::prompt::INITIAL_TEMPLATE.into()));
+    assert_eq!(
+        summary.initial_params["prompt"],
+        opto::graph::Value::Str(opto::tasks::prompt::INITIAL_TEMPLATE.into())
+    );
     // One optimizer request for step 1 (three feedbacks in it); step 2 was all correct: no request.
-    let optimizer_requests: Vec<_> = llm.requests().into_iter().filter(|r| r.schema.is_some()).collect();
+    let optimizer_requests: Vec<_> =
+        llm.requests().into_iter().filter(|r| r.schema.is_some()).collect();
     assert_eq!(optimizer_requests.len(), 1);
     let prompt = &optimizer_requests[0].messages.last().unwrap().content;
     assert_eq!(prompt.matches("call_llm(template=prompt, input=question").count(), 3, "{prompt}");
@@ -109,13 +148,25 @@ fn a_killed_run_resumes_at_its_next_step() {
 fn jsonl_problems_are_named_with_file_line_and_field() {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("mine.jsonl");
-    std::fs::write(&p, "{\"input\": \"a\", \"answer\": \"b\"}\n{\"input\": \"c\", \"answr\": \"d\"}\n").unwrap();
+    std::fs::write(
+        &p,
+        "{\"input\": \"a\", \"answer\": \"b\"}\n{\"input\": \"c\", \"answr\": \"d\"}\n",
+    )
+    .unwrap();
     let e = load_jsonl(&p).unwrap_err().to_string();
     assert!(e.contains("mine.jsonl line 2: missing field `answer`"), "{e}");
-    std::fs::write(&p, (0..5).map(|i| format!("{{\"input\": \"q{i}\", \"answer\": \"{i}\"}}\n")).collect::<String>()).unwrap();
+    std::fs::write(
+        &p,
+        (0..5)
+            .map(|i| format!("{{\"input\": \"q{i}\", \"answer\": \"{i}\"}}\n"))
+            .collect::<String>(),
+    )
+    .unwrap();
     let (items, source) = load_jsonl(&p).unwrap();
     assert_eq!(source.items, 5);
-    let e = split(items, SplitSizes { train: 15, validation: 5, test: None }, 0, &p).unwrap_err().to_string();
+    let e = split(items, SplitSizes { train: 15, validation: 5, test: None }, 0, &p)
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("mine.jsonl") && e.contains("too few items: 5"), "{e}");
 }
 
@@ -125,11 +176,14 @@ fn a_cut_off_reply_is_an_ordinary_output_with_the_reason() {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("m.gguf");
     write_tiny_qwen2(&p, 5).unwrap();
-    let llm: Arc<dyn Llm> = Arc::new(LocalLlm::load(&p, LocalOptions { threads: 1, ..Default::default() }).unwrap());
+    let llm: Arc<dyn Llm> =
+        Arc::new(LocalLlm::load(&p, LocalOptions { threads: 1, ..Default::default() }).unwrap());
     let g = Graph::new();
     let template = template_parameter(&g, "prompt", "Say a lot. {input}");
-    let call = LlmCall::new(llm, GenerationParams { max_tokens: 6, min_tokens: 6, ..Default::default() });
-    let replies = call.call_many(&template, &[g.value("first"), g.value("second question")]).unwrap();
+    let call =
+        LlmCall::new(llm, GenerationParams { max_tokens: 6, min_tokens: 6, ..Default::default() });
+    let replies =
+        call.call_many(&template, &[g.value("first"), g.value("second question")]).unwrap();
     for r in &replies {
         assert!(!r.node.is_exception());
         assert_eq!(r.generated_tokens, 6);

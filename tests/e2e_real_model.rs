@@ -22,14 +22,34 @@ fn numeric_run_with_the_real_model_end_to_end() {
     let out = tempfile::tempdir().unwrap();
     let run_dir = out.path().join("run");
     let status = Command::new(env!("CARGO_BIN_EXE_opto"))
-        .args(["run", "numeric", "--model", "smollm2-135m-instruct", "--seeds", "2", "--steps", "1", "--threads", "2", "--max-tokens", "120", "--out"])
+        .args([
+            "run",
+            "numeric",
+            "--model",
+            "smollm2-135m-instruct",
+            "--seeds",
+            "2",
+            "--steps",
+            "1",
+            "--threads",
+            "2",
+            "--max-tokens",
+            "120",
+            "--out",
+        ])
         .arg(&run_dir)
         .status()
         .expect("the opto binary runs");
     assert!(status.success(), "opto run failed: {status}");
-    let config: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(run_dir.join("config.json")).unwrap()).unwrap();
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run_dir.join("config.json")).unwrap())
+            .unwrap();
     assert_eq!(config["batch_size"], 2);
-    assert_eq!(config["model_sha256"].as_str().map(str::len), Some(64), "the run records the model's sha256: {config}");
+    assert_eq!(
+        config["model_sha256"].as_str().map(str::len),
+        Some(64),
+        "the run records the model's sha256: {config}"
+    );
     let events = opto::train::log::read_events(&run_dir.join("events.jsonl")).unwrap();
     let stepped: Vec<_> = events.iter().filter(|e| e.optimizer.is_some()).collect();
     assert_eq!(stepped.len(), 2, "one optimizer step per seed");
@@ -37,8 +57,10 @@ fn numeric_run_with_the_real_model_end_to_end() {
         let report = e.optimizer.as_ref().unwrap();
         assert!(report.get("error").is_none_or(|v| v.is_null()), "step failed: {report}");
         // Constrained decoding: the reply is JSON whose suggestion names exactly the parameter.
-        let reply: serde_json::Value = serde_json::from_str(report["reply"].as_str().unwrap()).expect("reply is JSON");
-        let keys: Vec<&String> = reply["suggestion"].as_object().expect("a suggestion object").keys().collect();
+        let reply: serde_json::Value =
+            serde_json::from_str(report["reply"].as_str().unwrap()).expect("reply is JSON");
+        let keys: Vec<&String> =
+            reply["suggestion"].as_object().expect("a suggestion object").keys().collect();
         assert_eq!(keys, vec!["x"]);
         assert!(reply["suggestion"]["x"].is_number());
         assert_eq!(e.batch_size, Some(2), "both seeds' requests went in one batch");
@@ -68,5 +90,9 @@ fn bad_arguments_are_one_line_errors_with_exit_code_2() {
     // The device is checked before any model is looked up or pulled.
     let out = run(&["bench", "llm", "--device", "tpu", "--model", "/no/such/model.gguf"]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("`tpu`: unknown device"), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("`tpu`: unknown device"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

@@ -47,40 +47,39 @@ fn tiny_gguf() -> &'static [u8] {
 fn run_folder() -> &'static (String, String) {
     static FILES: OnceLock<(String, String)> = OnceLock::new();
     FILES.get_or_init(|| {
-        use opto::optim::{OptoPrime, Optimizer};
+        use opto::optim::{Optimizer, OptoPrime};
         use std::sync::Arc;
         let dir = tempfile::tempdir().unwrap();
-        let llm = Arc::new(opto::llm::scripted::ScriptedLlm::from_fn(|_| Ok(r#"{"reasoning": "r", "suggestion": {"x": 1.5}}"#.into())));
+        let llm = Arc::new(opto::llm::scripted::ScriptedLlm::from_fn(|_| {
+            Ok(r#"{"reasoning": "r", "suggestion": {"x": 1.5}}"#.into())
+        }));
         let config = opto::train::RunConfig {
             task: "numeric".into(),
-            problem: 0,
-            optimizer: "optoprime".into(),
             seeds: 2,
-            first_seed: 0,
             steps: 2,
             memory: 2,
             model: "scripted".into(),
-            model_sha256: None,
-            temperature: 0.0,
             max_tokens: 100,
-            threads: None,
-            device: "cpu".into(),
             batch_size: 2,
             stop_on_success: false,
             opto_version: "test".into(),
-            problems: Vec::new(),
-            search: None,
+            ..Default::default()
         };
         let trainer = opto::train::Trainer {
             task: Arc::new(opto::tasks::numeric::NumericTask::new(0)),
             llm,
             config,
             out_dir: dir.path().to_path_buf(),
-            make_optimizer: Arc::new(|params, llm, _| Box::new(OptoPrime::new(params, llm)) as Box<dyn Optimizer>),
+            make_optimizer: Arc::new(|params, llm, _| {
+                Box::new(OptoPrime::new(params, llm)) as Box<dyn Optimizer>
+            }),
             progress: false,
         };
         trainer.run().unwrap();
-        (std::fs::read_to_string(dir.path().join("checkpoint.json")).unwrap(), std::fs::read_to_string(dir.path().join("events.jsonl")).unwrap())
+        (
+            std::fs::read_to_string(dir.path().join("checkpoint.json")).unwrap(),
+            std::fs::read_to_string(dir.path().join("events.jsonl")).unwrap(),
+        )
     })
 }
 

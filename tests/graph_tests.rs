@@ -3,7 +3,9 @@
 //! multiple feedbacks), plus properties checked on random DAGs.
 
 use opto::graph::{Graph, Module, Node, NodeKind, Value};
-use opto::propagate::{backward_with_propagator, summarize, BackwardOptions, Propagator, SumFeedback, SumPropagator};
+use opto::propagate::{
+    backward_with_propagator, summarize, BackwardOptions, Propagator, SumFeedback, SumPropagator,
+};
 use proptest::prelude::*;
 
 /// The paper's running example: x → bar(x) → a; y = a + 1; z = a * y.
@@ -11,7 +13,9 @@ fn paper_example(g: &Graph) -> (Node, Node) {
     let x = g.param(-1.0).constraint_text("x must be a float");
     let bar = opto::traced!(
         /// This is a method that does negative scaling.
-        fn bar(x: f64) -> f64 { -2.0 * x }
+        fn bar(x: f64) -> f64 {
+            -2.0 * x
+        }
     );
     let a = bar(&x).unwrap();
     let y = &a + 1;
@@ -25,10 +29,19 @@ fn paper_example_summary_matches_reference_sections() {
     let (x, z) = paper_example(&g);
     z.backward("Output should be larger.").unwrap();
     let s = summarize(std::slice::from_ref(&x));
-    assert_eq!(s.code, vec!["bar0 = bar(x=float0)", "add0 = add(x=bar0, y=int0)", "multiply0 = multiply(x=bar0, y=add0)"]);
+    assert_eq!(
+        s.code,
+        vec![
+            "bar0 = bar(x=float0)",
+            "add0 = add(x=bar0, y=int0)",
+            "multiply0 = multiply(x=bar0, y=add0)"
+        ]
+    );
     assert_eq!(s.documentation.keys().collect::<Vec<_>>(), vec!["bar", "add", "multiply"]);
     assert_eq!(s.documentation["bar"], "[bar] This is a method that does negative scaling.");
-    let names = |v: &[opto::propagate::NodeView]| v.iter().map(|n| format!("{}={}", n.name, n.value)).collect::<Vec<_>>();
+    let names = |v: &[opto::propagate::NodeView]| {
+        v.iter().map(|n| format!("{}={}", n.name, n.value)).collect::<Vec<_>>()
+    };
     assert_eq!(names(&s.variables), vec!["float0=-1.0"]);
     assert_eq!(s.variables[0].constraint.as_deref(), Some("x must be a float"));
     assert_eq!(names(&s.inputs), vec!["int0=1"]);
@@ -44,7 +57,10 @@ fn names_are_per_graph_and_stable() {
         let a = g.value(1.0);
         let b = g.value(2.0);
         let c = &a + &b;
-        assert_eq!((a.name(), b.name(), c.name()), ("float0".into(), "float1".into(), "add0".into()));
+        assert_eq!(
+            (a.name(), b.name(), c.name()),
+            ("float0".into(), "float1".into(), "add0".into())
+        );
         let p = g.param_named("gain", 0.5);
         assert_eq!(p.name(), "gain");
         assert_eq!(g.param_named("gain", 1.0).name(), "gain0");
@@ -119,7 +135,11 @@ fn containers_and_traced_iteration() {
     let total = &items[0] + &items[1];
     total.backward("too small").unwrap();
     let s = summarize(&[a]);
-    assert!(s.code.iter().any(|l| l.starts_with("make_list0 = make_list(args_0=int0, args_1=int1)")), "{:?}", s.code);
+    assert!(
+        s.code.iter().any(|l| l.starts_with("make_list0 = make_list(args_0=int0, args_1=int1)")),
+        "{:?}",
+        s.code
+    );
 }
 
 #[test]
@@ -154,17 +174,26 @@ fn traced_function_errors_and_panics_are_exception_nodes() {
     let safe_sqrt = opto::traced!(
         /// Square root that refuses negatives.
         fn safe_sqrt(x: f64) -> Result<f64, String> {
-            if x < 0.0 { Err(format!("negative input {x}")) } else { Ok(x.sqrt()) }
+            if x < 0.0 {
+                Err(format!("negative input {x}"))
+            } else {
+                Ok(x.sqrt())
+            }
         }
     );
     let err = safe_sqrt(&x).unwrap_err();
-    let opto::Error::Execution { node: Some(e), message, .. } = err else { panic!("expected execution error") };
+    let opto::Error::Execution { node: Some(e), message, .. } = err else {
+        panic!("expected execution error")
+    };
     assert!(message.contains("negative input -4"), "{message}");
     assert_eq!(e.parents(), vec![x.clone()]);
     assert_eq!(e.name(), "exception_safe_sqrt0");
     let boom = opto::traced!(
         /// Indexes out of bounds.
-        fn boom(x: f64) -> f64 { let v: Vec<f64> = vec![x]; v[(x.abs() as usize) + 3] }
+        fn boom(x: f64) -> f64 {
+            let v: Vec<f64> = vec![x];
+            v[(x.abs() as usize) + 3]
+        }
     );
     let err = boom(&x).unwrap_err();
     assert!(err.to_string().contains("index out of bounds"), "{err}");
@@ -212,7 +241,10 @@ fn parameters_see_only_their_own_subgraph_plus_blanket_parents() {
     out.backward("more").unwrap();
     let s = summarize(std::slice::from_ref(&q));
     // q: q → b → out; blanket parents: a (of out) and the constant 3 (int1; int0 is the 2).
-    assert_eq!(s.code, vec!["multiply1 = multiply(x=float1, y=int1)", "add1 = add(x=add0, y=multiply1)"]);
+    assert_eq!(
+        s.code,
+        vec!["multiply1 = multiply(x=float1, y=int1)", "add1 = add(x=add0, y=multiply1)"]
+    );
     let inputs: Vec<_> = s.inputs.iter().map(|n| n.name.clone()).collect();
     assert_eq!(inputs, vec!["add0", "int1"]);
     // Both parameters together: the union.
@@ -243,7 +275,13 @@ fn sum_propagator_works_with_backward() {
     let roots = backward_with_propagator(&y, "1.5", &mut SumPropagator).unwrap();
     let got: Vec<_> = roots.iter().map(|(n, f)| (n.name(), f.clone())).collect();
     // a is reached through two paths (the add and the multiply), so it gets the sum.
-    assert_eq!(got, vec![("float0".into(), SumFeedback::Number(3.0)), ("float1".into(), SumFeedback::Number(1.5))]);
+    assert_eq!(
+        got,
+        vec![
+            ("float0".into(), SumFeedback::Number(3.0)),
+            ("float1".into(), SumFeedback::Number(1.5))
+        ]
+    );
     let texts = backward_with_propagator(&y, "grow", &mut SumPropagator).unwrap();
     assert_eq!(texts[0].1, SumFeedback::Text("grow\ngrow".into()));
 }
@@ -299,7 +337,11 @@ fn parameters_save_and_load_as_json() {
     params.load(&path).unwrap();
     assert_eq!(params[0].value(), Value::Float(0.5));
     // A file with a wrong type changes nothing and names the parameter.
-    std::fs::write(&path, r#"{"gain": {"type": "str", "value": "x"}, "prompt": {"type": "str", "value": "y"}}"#).unwrap();
+    std::fs::write(
+        &path,
+        r#"{"gain": {"type": "str", "value": "x"}, "prompt": {"type": "str", "value": "y"}}"#,
+    )
+    .unwrap();
     let err = params.load(&path).unwrap_err().to_string();
     assert!(err.contains("gain"), "{err}");
     assert_eq!(params[1].value(), Value::from("Be brief."));
@@ -319,7 +361,15 @@ fn dot_styles_parameters_exceptions_and_messages() {
 /// Random DAG: node i's parents are drawn among 0..i; the first `k` nodes are parameters.
 fn random_dag() -> impl Strategy<Value = (usize, Vec<Vec<usize>>, Vec<usize>)> {
     (2usize..5, 5usize..40).prop_flat_map(|(k, n)| {
-        let parents = (0..n).map(move |i| if i < k { Just(Vec::new()).boxed() } else { proptest::collection::vec(0..i, 1..3).boxed() }).collect::<Vec<_>>();
+        let parents = (0..n)
+            .map(move |i| {
+                if i < k {
+                    Just(Vec::new()).boxed()
+                } else {
+                    proptest::collection::vec(0..i, 1..3).boxed()
+                }
+            })
+            .collect::<Vec<_>>();
         (Just(k), parents, proptest::collection::vec(k..n, 1..3))
     })
 }
@@ -391,5 +441,9 @@ fn rewind_keeps_parameters_and_reuses_names() {
     assert!(x.children().is_empty());
     assert!(summarize(std::slice::from_ref(&x)).feedback.is_empty());
     assert_eq!((&x + 1.0).name(), first);
-    assert_eq!(g.value(3.0).name(), "float2", "float0 is x, float1 was reused by the constant above");
+    assert_eq!(
+        g.value(3.0).name(),
+        "float2",
+        "float0 is x, float1 was reused by the constant above"
+    );
 }

@@ -30,9 +30,19 @@ fn logits(path: &std::path::Path, dev: &Device) -> Vec<Vec<f32>> {
     let tokens: Vec<u32> = (0..50).map(|i| (i * 37 % 250) as u32).collect();
     let mut cache = model.new_cache();
     cache.reserve(tokens.len()).unwrap();
-    let mut rows = model.forward(&mut [Step { tokens: &tokens[..40], cache: &mut cache }]).unwrap().to_vec2::<f32>().unwrap();
+    let mut rows = model
+        .forward(&mut [Step { tokens: &tokens[..40], cache: &mut cache }])
+        .unwrap()
+        .to_vec2::<f32>()
+        .unwrap();
     for t in 40..50 {
-        rows.extend(model.forward(&mut [Step { tokens: &tokens[t..t + 1], cache: &mut cache }]).unwrap().to_vec2::<f32>().unwrap());
+        rows.extend(
+            model
+                .forward(&mut [Step { tokens: &tokens[t..t + 1], cache: &mut cache }])
+                .unwrap()
+                .to_vec2::<f32>()
+                .unwrap(),
+        );
     }
     rows
 }
@@ -50,7 +60,10 @@ fn gpu_logits_match_the_cpu_logits() {
         // order): agreement to a small fraction of the logits' spread, not to the bit.
         let spread = c.iter().fold(0f32, |m, x| m.max(x.abs())).max(1e-6);
         let worst = c.iter().zip(g).fold(0f32, |m, (x, y)| m.max((x - y).abs()));
-        assert!(worst <= 0.02 * spread, "step {i}: logits differ by {worst} (largest |logit| {spread})");
+        assert!(
+            worst <= 0.02 * spread,
+            "step {i}: logits differ by {worst} (largest |logit| {spread})"
+        );
     }
 }
 
@@ -62,12 +75,24 @@ fn gpu_constrained_reply_parses() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("m.gguf");
     write_tiny_qwen2(&path, 6).unwrap();
-    let llm = LocalLlm::load(&path, LocalOptions { threads: 1, device: DeviceSpec::Cuda(0), ..LocalOptions::default() }).unwrap();
-    let schema = ReplySchema::suggestion([("x", ParamType::Int)], &SuggestionSchemaOptions { with_answer: false, reasoning_max_chars: 20 });
+    let llm = LocalLlm::load(
+        &path,
+        LocalOptions { threads: 1, device: DeviceSpec::Cuda(0), ..LocalOptions::default() },
+    )
+    .unwrap();
+    let schema = ReplySchema::suggestion(
+        [("x", ParamType::Int)],
+        &SuggestionSchemaOptions { with_answer: false, reasoning_max_chars: 20 },
+    );
     let req = Request::new(vec![Message::user("Suggest x.")])
         .with_params(GenerationParams { max_tokens: 200, ..GenerationParams::default() })
         .with_schema(schema);
     let reply = llm.generate(&[req]).pop().unwrap().unwrap();
-    let json: serde_json::Value = serde_json::from_str(&reply.text).unwrap_or_else(|e| panic!("{e}: {}", reply.text));
-    assert!(json.get("suggestion").is_some_and(|s| s.get("x").is_some_and(|x| x.is_i64())), "{}", reply.text);
+    let json: serde_json::Value =
+        serde_json::from_str(&reply.text).unwrap_or_else(|e| panic!("{e}: {}", reply.text));
+    assert!(
+        json.get("suggestion").is_some_and(|s| s.get("x").is_some_and(|x| x.is_i64())),
+        "{}",
+        reply.text
+    );
 }

@@ -19,13 +19,18 @@ fn tiny(dir: &tempfile::TempDir, name: &str, seed: u64) -> PathBuf {
 /// The real model for the real-model tier: `OPTO_TEST_MODEL` (a GGUF path), else with
 /// `OPTO_REAL_MODEL_TESTS=1` the smallest manifest model, pulled into the cache if missing.
 fn real_model() -> Option<PathBuf> {
-    if let Some(path) = std::env::var_os("OPTO_TEST_MODEL").map(PathBuf::from).filter(|p| p.exists()) {
+    if let Some(path) =
+        std::env::var_os("OPTO_TEST_MODEL").map(PathBuf::from).filter(|p| p.exists())
+    {
         return Some(path);
     }
     if std::env::var("OPTO_REAL_MODEL_TESTS").as_deref() != Ok("1") {
         return None;
     }
-    Some(opto::llm::local::hub::resolve_model("smollm2-135m-instruct").expect("pull smollm2-135m-instruct"))
+    Some(
+        opto::llm::local::hub::resolve_model("smollm2-135m-instruct")
+            .expect("pull smollm2-135m-instruct"),
+    )
 }
 
 fn opts() -> LocalOptions {
@@ -37,7 +42,8 @@ fn no_cache() -> LocalOptions {
 }
 
 fn ask(text: &str, params: GenerationParams) -> Request {
-    Request::new(vec![Message::system("You answer briefly."), Message::user(text)]).with_params(params)
+    Request::new(vec![Message::system("You answer briefly."), Message::user(text)])
+        .with_params(params)
 }
 
 fn greedy(max_tokens: usize) -> GenerationParams {
@@ -69,7 +75,10 @@ fn loads_tokenizes_templates_and_generates() {
     assert_eq!(tok.decode(&tok.encode("héllo, wörld 123").unwrap()), "héllo, wörld 123");
     assert_eq!(llm.count_tokens(" the"), Some(1));
     let r = one(&llm, ask("Say something.", greedy(20))).unwrap();
-    assert_eq!(r.usage.prompt_tokens, tok.encode(&llm.render_prompt(&ask("Say something.", greedy(1)).messages)).unwrap().len());
+    assert_eq!(
+        r.usage.prompt_tokens,
+        tok.encode(&llm.render_prompt(&ask("Say something.", greedy(1)).messages)).unwrap().len()
+    );
     assert!(r.usage.generated_tokens <= 20);
     assert!(r.usage.generated_tokens == 20 || r.finish == FinishReason::Stop);
     assert!(llm.describe().contains("qwen2"), "{}", llm.describe());
@@ -102,7 +111,9 @@ fn seeded_sampling_is_reproducible_and_seed_dependent() {
     let distinct: std::collections::HashSet<_> = texts.iter().collect();
     assert!(distinct.len() >= 3, "seeds should change the samples: {texts:?}");
     // Greedy ignores the seed.
-    let g = |seed| one(&llm, ask("Tell me a story.", GenerationParams { seed, ..greedy(30) })).unwrap().text;
+    let g = |seed| {
+        one(&llm, ask("Tell me a story.", GenerationParams { seed, ..greedy(30) })).unwrap().text
+    };
     assert_eq!(g(1), g(2));
 }
 
@@ -111,7 +122,8 @@ fn stop_tokens_and_stop_strings_end_the_reply() {
     let dir = tempfile::tempdir().unwrap();
     let llm = LocalLlm::load(tiny(&dir, "m.gguf", 4), opts()).unwrap();
     let max = 64;
-    let replies: Vec<_> = llm.generate(&(0..12).map(|s| ask("Go on.", sampled(max, s))).collect::<Vec<_>>());
+    let replies: Vec<_> =
+        llm.generate(&(0..12).map(|s| ask("Go on.", sampled(max, s))).collect::<Vec<_>>());
     let replies: Vec<_> = replies.into_iter().map(Result::unwrap).collect();
     let stopped: Vec<_> = replies.iter().filter(|r| r.finish == FinishReason::Stop).collect();
     assert!(!stopped.is_empty(), "the end-of-turn token should end some replies");
@@ -123,11 +135,16 @@ fn stop_tokens_and_stop_strings_end_the_reply() {
         }
     }
     // A stop string taken from a free reply cuts the same reply right before it.
-    let long = replies.iter().find(|r| r.text.chars().count() >= 6).expect("a reply with some text");
+    let long =
+        replies.iter().find(|r| r.text.chars().count() >= 6).expect("a reply with some text");
     let chars: Vec<char> = long.text.chars().collect();
     let stop: String = chars[3..5].iter().collect();
     let seed = replies.iter().position(|r| std::ptr::eq(r, long)).unwrap() as u64;
-    let cut = one(&llm, ask("Go on.", GenerationParams { stop: vec![stop.clone()], ..sampled(max, seed) })).unwrap();
+    let cut = one(
+        &llm,
+        ask("Go on.", GenerationParams { stop: vec![stop.clone()], ..sampled(max, seed) }),
+    )
+    .unwrap();
     assert_eq!(cut.finish, FinishReason::Stop);
     assert_eq!(cut.text, long.text[..long.text.find(&stop).unwrap()]);
 }
@@ -137,10 +154,15 @@ fn min_tokens_holds_off_the_end_of_turn() {
     let dir = tempfile::tempdir().unwrap();
     let llm = LocalLlm::load(tiny(&dir, "m.gguf", 4), opts()).unwrap();
     let (min, max) = (40, 64);
-    let free: Vec<_> = (0..12).map(|s| one(&llm, ask("Go on.", sampled(max, s))).unwrap()).collect();
-    assert!(free.iter().any(|r| r.usage.generated_tokens < min), "some replies should end early on their own");
+    let free: Vec<_> =
+        (0..12).map(|s| one(&llm, ask("Go on.", sampled(max, s))).unwrap()).collect();
+    assert!(
+        free.iter().any(|r| r.usage.generated_tokens < min),
+        "some replies should end early on their own"
+    );
     for s in 0..12 {
-        let r = one(&llm, ask("Go on.", GenerationParams { min_tokens: min, ..sampled(max, s) })).unwrap();
+        let r = one(&llm, ask("Go on.", GenerationParams { min_tokens: min, ..sampled(max, s) }))
+            .unwrap();
         assert!(r.usage.generated_tokens >= min, "seed {s}: {} tokens", r.usage.generated_tokens);
         assert!(!r.text.contains("<|im_end|>"));
     }
@@ -160,13 +182,20 @@ fn max_tokens_gives_length_for_free_text() {
         assert!(r.usage.generated_tokens < 7);
     }
     let zero = one(&llm, ask("Count.", greedy(0))).unwrap();
-    assert_eq!((zero.finish, zero.usage.generated_tokens, zero.text.as_str()), (FinishReason::Length, 0, ""));
+    assert_eq!(
+        (zero.finish, zero.usage.generated_tokens, zero.text.as_str()),
+        (FinishReason::Length, 0, "")
+    );
 }
 
 // ---------- constrained decoding ----------
 
 /// Checks `v` against the suggestion schema built from `params` (our own small validator).
-fn check_reply(text: &str, params: &[(String, ParamType)], o: &SuggestionSchemaOptions) -> Result<(), String> {
+fn check_reply(
+    text: &str,
+    params: &[(String, ParamType)],
+    o: &SuggestionSchemaOptions,
+) -> Result<(), String> {
     let v: Json = serde_json::from_str(text).map_err(|e| format!("not JSON: {e}: {text}"))?;
     let obj = v.as_object().ok_or("not an object")?;
     let mut want = vec!["reasoning", "suggestion"];
@@ -217,8 +246,16 @@ impl Lcg {
 }
 
 fn random_schema(rng: &mut Lcg) -> (Vec<(String, ParamType)>, SuggestionSchemaOptions) {
-    const TYPES: [ParamType; 8] =
-        [ParamType::Bool, ParamType::Int, ParamType::Float, ParamType::Str, ParamType::List, ParamType::Dict, ParamType::Code, ParamType::Any];
+    const TYPES: [ParamType; 8] = [
+        ParamType::Bool,
+        ParamType::Int,
+        ParamType::Float,
+        ParamType::Str,
+        ParamType::List,
+        ParamType::Dict,
+        ParamType::Code,
+        ParamType::Any,
+    ];
     const FIRST: &[u8] = b"abcdefghijklmnopqrstuvwxyz_";
     const REST: &[u8] = b"abcdefghijklmnopqrstuvwxyz_0123456789";
     let n = 1 + rng.next(4) as usize;
@@ -234,7 +271,10 @@ fn random_schema(rng: &mut Lcg) -> (Vec<(String, ParamType)>, SuggestionSchemaOp
             params.push((name, TYPES[rng.next(8) as usize]));
         }
     }
-    let o = SuggestionSchemaOptions { with_answer: rng.next(4) == 0, reasoning_max_chars: 5 + rng.next(40) as usize };
+    let o = SuggestionSchemaOptions {
+        with_answer: rng.next(4) == 0,
+        reasoning_max_chars: 5 + rng.next(40) as usize,
+    };
     (params, o)
 }
 
@@ -251,8 +291,10 @@ fn constrained_replies_validate_against_100_random_suggestion_schemas() {
             .iter()
             .enumerate()
             .map(|(i, (params, o))| {
-                let schema = ReplySchema::suggestion(params.iter().map(|(n, t)| (n.as_str(), *t)), o);
-                ask("Improve the parameters.", sampled(800, (b * 10 + i) as u64)).with_schema(schema)
+                let schema =
+                    ReplySchema::suggestion(params.iter().map(|(n, t)| (n.as_str(), *t)), o);
+                ask("Improve the parameters.", sampled(800, (b * 10 + i) as u64))
+                    .with_schema(schema)
             })
             .collect();
         for (r, (params, o)) in llm.generate(&reqs).into_iter().zip(chunk) {
@@ -285,7 +327,8 @@ fn greedy_constrained_reply_is_valid_json_too() {
 fn a_constrained_reply_cut_by_max_tokens_is_an_error_that_says_so() {
     let dir = tempfile::tempdir().unwrap();
     let llm = LocalLlm::load(tiny(&dir, "m.gguf", 8), opts()).unwrap();
-    let schema = ReplySchema::suggestion([("x", ParamType::Str)], &SuggestionSchemaOptions::default());
+    let schema =
+        ReplySchema::suggestion([("x", ParamType::Str)], &SuggestionSchemaOptions::default());
     let err = one(&llm, ask("Improve x.", greedy(3)).with_schema(schema)).unwrap_err();
     assert!(matches!(err, Error::Llm { .. }), "{err:?}");
     assert!(err.to_string().contains("cut at 3 tokens"), "{err}");
@@ -295,7 +338,9 @@ fn a_constrained_reply_cut_by_max_tokens_is_an_error_that_says_so() {
 fn an_unusable_schema_fails_only_its_own_request() {
     let dir = tempfile::tempdir().unwrap();
     let llm = LocalLlm::load(tiny(&dir, "m.gguf", 9), opts()).unwrap();
-    let bad = ReplySchema::raw(serde_json::json!({"type": "object", "properties": {"a": {"type": "nonsense"}}}));
+    let bad = ReplySchema::raw(
+        serde_json::json!({"type": "object", "properties": {"a": {"type": "nonsense"}}}),
+    );
     let out = llm.generate(&[ask("a", greedy(5)).with_schema(bad), ask("b", greedy(5))]);
     assert!(out[0].is_err());
     assert!(out[1].is_ok());
@@ -308,7 +353,10 @@ fn batched_greedy_output_equals_unbatched_output() {
     let dir = tempfile::tempdir().unwrap();
     let p = tiny(&dir, "m.gguf", 10);
     let llm = LocalLlm::load(&p, no_cache()).unwrap();
-    let schema = ReplySchema::suggestion([("x", ParamType::Int)], &SuggestionSchemaOptions { with_answer: false, reasoning_max_chars: 10 });
+    let schema = ReplySchema::suggestion(
+        [("x", ParamType::Int)],
+        &SuggestionSchemaOptions { with_answer: false, reasoning_max_chars: 10 },
+    );
     // Prompts of different lengths, one constrained, one sampled with a seed.
     let reqs = vec![
         ask("Hi.", greedy(40)),
@@ -324,7 +372,15 @@ fn batched_greedy_output_equals_unbatched_output() {
         assert_eq!(single.usage, b.usage);
         assert_eq!(single.finish, b.finish);
     }
-    assert!(batched.iter().map(|r| r.usage.generated_tokens).collect::<std::collections::HashSet<_>>().len() > 1, "sequences should leave the batch at different steps");
+    assert!(
+        batched
+            .iter()
+            .map(|r| r.usage.generated_tokens)
+            .collect::<std::collections::HashSet<_>>()
+            .len()
+            > 1,
+        "sequences should leave the batch at different steps"
+    );
 }
 
 /// Decode steps (one token each, the CPU attention loop) give the logits that one prefill pass
@@ -349,16 +405,23 @@ fn check_decode_against_prefill(p: &Path, candle_only: bool) {
     let mut file = opto::llm::local::gguf::GgufFile::open(p).unwrap();
     let cfg = opto::llm::local::arch::config_from_gguf(&file).unwrap();
     let dev = candle_core::Device::Cpu;
-    let loader = if candle_only { WeightLoader::candle_only(&dev) } else { WeightLoader::new(&dev) };
+    let loader =
+        if candle_only { WeightLoader::candle_only(&dev) } else { WeightLoader::new(&dev) };
     let model = Model::load_with(&mut file, cfg, &dev, loader).unwrap();
     // Where our kernels run, the decode steps below take the plain-buffer path and the prefill
     // the tensor path: the two must agree.
-    let our_kernels = !candle_only && opto::llm::local::qmatmul::Kernels::best().is_some() && std::env::var("OPTO_MATMUL").as_deref() != Ok("candle");
+    let our_kernels = !candle_only
+        && opto::llm::local::qmatmul::Kernels::best().is_some()
+        && std::env::var("OPTO_MATMUL").as_deref() != Ok("candle");
     assert_eq!(model.decodes_on_plain_buffers(), our_kernels);
     let tokens: Vec<u32> = (0..40).map(|i| (i * 37 % 250) as u32).collect();
     let mut whole = model.new_cache();
     whole.reserve(tokens.len()).unwrap();
-    let want = model.forward(&mut [Step { tokens: &tokens, cache: &mut whole }]).unwrap().to_vec2::<f32>().unwrap();
+    let want = model
+        .forward(&mut [Step { tokens: &tokens, cache: &mut whole }])
+        .unwrap()
+        .to_vec2::<f32>()
+        .unwrap();
     // Two sequences decoding together, the second one position behind the first.
     let (mut a, mut b) = (model.new_cache(), model.new_cache());
     a.reserve(tokens.len()).unwrap();
@@ -368,7 +431,10 @@ fn check_decode_against_prefill(p: &Path, candle_only: bool) {
     let mut last = Vec::new();
     for i in 30..40 {
         let rows = model
-            .forward(&mut [Step { tokens: &tokens[i..i + 1], cache: &mut a }, Step { tokens: &tokens[i - 1..i], cache: &mut b }])
+            .forward(&mut [
+                Step { tokens: &tokens[i..i + 1], cache: &mut a },
+                Step { tokens: &tokens[i - 1..i], cache: &mut b },
+            ])
             .unwrap()
             .to_vec2::<f32>()
             .unwrap();
@@ -388,32 +454,50 @@ fn cached_prefix_gives_the_uncached_output() {
     let p = tiny(&dir, "m.gguf", 11);
     let cached = LocalLlm::load(&p, opts()).unwrap();
     let fresh = LocalLlm::load(&p, no_cache()).unwrap();
-    let system = "You are the optimizer. Here is a long static instruction block that every call repeats. ".repeat(4);
-    let req = |user: &str, params| Request::new(vec![Message::system(system.clone()), Message::user(user)]).with_params(params);
+    let system =
+        "You are the optimizer. Here is a long static instruction block that every call repeats. "
+            .repeat(4);
+    let req = |user: &str, params| {
+        Request::new(vec![Message::system(system.clone()), Message::user(user)]).with_params(params)
+    };
     let first = one(&cached, req("First question?", greedy(20))).unwrap();
     assert_eq!(first.usage.cached_prompt_tokens, 0);
     let (_, one_prompt_bytes) = cached.prefix_cache_usage();
     let second = one(&cached, req("Second, different question?", greedy(20))).unwrap();
     assert!(second.usage.cached_prompt_tokens > 50, "{:?}", second.usage);
     assert!(second.usage.cached_prompt_tokens < second.usage.prompt_tokens);
-    assert_eq!(second.text, one(&fresh, req("Second, different question?", greedy(20))).unwrap().text);
+    assert_eq!(
+        second.text,
+        one(&fresh, req("Second, different question?", greedy(20))).unwrap().text
+    );
     // The same prompt again (another seed): all but the last token come from the cache.
     let again = one(&cached, req("First question?", sampled(20, 3))).unwrap();
     assert_eq!(again.usage.cached_prompt_tokens, again.usage.prompt_tokens - 1);
     assert_eq!(again.text, one(&fresh, req("First question?", sampled(20, 3))).unwrap().text);
     assert_eq!(first.text, one(&fresh, req("First question?", greedy(20))).unwrap().text);
     // Seeds in one batch share the prompt's prefill.
-    let batch = cached.generate(&(0..3).map(|s| req("Batch question?", sampled(10, s))).collect::<Vec<_>>());
-    let usages: Vec<_> = batch.iter().map(|r| r.as_ref().unwrap().usage.cached_prompt_tokens).collect();
-    assert!(usages[1] == usages[2] && usages[1] + 1 == batch[1].as_ref().unwrap().usage.prompt_tokens, "{usages:?}");
+    let batch = cached
+        .generate(&(0..3).map(|s| req("Batch question?", sampled(10, s))).collect::<Vec<_>>());
+    let usages: Vec<_> =
+        batch.iter().map(|r| r.as_ref().unwrap().usage.cached_prompt_tokens).collect();
+    assert!(
+        usages[1] == usages[2] && usages[1] + 1 == batch[1].as_ref().unwrap().usage.prompt_tokens,
+        "{usages:?}"
+    );
     // Restored through snapshots that share their parents' positions: still the uncached output.
     let third = one(&cached, req("Batch question? And one more.", greedy(20))).unwrap();
     assert!(third.usage.cached_prompt_tokens > 50, "{:?}", third.usage);
-    assert_eq!(third.text, one(&fresh, req("Batch question? And one more.", greedy(20))).unwrap().text);
+    assert_eq!(
+        third.text,
+        one(&fresh, req("Batch question? And one more.", greedy(20))).unwrap().text
+    );
     // The entries share the system prompt's kv rather than holding a copy each.
     let (entries, bytes) = cached.prefix_cache_usage();
     assert!(entries >= 3, "{entries} entries");
-    assert!(bytes < 2 * one_prompt_bytes, "{entries} entries hold {bytes} bytes; one prompt's kv is {one_prompt_bytes}");
+    assert!(
+        bytes < 2 * one_prompt_bytes,
+        "{entries} entries hold {bytes} bytes; one prompt's kv is {one_prompt_bytes}"
+    );
 }
 
 #[test]
@@ -441,14 +525,23 @@ fn load_err(path: &Path) -> Error {
 }
 
 /// Rewrites a GGUF with `edit` applied to its metadata.
-fn rewrite(src: &Path, dst: &Path, edit: impl FnOnce(&mut std::collections::HashMap<String, gguf_file::Value>)) {
+fn rewrite(
+    src: &Path,
+    dst: &Path,
+    edit: impl FnOnce(&mut std::collections::HashMap<String, gguf_file::Value>),
+) {
     let mut f = std::fs::File::open(src).unwrap();
     let mut content = gguf_file::Content::read(&mut f).unwrap();
     let names: Vec<String> = content.tensor_infos.keys().cloned().collect();
-    let tensors: Vec<_> = names.iter().map(|n| content.tensor(&mut f, n, &candle_core::Device::Cpu).unwrap()).collect();
+    let tensors: Vec<_> = names
+        .iter()
+        .map(|n| content.tensor(&mut f, n, &candle_core::Device::Cpu).unwrap())
+        .collect();
     edit(&mut content.metadata);
-    let meta: Vec<(&str, &gguf_file::Value)> = content.metadata.iter().map(|(k, v)| (k.as_str(), v)).collect();
-    let ts: Vec<(&str, &candle_core::quantized::QTensor)> = names.iter().map(String::as_str).zip(tensors.iter()).collect();
+    let meta: Vec<(&str, &gguf_file::Value)> =
+        content.metadata.iter().map(|(k, v)| (k.as_str(), v)).collect();
+    let ts: Vec<(&str, &candle_core::quantized::QTensor)> =
+        names.iter().map(String::as_str).zip(tensors.iter()).collect();
     gguf_file::write(&mut std::fs::File::create(dst).unwrap(), &meta, &ts).unwrap();
 }
 
@@ -523,7 +616,8 @@ fn real_model_gives_a_schema_valid_optoprime_reply() {
         println!("skipped: set OPTO_REAL_MODEL_TESTS=1 (pulls SmolLM2-135M-Instruct) or OPTO_TEST_MODEL to a GGUF file to run the real-model test");
         return;
     };
-    let llm = LocalLlm::load(&path, LocalOptions { threads: 2, ..LocalOptions::default() }).unwrap();
+    let llm =
+        LocalLlm::load(&path, LocalOptions { threads: 2, ..LocalOptions::default() }).unwrap();
     let params = vec![("x".to_string(), ParamType::Float)];
     let o = SuggestionSchemaOptions { with_answer: false, reasoning_max_chars: 200 };
     let schema = ReplySchema::suggestion(params.iter().map(|(n, t)| (n.as_str(), *t)), &o);
@@ -544,8 +638,11 @@ fn real_model_answers_a_plain_question() {
         println!("skipped: set OPTO_REAL_MODEL_TESTS=1 (pulls SmolLM2-135M-Instruct) or OPTO_TEST_MODEL to a GGUF file to run the real-model test");
         return;
     };
-    let llm = LocalLlm::load(&path, LocalOptions { threads: 2, ..LocalOptions::default() }).unwrap();
-    let req = Request::new(vec![Message::user("What is the capital of France? Answer in one sentence.")]).with_params(greedy(40));
+    let llm =
+        LocalLlm::load(&path, LocalOptions { threads: 2, ..LocalOptions::default() }).unwrap();
+    let req =
+        Request::new(vec![Message::user("What is the capital of France? Answer in one sentence.")])
+            .with_params(greedy(40));
     let r = one(&llm, req).unwrap();
     println!("{} ({:?}, {:?})", r.text, r.usage, r.timings);
     assert!(r.text.contains("Paris"), "{}", r.text);
@@ -561,7 +658,10 @@ fn bench_reports_every_figure_on_the_tiny_model() {
     assert!(report.prefill_tok_s > 0.0 && report.ttft_cold_s > 0.0);
     assert!(report.cached_prompt_tokens >= 90, "the system prompt should come from the cache");
     assert_eq!(report.decode.iter().map(|d| d.batch).collect::<Vec<_>>(), vec![1, 2]);
-    assert!(report.decode.iter().all(|d| d.generated_tokens == 8 * d.batch && d.decode_tok_s > 0.0));
+    assert!(report
+        .decode
+        .iter()
+        .all(|d| d.generated_tokens == 8 * d.batch && d.decode_tok_s > 0.0));
     for d in &report.decode {
         // Three rounds, and the figure is their median.
         let mut r = d.rounds_tok_s.clone();
@@ -592,7 +692,15 @@ fn requantizing_slow_formats_keeps_the_model_working() {
             .iter()
             .map(|n| {
                 let t = content.tensor(&mut f, n, &candle_core::Device::Cpu).unwrap();
-                if t.dtype() == GgmlDType::Q8_0 { QTensor::quantize(&t.dequantize(&candle_core::Device::Cpu).unwrap(), GgmlDType::Q5_0).unwrap() } else { t }
+                if t.dtype() == GgmlDType::Q8_0 {
+                    QTensor::quantize(
+                        &t.dequantize(&candle_core::Device::Cpu).unwrap(),
+                        GgmlDType::Q5_0,
+                    )
+                    .unwrap()
+                } else {
+                    t
+                }
             })
             .collect();
         let meta: Vec<_> = content.metadata.iter().map(|(k, v)| (k.as_str(), v)).collect();
@@ -622,7 +730,15 @@ fn bench_model() {
     let batches: Vec<usize> = a[2].split(',').map(|b| b.parse().unwrap()).collect();
     let o = LocalOptions { threads: a[3].parse().unwrap(), ..LocalOptions::default() };
     let rounds = a.get(4).map_or(1, |r| r.parse().unwrap());
-    let report = opto::llm::local::bench_llm(&path, o, a[0].parse().unwrap(), a[1].parse().unwrap(), &batches, rounds).unwrap();
+    let report = opto::llm::local::bench_llm(
+        &path,
+        o,
+        a[0].parse().unwrap(),
+        a[1].parse().unwrap(),
+        &batches,
+        rounds,
+    )
+    .unwrap();
     println!("{report}");
 }
 
@@ -631,7 +747,12 @@ fn bench_model() {
 fn requantize_model() {
     let v = std::env::var("OPTO_REQUANT").expect("OPTO_REQUANT=\"SRC DST\"");
     let (src, dst) = v.split_once(' ').unwrap();
-    let n = opto::llm::local::requant::requantize(Path::new(src), Path::new(dst), candle_core::quantized::GgmlDType::Q8_0).unwrap();
+    let n = opto::llm::local::requant::requantize(
+        Path::new(src),
+        Path::new(dst),
+        candle_core::quantized::GgmlDType::Q8_0,
+    )
+    .unwrap();
     println!("{n} tensors converted");
 }
 
@@ -710,7 +831,10 @@ fn a_request_from_another_thread_joins_the_running_batch_with_unchanged_output()
     assert!(after.max_batch >= 2, "{after:?}");
     // Had the short request waited for the long one, the steps would add up.
     let steps = after.decode_steps - before.decode_steps;
-    assert!(steps < long_joined.usage.generated_tokens + short_joined.usage.generated_tokens, "{steps} decode steps for {after:?}");
+    assert!(
+        steps < long_joined.usage.generated_tokens + short_joined.usage.generated_tokens,
+        "{steps} decode steps for {after:?}"
+    );
 }
 
 /// Many threads at once: every reply is the one its request gets alone, in each caller's order,
@@ -721,12 +845,23 @@ fn concurrent_callers_each_get_their_own_replies_in_order() {
     let p = tiny(&dir, "m.gguf", 22);
     let llm = std::sync::Arc::new(LocalLlm::load(&p, opts()).unwrap());
     let system = "A shared instruction that every caller repeats. ".repeat(3);
-    let req = |i: usize| Request::new(vec![Message::system(system.clone()), Message::user(format!("Question number {i}?"))]).with_params(if i % 3 == 0 { sampled(10 + i, i as u64) } else { greedy(5 + 3 * i) });
+    let req = |i: usize| {
+        Request::new(vec![
+            Message::system(system.clone()),
+            Message::user(format!("Question number {i}?")),
+        ])
+        .with_params(if i % 3 == 0 {
+            sampled(10 + i, i as u64)
+        } else {
+            greedy(5 + 3 * i)
+        })
+    };
     let alone: Vec<String> = (0..8).map(|i| one(&llm, req(i)).unwrap().text).collect();
     let barrier = std::sync::Arc::new(std::sync::Barrier::new(4));
     let handles: Vec<_> = (0..4)
         .map(|t| {
-            let (llm, barrier, reqs) = (llm.clone(), barrier.clone(), vec![req(2 * t), req(2 * t + 1)]);
+            let (llm, barrier, reqs) =
+                (llm.clone(), barrier.clone(), vec![req(2 * t), req(2 * t + 1)]);
             std::thread::spawn(move || {
                 barrier.wait();
                 llm.generate(&reqs).into_iter().map(|r| r.unwrap().text).collect::<Vec<_>>()

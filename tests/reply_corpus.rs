@@ -112,12 +112,20 @@ fn keys_and_types_after_parsing() {
     assert_eq!(r.unknown, vec!["add3".to_string()]);
     assert_eq!(coerce(&Value::Float(0.0), &r.matched["float0"].1), Ok(Value::Float(2.5)));
     assert_eq!(coerce(&Value::Int(0), &r.matched["int0"].1), Ok(Value::Int(3)));
-    assert_eq!(coerce(&Value::Code(String::new()), &r.matched["__code0"].1), Ok(Value::Code("def f():\n    return 1".into())));
+    assert_eq!(
+        coerce(&Value::Code(String::new()), &r.matched["__code0"].1),
+        Ok(Value::Code("def f():\n    return 1".into()))
+    );
     // wrong types are rejected with a reason, never garbled
-    assert!(coerce(&Value::List(vec![Value::Int(1)]), &json!("hello")).unwrap_err().contains("list"));
+    assert!(coerce(&Value::List(vec![Value::Int(1)]), &json!("hello"))
+        .unwrap_err()
+        .contains("list"));
     assert!(coerce(&Value::Int(1), &json!("3.5")).is_err());
     assert!(coerce(&Value::Float(1.0), &json!("nan")).is_err());
-    assert_eq!(parse_relaxed("{'a': [1, 2.5, 'x', True]}"), Some(json!({"a": [1, 2.5, "x", true]})));
+    assert_eq!(
+        parse_relaxed("{'a': [1, 2.5, 'x', True]}"),
+        Some(json!({"a": [1, 2.5, "x", true]}))
+    );
 }
 
 proptest! {

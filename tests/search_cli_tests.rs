@@ -37,16 +37,35 @@ fn bad_search_settings_fail_before_any_model_is_looked_up() {
 fn a_baseline_runs_several_problems_without_a_model() {
     let dir = tempfile::tempdir().unwrap();
     let out_dir = dir.path().join("run");
-    let out = opto(&["run", "numeric", "--problems", "0-3", "--search", "section:5", "--steps", "4", "--model", "/no/such/model.gguf", "--out", out_dir.to_str().unwrap()]);
+    let out = opto(&[
+        "run",
+        "numeric",
+        "--problems",
+        "0-3",
+        "--search",
+        "section:5",
+        "--steps",
+        "4",
+        "--model",
+        "/no/such/model.gguf",
+        "--out",
+        out_dir.to_str().unwrap(),
+    ]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{}{}", stdout, String::from_utf8_lossy(&out.stderr));
-    let config: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out_dir.join("config.json")).unwrap()).unwrap();
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out_dir.join("config.json")).unwrap())
+            .unwrap();
     assert_eq!(config["seeds"], 4);
     assert_eq!(config["problems"], serde_json::json!([0, 1, 2, 3]));
     assert!(config["model"].as_str().unwrap().contains("none"));
     let events = opto::train::log::read_events(&out_dir.join("events.jsonl")).unwrap();
-    assert!(events.iter().filter_map(|e| e.search.as_ref()).all(|s| s.evaluations <= 5 && s.requests == 0));
+    assert!(events
+        .iter()
+        .filter_map(|e| e.search.as_ref())
+        .all(|s| s.evaluations <= 5 && s.requests == 0));
     // each run is its own problem: the first step's outputs differ
-    let outputs: std::collections::HashSet<String> = events.iter().filter(|e| e.step == 0).map(|e| format!("{}", e.score)).collect();
+    let outputs: std::collections::HashSet<String> =
+        events.iter().filter(|e| e.step == 0).map(|e| format!("{}", e.score)).collect();
     assert_eq!(outputs.len(), 4);
 }

@@ -6,7 +6,7 @@
 use opto::graph::{Graph, Node};
 use opto::llm::scripted::ScriptedLlm;
 use opto::llm::Llm;
-use opto::optim::{MemoryOrder, OptoPrime, OptoPrimeOptions, Optimizer};
+use opto::optim::{MemoryOrder, Optimizer, OptoPrime, OptoPrimeOptions};
 use opto::tasks::numeric::NumericTask;
 use opto::tasks::ProblemSet;
 use opto::train::log::read_events;
@@ -17,34 +17,37 @@ use std::sync::Arc;
 fn config(seeds: usize, steps: usize, search: Option<SearchSettings>) -> RunConfig {
     RunConfig {
         task: "numeric".into(),
-        problem: 0,
-        optimizer: "optoprime".into(),
         seeds,
-        first_seed: 0,
         steps,
-        memory: 5,
         model: "scripted".into(),
-        model_sha256: None,
-        temperature: 0.0,
         max_tokens: 200,
-        threads: None,
-        device: "cpu".into(),
         batch_size: seeds,
-        stop_on_success: true,
-        opto_version: env!("CARGO_PKG_VERSION").into(),
-        problems: Vec::new(),
         search,
+        ..Default::default()
     }
 }
 
-fn trainer(task: Arc<dyn Task>, llm: Arc<dyn Llm>, cfg: RunConfig, out: &std::path::Path) -> Trainer {
+fn trainer(
+    task: Arc<dyn Task>,
+    llm: Arc<dyn Llm>,
+    cfg: RunConfig,
+    out: &std::path::Path,
+) -> Trainer {
     Trainer {
         task,
         llm,
         config: cfg,
         out_dir: out.to_path_buf(),
         make_optimizer: Arc::new(|params, llm, _seed| {
-            Box::new(OptoPrime::with_options(params, llm, OptoPrimeOptions { memory_size: 5, memory_order: MemoryOrder::Ranked, ..Default::default() })) as Box<dyn Optimizer>
+            Box::new(OptoPrime::with_options(
+                params,
+                llm,
+                OptoPrimeOptions {
+                    memory_size: 5,
+                    memory_order: MemoryOrder::Ranked,
+                    ..Default::default()
+                },
+            )) as Box<dyn Optimizer>
         }),
         progress: false,
     }
@@ -72,14 +75,18 @@ fn all_runs_candidates_go_in_one_batch_and_no_tried_value_is_scored_twice() {
     let tasks = (0..3).map(|p| (p, Box::new(NumericTask::new(p)) as Box<dyn Task>)).collect();
     let set: Arc<dyn Task> = Arc::new(ProblemSet::new("numeric", tasks, 1, 0).unwrap());
     let llm = Arc::new(spread_llm());
-    let summary = trainer(set, llm.clone(), config(3, 4, search(Strategy::BestOf { k: 6 })), dir.path()).run().unwrap();
+    let summary =
+        trainer(set, llm.clone(), config(3, 4, search(Strategy::BestOf { k: 6 })), dir.path())
+            .run()
+            .unwrap();
     let sizes = llm.batch_sizes();
     assert!(!sizes.is_empty());
     // one batch per step; a run asks the model for what the numeric proposals leave of its 6
     let events = read_events(&dir.path().join("events.jsonl")).unwrap();
     let steps: Vec<_> = events.iter().filter(|e| e.search.is_some()).collect();
     for (i, &size) in sizes.iter().enumerate() {
-        let asked: usize = steps.iter().filter(|e| e.step == i).map(|e| e.search.as_ref().unwrap().requests).sum();
+        let asked: usize =
+            steps.iter().filter(|e| e.step == i).map(|e| e.search.as_ref().unwrap().requests).sum();
         assert_eq!(size, asked, "step {i}: the batch holds every run's requests");
     }
     for seed in 0..3u64 {
@@ -105,8 +112,15 @@ fn all_runs_candidates_go_in_one_batch_and_no_tried_value_is_scored_twice() {
         }
     }
     // the numeric proposals solve these within a few steps, at 1e-3
-    assert!(summary.solved_at.iter().filter(|s| s.is_some()).count() >= 2, "{:?}", summary.solved_at);
-    let sources: Vec<Source> = steps.iter().flat_map(|e| e.search.as_ref().unwrap().candidates.iter().map(|c| c.source)).collect();
+    assert!(
+        summary.solved_at.iter().filter(|s| s.is_some()).count() >= 2,
+        "{:?}",
+        summary.solved_at
+    );
+    let sources: Vec<Source> = steps
+        .iter()
+        .flat_map(|e| e.search.as_ref().unwrap().candidates.iter().map(|c| c.source))
+        .collect();
     assert!(sources.contains(&Source::Model) && sources.contains(&Source::Expand));
 }
 
@@ -117,13 +131,21 @@ fn repeats_of_the_model_are_counted_and_not_scored() {
     let llm = Arc::new(ScriptedLlm::from_fn(|_| Ok(r#"{"suggestion": {"x": 1.5}}"#.into())));
     let mut settings = SearchSettings::new(Strategy::BestOf { k: 4 });
     settings.numeric_proposals = false;
-    trainer(Arc::new(NumericTask::new(1)), llm, config(1, 2, Some(settings)), dir.path()).run().unwrap();
+    trainer(Arc::new(NumericTask::new(1)), llm, config(1, 2, Some(settings)), dir.path())
+        .run()
+        .unwrap();
     let events = read_events(&dir.path().join("events.jsonl")).unwrap();
     let first = events[0].search.as_ref().unwrap();
-    assert_eq!((first.requests, first.evaluations, first.duplicates, first.distinct_model), (4, 1, 3, 1));
+    assert_eq!(
+        (first.requests, first.evaluations, first.duplicates, first.distinct_model),
+        (4, 1, 3, 1)
+    );
     let second = events[1].search.as_ref().unwrap();
     assert_eq!(second.evaluations, 0, "1.5 was tried at step 0");
-    assert!(second.candidates.iter().all(|c| c.skipped.as_deref().is_some_and(|s| s.contains("already tried"))));
+    assert!(second
+        .candidates
+        .iter()
+        .all(|c| c.skipped.as_deref().is_some_and(|s| s.contains("already tried"))));
 }
 
 #[test]
@@ -131,12 +153,24 @@ fn baselines_ask_no_model_and_stay_within_the_evaluation_budget() {
     for strategy in [Strategy::Random { k: 5 }, Strategy::Section { k: 5 }] {
         let dir = tempfile::tempdir().unwrap();
         let llm = Arc::new(ScriptedLlm::new(Vec::<String>::new()));
-        trainer(Arc::new(NumericTask::new(2)), llm.clone(), config(2, 3, search(strategy)), dir.path()).run().unwrap();
+        trainer(
+            Arc::new(NumericTask::new(2)),
+            llm.clone(),
+            config(2, 3, search(strategy)),
+            dir.path(),
+        )
+        .run()
+        .unwrap();
         assert!(llm.batch_sizes().is_empty(), "{strategy:?} asked the model");
         let events = read_events(&dir.path().join("events.jsonl")).unwrap();
         for e in events.iter().filter_map(|e| e.search.as_ref()) {
             assert!(e.evaluations <= 5 && e.evaluations >= 4, "{strategy:?}: {}", e.evaluations);
-            assert!(e.candidates.iter().all(|c| c.source == if matches!(strategy, Strategy::Random { .. }) { Source::Random } else { Source::Section }));
+            assert!(e.candidates.iter().all(|c| c.source
+                == if matches!(strategy, Strategy::Random { .. }) {
+                    Source::Random
+                } else {
+                    Source::Section
+                }));
             for c in &e.candidates {
                 let x = c.values["x"].as_f64().unwrap();
                 assert!((-10.0..=10.0).contains(&x));
@@ -157,12 +191,22 @@ impl Task for Robot {
     fn parameters(&self, graph: &Graph, _seed: u64) -> Vec<Node> {
         vec![graph.param_named("x", 0.0)]
     }
-    fn forward(&self, _graph: &Graph, params: &[Node], _seed: u64, _step: usize) -> opto::Result<Node> {
+    fn forward(
+        &self,
+        _graph: &Graph,
+        params: &[Node],
+        _seed: u64,
+        _step: usize,
+    ) -> opto::Result<Node> {
         Ok(&params[0] + 0.0)
     }
     fn evaluate(&self, output: &Node, _seed: u64, _step: usize) -> Evaluation {
         let y = output.value().as_f64().unwrap();
-        Evaluation { score: -(y - 3.0).abs(), feedback: "The output should be larger.".into(), success: (y - 3.0).abs() < 1e-9 }
+        Evaluation {
+            score: -(y - 3.0).abs(),
+            feedback: "The output should be larger.".into(),
+            success: (y - 3.0).abs() < 1e-9,
+        }
     }
     fn candidate_evaluation(&self) -> CandidateEvaluation {
         CandidateEvaluation::ActsOnWorld
@@ -173,7 +217,12 @@ impl Task for Robot {
 fn a_task_that_acts_on_the_world_gets_one_candidate_per_step() {
     let dir = tempfile::tempdir().unwrap();
     let llm = Arc::new(spread_llm());
-    let t = trainer(Arc::new(Robot), llm.clone(), config(1, 3, search(Strategy::BestOf { k: 6 })), dir.path());
+    let t = trainer(
+        Arc::new(Robot),
+        llm.clone(),
+        config(1, 3, search(Strategy::BestOf { k: 6 })),
+        dir.path(),
+    );
     assert!(t.active_search().is_none());
     t.run().unwrap();
     assert_eq!(llm.batch_sizes(), vec![1, 1, 1]);
@@ -193,13 +242,23 @@ impl Task for Reciprocal {
     fn parameters(&self, graph: &Graph, _seed: u64) -> Vec<Node> {
         vec![graph.param_named("x", 0.0)]
     }
-    fn forward(&self, graph: &Graph, params: &[Node], _seed: u64, _step: usize) -> opto::Result<Node> {
+    fn forward(
+        &self,
+        graph: &Graph,
+        params: &[Node],
+        _seed: u64,
+        _step: usize,
+    ) -> opto::Result<Node> {
         let d = params[0].try_sub(2.0)?;
         graph.value(1.0).try_div(&d)
     }
     fn evaluate(&self, output: &Node, _seed: u64, _step: usize) -> Evaluation {
         let y = output.value().as_f64().unwrap();
-        Evaluation { score: -(y - 0.5).abs(), feedback: "The output should be larger.".into(), success: (y - 0.5).abs() < 1e-9 }
+        Evaluation {
+            score: -(y - 0.5).abs(),
+            feedback: "The output should be larger.".into(),
+            success: (y - 0.5).abs() < 1e-9,
+        }
     }
 }
 
@@ -226,7 +285,15 @@ fn a_resumed_search_gives_the_uninterrupted_runs_events() {
             .unwrap()
             .into_iter()
             .map(|e| {
-                let c: Vec<String> = e.search.map(|s| s.candidates.iter().map(|c| format!("{:?}{:?}", c.values, c.score)).collect()).unwrap_or_default();
+                let c: Vec<String> = e
+                    .search
+                    .map(|s| {
+                        s.candidates
+                            .iter()
+                            .map(|c| format!("{:?}{:?}", c.values, c.score))
+                            .collect()
+                    })
+                    .unwrap_or_default();
                 format!("{} {} {:?} {} {:?}", e.step, e.seed, e.params, e.score, c)
             })
             .collect()

@@ -3,7 +3,7 @@
 
 use opto::llm::scripted::ScriptedLlm;
 use opto::llm::Llm;
-use opto::optim::{OptoPrime, OptoPrimeOptions, Optimizer};
+use opto::optim::{Optimizer, OptoPrime, OptoPrimeOptions};
 use opto::tasks::numeric::NumericTask;
 use opto::train::log::read_events;
 use opto::train::{RunConfig, Trainer};
@@ -12,23 +12,13 @@ use std::sync::Arc;
 fn config(seeds: usize, steps: usize) -> RunConfig {
     RunConfig {
         task: "numeric".into(),
-        problem: 0,
-        optimizer: "optoprime".into(),
         seeds,
-        first_seed: 0,
         steps,
         memory: 2,
         model: "scripted".into(),
-        model_sha256: None,
-        temperature: 0.0,
         max_tokens: 200,
-        threads: None,
-        device: "cpu".into(),
         batch_size: seeds,
-        stop_on_success: true,
-        opto_version: env!("CARGO_PKG_VERSION").into(),
-        problems: Vec::new(),
-        search: None,
+        ..Default::default()
     }
 }
 
@@ -36,7 +26,8 @@ fn config(seeds: usize, steps: usize) -> RunConfig {
 fn step_up_llm() -> ScriptedLlm {
     ScriptedLlm::from_fn(|req| {
         let user = &req.messages.last().unwrap().content;
-        let line = user.lines().find(|l| l.starts_with("(float) x=")).expect("x is shown as a variable");
+        let line =
+            user.lines().find(|l| l.starts_with("(float) x=")).expect("x is shown as a variable");
         let x: f64 = line["(float) x=".len()..].trim().parse().unwrap();
         Ok(format!(r#"{{"reasoning": "step up", "suggestion": {{"x": {}}}}}"#, x + 1.0))
     })
@@ -50,7 +41,13 @@ fn trainer(llm: Arc<dyn Llm>, cfg: RunConfig, out: &std::path::Path) -> Trainer 
         config: cfg,
         out_dir: out.to_path_buf(),
         make_optimizer: Arc::new(move |params, llm, _seed| {
-            Box::new(OptoPrime::with_options(params, llm, OptoPrimeOptions { memory_size: memory, ..Default::default() })) as Box<dyn Optimizer>
+            Box::new(OptoPrime::with_options(
+                params,
+                llm,
+                // The scripted model steps x by +1; the line guard (which would lengthen those
+                // steps) is the subject of its own tests, not of the trainer's.
+                OptoPrimeOptions { memory_size: memory, line_guard: false, ..Default::default() },
+            )) as Box<dyn Optimizer>
         }),
         progress: false,
     }
@@ -67,7 +64,11 @@ fn seeds_step_in_lockstep_with_one_batch_per_step() {
     // 3 seeds × 3 steps + 3 final evaluations.
     assert_eq!(events.len(), 12);
     for seed in 0..3u64 {
-        let xs: Vec<f64> = events.iter().filter(|e| e.seed == seed).map(|e| e.params["x"].as_f64().unwrap()).collect();
+        let xs: Vec<f64> = events
+            .iter()
+            .filter(|e| e.seed == seed)
+            .map(|e| e.params["x"].as_f64().unwrap())
+            .collect();
         assert_eq!(xs.len(), 4);
         for w in xs.windows(2) {
             assert_eq!(w[1], w[0] + 1.0, "each step applies the scripted suggestion");
@@ -89,7 +90,9 @@ fn a_solved_seed_stops_and_the_run_records_it() {
     let task = NumericTask::new(0);
     let x_star = task.x_star;
     let dir = tempfile::tempdir().unwrap();
-    let llm = Arc::new(ScriptedLlm::from_fn(move |_| Ok(format!(r#"{{"reasoning": "solve", "suggestion": {{"x": {x_star}}}}}"#))));
+    let llm = Arc::new(ScriptedLlm::from_fn(move |_| {
+        Ok(format!(r#"{{"reasoning": "solve", "suggestion": {{"x": {x_star}}}}}"#))
+    }));
     let summary = trainer(llm.clone(), config(2, 5), dir.path()).run().unwrap();
     assert_eq!(summary.solved_at, vec![Some(1), Some(1)]);
     assert_eq!(llm.batch_sizes(), vec![2], "no LLM call after every seed is solved");
@@ -131,13 +134,17 @@ fn failing_programs_score_minus_infinity_and_the_run_folder_stays_readable() {
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = config(1, 2);
     cfg.task = "battleship".into();
-    let llm: Arc<dyn Llm> = Arc::new(ScriptedLlm::from_fn(|_| Ok(r#"{"reasoning": "no idea", "suggestion": {}}"#.into())));
+    let llm: Arc<dyn Llm> = Arc::new(ScriptedLlm::from_fn(|_| {
+        Ok(r#"{"reasoning": "no idea", "suggestion": {}}"#.into())
+    }));
     let make = |cfg: RunConfig, llm: Arc<dyn Llm>| Trainer {
         task: Arc::new(opto::tasks::battleship::BattleshipTask::new(0).unwrap()),
         llm,
         config: cfg,
         out_dir: dir.path().to_path_buf(),
-        make_optimizer: Arc::new(|params, llm, _| Box::new(OptoPrime::new(params, llm)) as Box<dyn Optimizer>),
+        make_optimizer: Arc::new(|params, llm, _| {
+            Box::new(OptoPrime::new(params, llm)) as Box<dyn Optimizer>
+        }),
         progress: false,
     };
     make(cfg.clone(), llm.clone()).run().unwrap();
@@ -156,13 +163,17 @@ fn failing_programs_score_minus_infinity_and_the_run_folder_stays_readable() {
 fn a_run_folder_has_one_writer() {
     let dir = tempfile::tempdir().unwrap();
     let held = opto::train::lock::RunLock::acquire(dir.path()).unwrap();
-    let err = trainer(Arc::new(step_up_llm()), config(1, 1), dir.path()).run().unwrap_err().to_string();
+    let err =
+        trainer(Arc::new(step_up_llm()), config(1, 1), dir.path()).run().unwrap_err().to_string();
     assert!(err.contains("in use by a live run"), "{err}");
     assert!(!dir.path().join("events.jsonl").exists(), "the refused run wrote nothing");
     drop(held);
     trainer(Arc::new(step_up_llm()), config(1, 1), dir.path()).run().unwrap();
     let _held = opto::train::lock::RunLock::acquire(dir.path()).unwrap();
-    let err = trainer(Arc::new(step_up_llm()), config(1, 2), dir.path()).resume().unwrap_err().to_string();
+    let err = trainer(Arc::new(step_up_llm()), config(1, 2), dir.path())
+        .resume()
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("in use by a live run"), "{err}");
 }
 
@@ -178,11 +189,16 @@ fn a_resume_keeps_the_folders_configuration() {
     other.optimizer = "opro".into();
     let err = trainer(Arc::new(step_up_llm()), other, dir.path()).resume().unwrap_err().to_string();
     assert!(err.contains("--optimizer"), "{err}");
-    let err = trainer(Arc::new(step_up_llm()), config(2, 1), dir.path()).resume().unwrap_err().to_string();
+    let err = trainer(Arc::new(step_up_llm()), config(2, 1), dir.path())
+        .resume()
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("not shorten"), "{err}");
     // A longer run is an explicit extension, recorded in config.json.
     trainer(Arc::new(step_up_llm()), config(2, 3), dir.path()).resume().unwrap();
-    let cfg: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.path().join("config.json")).unwrap()).unwrap();
+    let cfg: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("config.json")).unwrap())
+            .unwrap();
     assert_eq!(cfg["steps"], 3);
     assert_eq!(cfg["steps_extensions"][0]["from"], 2);
     assert_eq!(cfg["steps_extensions"][0]["to"], 3);
@@ -196,18 +212,25 @@ fn a_checkpoint_edited_to_skip_steps_is_refused() {
     let part = tempfile::tempdir().unwrap();
     trainer(Arc::new(step_up_llm()), config(1, 2), part.path()).run().unwrap();
     let path = part.path().join("checkpoint.json");
-    let mut cp: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let mut cp: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
     // ... and claim four steps were done.
     cp["next_step"] = serde_json::json!(4);
     cp["config"]["steps"] = serde_json::json!(5);
     std::fs::write(&path, serde_json::to_string(&cp).unwrap()).unwrap();
-    let err = trainer(Arc::new(step_up_llm()), config(1, 5), part.path()).resume().unwrap_err().to_string();
+    let err = trainer(Arc::new(step_up_llm()), config(1, 5), part.path())
+        .resume()
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("does not match") && err.contains("events.jsonl"), "{err}");
     // Scores edited in the checkpoint are caught the same way.
     cp["next_step"] = serde_json::json!(2);
     cp["seeds"][0]["scores"][0] = serde_json::json!(123.0);
     std::fs::write(&path, serde_json::to_string(&cp).unwrap()).unwrap();
-    let err = trainer(Arc::new(step_up_llm()), config(1, 5), part.path()).resume().unwrap_err().to_string();
+    let err = trainer(Arc::new(step_up_llm()), config(1, 5), part.path())
+        .resume()
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("does not match"), "{err}");
 }
 
@@ -221,7 +244,10 @@ fn an_unavailable_backend_stops_the_run_with_the_checkpoint_of_the_last_finished
     let good = step_up_llm();
     let flaky = ScriptedLlm::from_fn(move |req| {
         if counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst) >= 4 {
-            return Err(opto::Error::Unavailable { backend: "remote test".into(), reason: "connection refused (gave up after 4 tries)".into() });
+            return Err(opto::Error::Unavailable {
+                backend: "remote test".into(),
+                reason: "connection refused (gave up after 4 tries)".into(),
+            });
         }
         good.generate(std::slice::from_ref(req)).pop().unwrap().map(|r| r.text)
     });
@@ -236,7 +262,11 @@ fn an_unavailable_backend_stops_the_run_with_the_checkpoint_of_the_last_finished
     // Once the server is back, the resumed run is the uninterrupted one.
     trainer(Arc::new(step_up_llm()), config(2, 4), dir.path()).resume().unwrap();
     let strip = |d: &std::path::Path| -> Vec<(usize, u64, String, String)> {
-        read_events(&d.join("events.jsonl")).unwrap().into_iter().map(|e| (e.step, e.seed, format!("{:?}", e.params), e.kind)).collect()
+        read_events(&d.join("events.jsonl"))
+            .unwrap()
+            .into_iter()
+            .map(|e| (e.step, e.seed, format!("{:?}", e.params), e.kind))
+            .collect()
     };
     assert_eq!(strip(full.path()), strip(dir.path()));
 }

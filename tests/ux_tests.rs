@@ -6,7 +6,7 @@
 use opto::llm::local::fixture::write_tiny_qwen2;
 use opto::llm::scripted::ScriptedLlm;
 use opto::llm::Llm;
-use opto::optim::{OptoPrime, Optimizer};
+use opto::optim::{Optimizer, OptoPrime};
 use opto::train::{RunConfig, Task, Trainer};
 use std::path::Path;
 use std::process::Command;
@@ -15,23 +15,13 @@ use std::sync::Arc;
 fn config(task: &str, seeds: usize, steps: usize) -> RunConfig {
     RunConfig {
         task: task.into(),
-        problem: 0,
-        optimizer: "optoprime".into(),
         seeds,
-        first_seed: 0,
         steps,
         memory: 2,
         model: "scripted".into(),
-        model_sha256: None,
-        temperature: 0.0,
         max_tokens: 200,
-        threads: None,
-        device: "cpu".into(),
         batch_size: seeds,
-        stop_on_success: true,
-        opto_version: env!("CARGO_PKG_VERSION").into(),
-        problems: Vec::new(),
-        search: None,
+        ..Default::default()
     }
 }
 
@@ -41,7 +31,9 @@ fn trainer(task: Arc<dyn Task>, llm: Arc<dyn Llm>, cfg: RunConfig, out: &Path) -
         llm,
         config: cfg,
         out_dir: out.to_path_buf(),
-        make_optimizer: Arc::new(|params, llm, _seed| Box::new(OptoPrime::new(params, llm)) as Box<dyn Optimizer>),
+        make_optimizer: Arc::new(|params, llm, _seed| {
+            Box::new(OptoPrime::new(params, llm)) as Box<dyn Optimizer>
+        }),
         progress: false,
     }
 }
@@ -53,22 +45,40 @@ fn without_a_terminal_each_step_is_a_log_line_and_the_outcome_a_table() {
     write_tiny_qwen2(&model, 7).unwrap();
     let run = dir.path().join("run");
     let out = Command::new(env!("CARGO_BIN_EXE_opto"))
-        .args(["run", "numeric", "--seeds", "2", "--steps", "2", "--threads", "1", "--max-tokens", "60"])
+        .args([
+            "run",
+            "numeric",
+            "--seeds",
+            "2",
+            "--steps",
+            "2",
+            "--threads",
+            "1",
+            "--max-tokens",
+            "60",
+        ])
         .arg("--model")
         .arg(&model)
         .arg("--out")
         .arg(&run)
         .output()
         .unwrap();
-    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let (stdout, stderr) =
+        (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success(), "stdout:\n{stdout}\nstderr:\n{stderr}");
     // The log: a start line naming the run folder, then one plain line per step taken.
     assert!(stderr.contains("numeric-0: 2 steps, 2 seeds in one batch; run folder"), "{stderr}");
     let events = opto::train::log::read_events(&run.join("events.jsonl")).unwrap();
     let steps_taken = events.iter().filter(|e| e.kind == "step").map(|e| e.step + 1).max().unwrap();
     for k in 1..=steps_taken {
-        let line = stderr.lines().find(|l| l.starts_with(&format!("numeric-0: step {k}/2 · best score "))).unwrap_or_else(|| panic!("no line for step {k}:\n{stderr}"));
-        assert!(line.contains(" · solved ") && line.contains("/2 · ") && line.contains(" s (total "), "{line}");
+        let line = stderr
+            .lines()
+            .find(|l| l.starts_with(&format!("numeric-0: step {k}/2 · best score ")))
+            .unwrap_or_else(|| panic!("no line for step {k}:\n{stderr}"));
+        assert!(
+            line.contains(" · solved ") && line.contains("/2 · ") && line.contains(" s (total "),
+            "{line}"
+        );
     }
     assert!(!stderr.contains('\r'), "no bar redraws in a log: {stderr:?}");
     // The outcome: a table with a row per seed and the totals, no Rust debug values.
@@ -98,9 +108,13 @@ fn the_report_has_ticked_labelled_axes_a_pure_rust_graph_picture_and_no_negative
     assert!(html.matches("class=\"ytick\"").count() >= 4, "enough y labels");
     assert!(html.contains(">step</text>") && html.contains(">score</text>"), "axis titles");
     assert!(!html.contains("-0.0000") && !html.contains(">-0<"), "no negative zero");
-    let graph = html.split("class=\"trace-graph\"").nth(1).expect("the trace graph is drawn as SVG");
+    let graph =
+        html.split("class=\"trace-graph\"").nth(1).expect("the trace graph is drawn as SVG");
     let graph = &graph[..graph.find("</svg>").unwrap()];
-    assert!(graph.matches("<rect").count() >= 3 && graph.contains("marker-end"), "boxes and arrows");
+    assert!(
+        graph.matches("<rect").count() >= 3 && graph.contains("marker-end"),
+        "boxes and arrows"
+    );
     assert!(html.contains("max-width:100%"), "pictures scale to the page");
     assert!(!html.contains("Graphviz is not installed"));
 }
@@ -117,7 +131,10 @@ fn a_run_whose_every_program_fails_says_why_instead_of_an_empty_chart() {
     assert!(html.contains("Every evaluation failed"), "the −inf note");
     assert!(!html.contains("class=\"score-chart\""), "no empty chart");
     // The feedback (the error) sits in a cell that keeps its line breaks.
-    assert!(html.contains("<div class=\"text\">(ValueError) square [0, 0] was already fired at"), "{html}");
+    assert!(
+        html.contains("<div class=\"text\">(ValueError) square [0, 0] was already fired at"),
+        "{html}"
+    );
     assert!(html.contains(".text{") && html.contains("white-space:pre-wrap"));
 }
 
@@ -127,7 +144,11 @@ fn battleship_seeds_start_from_different_prompts() {
     let llm = Arc::new(ScriptedLlm::from_fn(|_| Ok("{}".into())));
     let task = Arc::new(opto::tasks::battleship::BattleshipTask::new(0).unwrap());
     trainer(task, llm.clone(), config("battleship", 3, 1), dir.path()).run().unwrap();
-    let prompts: Vec<String> = llm.requests().iter().map(|r| r.messages.last().unwrap().content.clone()).collect();
+    let prompts: Vec<String> =
+        llm.requests().iter().map(|r| r.messages.last().unwrap().content.clone()).collect();
     assert_eq!(prompts.len(), 3);
-    assert!(prompts[0] != prompts[1] && prompts[1] != prompts[2] && prompts[0] != prompts[2], "greedy decoding would give identical prompts identical replies");
+    assert!(
+        prompts[0] != prompts[1] && prompts[1] != prompts[2] && prompts[0] != prompts[2],
+        "greedy decoding would give identical prompts identical replies"
+    );
 }

@@ -93,10 +93,16 @@ impl LlmCall {
         let template_text = text_of(&template.value());
         let requests: Vec<Request> = inputs
             .iter()
-            .map(|i| Request::new(render_prompt(&template_text, &text_of(&i.value()))).with_params(self.params.clone()))
+            .map(|i| {
+                Request::new(render_prompt(&template_text, &text_of(&i.value())))
+                    .with_params(self.params.clone())
+            })
             .collect();
         let replies: Vec<_> = std::thread::scope(|s| {
-            let handles: Vec<_> = requests.iter().map(|r| s.spawn(move || self.llm.generate(std::slice::from_ref(r)).pop())).collect();
+            let handles: Vec<_> = requests
+                .iter()
+                .map(|r| s.spawn(move || self.llm.generate(std::slice::from_ref(r)).pop()))
+                .collect();
             handles.into_iter().map(|h| h.join().ok().flatten()).collect()
         });
         let graph = template.graph().clone();
@@ -136,26 +142,42 @@ mod tests {
     #[test]
     fn a_template_with_or_without_the_slot_makes_the_prompt() {
         assert_eq!(render_prompt("Q: {input}\nA:", "2+2"), vec![Message::user("Q: 2+2\nA:")]);
-        assert_eq!(render_prompt("Answer briefly.", "2+2"), vec![Message::system("Answer briefly."), Message::user("2+2")]);
+        assert_eq!(
+            render_prompt("Answer briefly.", "2+2"),
+            vec![Message::system("Answer briefly."), Message::user("2+2")]
+        );
         assert_eq!(render_prompt("  ", "2+2"), vec![Message::user("2+2")]);
     }
 
     #[test]
     fn feedback_on_the_reply_reaches_the_template_and_the_code_shows_the_call() {
-        let llm = Arc::new(ScriptedLlm::from_fn(|r| Ok(format!("echo: {}", r.messages.last().unwrap().content))));
+        let llm = Arc::new(ScriptedLlm::from_fn(|r| {
+            Ok(format!("echo: {}", r.messages.last().unwrap().content))
+        }));
         let g = Graph::new();
         let template = template_parameter(&g, "prompt", "Answer: {input}");
         let inputs = vec![g.value("2+2"), g.value("3+3")];
-        let call = LlmCall::new(llm.clone(), GenerationParams { max_tokens: 20, ..Default::default() });
+        let call =
+            LlmCall::new(llm.clone(), GenerationParams { max_tokens: 20, ..Default::default() });
         let replies = call.call_many(&template, &inputs).unwrap();
         assert_eq!(replies[0].node.value(), Value::Str("echo: Answer: 2+2".into()));
         assert_eq!(replies[1].node.value(), Value::Str("echo: Answer: 3+3".into()));
         assert!(replies.iter().all(|r| r.problem.is_none()));
-        assert_eq!(llm.batch_sizes(), vec![1, 1], "each input is its own request, from its own thread");
+        assert_eq!(
+            llm.batch_sizes(),
+            vec![1, 1],
+            "each input is its own request, from its own thread"
+        );
         replies[0].node.backward("wrong: expected 4").unwrap();
         replies[1].node.backward("right").unwrap();
         let s = summarize(&[template.clone()]);
-        assert_eq!(s.code, vec!["call_llm0 = call_llm(template=prompt, input=str0)", "call_llm1 = call_llm(template=prompt, input=str1)"]);
+        assert_eq!(
+            s.code,
+            vec![
+                "call_llm0 = call_llm(template=prompt, input=str0)",
+                "call_llm1 = call_llm(template=prompt, input=str1)"
+            ]
+        );
         assert!(s.documentation["call_llm"].contains("{input}"), "{:?}", s.documentation);
         assert_eq!(s.feedback.len(), 2);
         assert!(s.variables[0].constraint.as_deref().unwrap().contains("{input}"));
@@ -174,6 +196,10 @@ mod tests {
         let failed = call.call(&template, &g.value("q")).unwrap();
         assert!(!failed.node.is_exception());
         assert_eq!(failed.node.value(), Value::Str(String::new()));
-        assert!(failed.problem.as_deref().unwrap().starts_with("the model call failed"), "{:?}", failed.problem);
+        assert!(
+            failed.problem.as_deref().unwrap().starts_with("the model call failed"),
+            "{:?}",
+            failed.problem
+        );
     }
 }

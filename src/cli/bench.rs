@@ -72,7 +72,11 @@ pub fn graph_workload(ops: usize, params: usize) -> GraphBenchLine {
     }
     let t0 = std::time::Instant::now();
     let options = OptoPrimeOptions { max_prompt_tokens: None, ..Default::default() };
-    let opt = OptoPrime::with_options(p.clone(), Arc::new(ScriptedLlm::new(Vec::<String>::new())), options);
+    let opt = OptoPrime::with_options(
+        p.clone(),
+        Arc::new(ScriptedLlm::new(Vec::<String>::new())),
+        options,
+    );
     for q in &p {
         q.zero_feedback();
     }
@@ -102,7 +106,14 @@ pub fn bench(cmd: BenchCommand) -> Result<()> {
             let device = device.parse()?;
             let path: PathBuf = crate::llm::local::hub::resolve_model(&model)?;
             let opts = crate::llm::local::LocalOptions { threads, device, ..Default::default() };
-            let report = crate::llm::local::bench::bench_llm(&path, opts, prompt_tokens, gen, &batch, rounds)?;
+            let report = crate::llm::local::bench::bench_llm(
+                &path,
+                opts,
+                prompt_tokens,
+                gen,
+                &batch,
+                rounds,
+            )?;
             println!("{report}");
         }
     }

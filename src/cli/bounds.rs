@@ -27,10 +27,21 @@ pub fn in_range(flag: &str, value: usize, lo: usize, hi: usize) -> Result<()> {
 }
 
 /// The counts of `opto run`.
-pub fn check_run_counts(seeds: usize, first_seed: u64, steps: usize, memory: usize, max_tokens: usize, threads: Option<usize>, problem: usize) -> Result<()> {
+pub fn check_run_counts(
+    seeds: usize,
+    first_seed: u64,
+    steps: usize,
+    memory: usize,
+    max_tokens: usize,
+    threads: Option<usize>,
+    problem: usize,
+) -> Result<()> {
     in_range("--seeds", seeds, 1, MAX_SEEDS)?;
     if first_seed.checked_add(seeds as u64).is_none() {
-        return Err(Error::invalid("--first-seed", format!("{first_seed} + {seeds} seeds overflows a 64-bit seed number")));
+        return Err(Error::invalid(
+            "--first-seed",
+            format!("{first_seed} + {seeds} seeds overflows a 64-bit seed number"),
+        ));
     }
     in_range("--steps", steps, 1, MAX_STEPS)?;
     in_range("--memory", memory, 0, MAX_MEMORY)?;
@@ -42,7 +53,13 @@ pub fn check_run_counts(seeds: usize, first_seed: u64, steps: usize, memory: usi
 }
 
 /// The counts of `opto bench llm` (`threads` 0 means one per core).
-pub fn check_bench_llm_counts(prompt_tokens: usize, gen: usize, batch: &[usize], threads: usize, rounds: usize) -> Result<()> {
+pub fn check_bench_llm_counts(
+    prompt_tokens: usize,
+    gen: usize,
+    batch: &[usize],
+    threads: usize,
+    rounds: usize,
+) -> Result<()> {
     in_range("--prompt-tokens", prompt_tokens, 1, MAX_TOKENS)?;
     in_range("--gen", gen, 1, MAX_TOKENS)?;
     if batch.is_empty() {
@@ -61,7 +78,9 @@ mod tests {
 
     #[test]
     fn every_count_is_bounded_with_the_flag_named() {
-        let ok = |s, f, st, m, t, th, p| check_run_counts(s, f, st, m, t, th, p).map_err(|e| e.to_string());
+        let ok = |s, f, st, m, t, th, p| {
+            check_run_counts(s, f, st, m, t, th, p).map_err(|e| e.to_string())
+        };
         assert!(ok(4, 0, 10, 5, 400, Some(2), 3).is_ok());
         assert!(ok(usize::MAX, 0, 10, 5, 400, None, 0).unwrap_err().contains("--seeds"));
         assert!(ok(10_000_000, 0, 10, 5, 400, None, 0).unwrap_err().contains("--seeds"));
@@ -75,7 +94,9 @@ mod tests {
         assert!(ok(1, 0, 1, 5, 400, Some(0), 0).unwrap_err().contains("--threads"));
         assert!(ok(1, 0, 1, 5, 400, Some(usize::MAX), 0).unwrap_err().contains("--threads"));
         assert!(ok(1, 0, 1, 5, 400, None, usize::MAX).unwrap_err().contains("--problem"));
-        let b = |p, g, batch: &[usize], t, r| check_bench_llm_counts(p, g, batch, t, r).map_err(|e| e.to_string());
+        let b = |p, g, batch: &[usize], t, r| {
+            check_bench_llm_counts(p, g, batch, t, r).map_err(|e| e.to_string())
+        };
         assert!(b(1200, 200, &[1, 2, 4, 8], 0, 3).is_ok());
         assert!(b(0, 200, &[1], 0, 1).unwrap_err().contains("--prompt-tokens"));
         assert!(b(10, 0, &[1], 0, 1).unwrap_err().contains("--gen"));

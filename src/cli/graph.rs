@@ -18,12 +18,16 @@ pub struct GraphArgs {
 
 pub fn graph(args: GraphArgs) -> Result<()> {
     let path = args.dir.join("graph.dot");
-    let dot = std::fs::read_to_string(&path).map_err(|e| Error::Checkpoint { path: path.clone(), reason: format!("no trace graph in this folder ({e})") })?;
+    let dot = std::fs::read_to_string(&path).map_err(|e| Error::Checkpoint {
+        path: path.clone(),
+        reason: format!("no trace graph in this folder ({e})"),
+    })?;
     if !args.svg {
         print!("{dot}");
         return Ok(());
     }
-    let svg = crate::graph::picture::dot_to_svg(&dot).map_err(|reason| Error::Checkpoint { path, reason })?;
+    let svg = crate::graph::picture::dot_to_svg(&dot)
+        .map_err(|reason| Error::Checkpoint { path, reason })?;
     println!("{svg}");
     Ok(())
 }

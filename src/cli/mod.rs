@@ -45,7 +45,9 @@ pub fn parse() -> Cli {
     if let (Command::Run(args), Some(("run", sub))) = (&mut cli.command, matches.subcommand()) {
         args.explicit = sub
             .ids()
-            .filter(|id| sub.value_source(id.as_str()) == Some(clap::parser::ValueSource::CommandLine))
+            .filter(|id| {
+                sub.value_source(id.as_str()) == Some(clap::parser::ValueSource::CommandLine)
+            })
             .map(|id| id.to_string())
             .collect();
     }

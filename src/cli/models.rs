@@ -26,7 +26,13 @@ pub fn models(cmd: ModelsCommand) -> Result<()> {
         ModelsCommand::List => {
             for m in store.list() {
                 let state = if m.cached { "cached" } else { "not cached" };
-                println!("{:<32} {:>8.1} MB  {:<10}  {}", m.id, m.size as f64 / 1e6, state, m.description);
+                println!(
+                    "{:<32} {:>8.1} MB  {:<10}  {}",
+                    m.id,
+                    m.size as f64 / 1e6,
+                    state,
+                    m.description
+                );
             }
         }
         ModelsCommand::Pull { name, offline } => {

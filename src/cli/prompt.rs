@@ -8,11 +8,13 @@ use crate::code::MontySandbox;
 use crate::error::{Error, Result};
 use crate::graph::Node;
 use crate::llm::{GenerationParams, Llm};
-use crate::optim::{OptoPrime, OptoPrimeOptions, Optimizer};
+use crate::optim::{Optimizer, OptoPrime, OptoPrimeOptions};
 use crate::tasks::bbh::BbhTask;
 use crate::tasks::prompt::PromptProgram;
 use crate::train::dataset::{load_jsonl, split};
-use crate::train::{DataSource, DatasetOptions, DatasetSummary, DatasetTrainer, SplitSizes, Splits};
+use crate::train::{
+    DataSource, DatasetOptions, DatasetSummary, DatasetTrainer, SplitSizes, Splits,
+};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -66,7 +68,13 @@ fn check(args: &RunArgs) -> Result<()> {
     if args.threads == Some(0) {
         return Err(Error::invalid("--threads", "must be at least 1"));
     }
-    for (name, v) in [("--train", p.train), ("--validation", p.validation), ("--minibatch", p.minibatch), ("--call-max-tokens", p.call_max_tokens), ("--eval-batch", p.eval_batch)] {
+    for (name, v) in [
+        ("--train", p.train),
+        ("--validation", p.validation),
+        ("--minibatch", p.minibatch),
+        ("--call-max-tokens", p.call_max_tokens),
+        ("--eval-batch", p.eval_batch),
+    ] {
         if v == 0 {
             return Err(Error::invalid(name, "must be at least 1"));
         }
@@ -78,7 +86,10 @@ fn check(args: &RunArgs) -> Result<()> {
         return Err(Error::invalid("--optimizer", "the prompt task runs with optoprime"));
     }
     if args.search != "greedy" || args.problems.is_some() {
-        return Err(Error::invalid(if args.search != "greedy" { "--search" } else { "--problems" }, "the prompt task steps one optimizer on a dataset (no search, no problem sets yet)"));
+        return Err(Error::invalid(
+            if args.search != "greedy" { "--search" } else { "--problems" },
+            "the prompt task steps one optimizer on a dataset (no search, no problem sets yet)",
+        ));
     }
     Ok(())
 }
@@ -88,8 +99,16 @@ fn jobs(args: &RunArgs) -> Result<Vec<Job>> {
     let p = &args.prompt;
     if let Some(path) = &p.data {
         let (items, source) = load_jsonl(path)?;
-        let splits = split(items, SplitSizes { train: p.train, validation: p.validation, test: p.test }, args.first_seed, path)?;
-        let name = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "data".into());
+        let splits = split(
+            items,
+            SplitSizes { train: p.train, validation: p.validation, test: p.test },
+            args.first_seed,
+            path,
+        )?;
+        let name = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "data".into());
         return Ok(vec![Job { name, splits, source: Some(source) }]);
     }
     let sets: Vec<BbhTask> = if p.questions == "all" {
@@ -98,7 +117,13 @@ fn jobs(args: &RunArgs) -> Result<Vec<Job>> {
         p.questions.split(',').map(|n| BbhTask::from_name(n.trim())).collect::<Result<_>>()?
     };
     sets.into_iter()
-        .map(|t| Ok(Job { name: t.name().to_string(), splits: t.splits(p.train, p.validation, p.test.unwrap_or(100), args.first_seed)?, source: None }))
+        .map(|t| {
+            Ok(Job {
+                name: t.name().to_string(),
+                splits: t.splits(p.train, p.validation, p.test.unwrap_or(100), args.first_seed)?,
+                source: None,
+            })
+        })
         .collect()
 }
 
@@ -106,15 +131,29 @@ pub fn run(args: &RunArgs) -> Result<()> {
     check(args)?;
     let jobs = jobs(args)?;
     if args.resume.is_some() && jobs.len() != 1 {
-        return Err(Error::invalid("--resume", "continues one dataset: give --data or one --questions set"));
+        return Err(Error::invalid(
+            "--resume",
+            "continues one dataset: give --data or one --questions set",
+        ));
     }
     if let Some(dir) = &args.resume {
         // Fail on a bad folder before loading a model.
         if !is_dataset_run(dir) {
-            return Err(Error::invalid("--resume", format!("{} holds no prompt-tuning run ({} is missing)", dir.display(), crate::train::dataset_trainer::DATASET_EVENTS_FILE)));
+            return Err(Error::invalid(
+                "--resume",
+                format!(
+                    "{} holds no prompt-tuning run ({} is missing)",
+                    dir.display(),
+                    crate::train::dataset_trainer::DATASET_EVENTS_FILE
+                ),
+            ));
         }
     }
-    let base = args.resume.clone().or(args.out.clone()).unwrap_or_else(|| crate::train::default_out_dir("prompt"));
+    let base = args
+        .resume
+        .clone()
+        .or(args.out.clone())
+        .unwrap_or_else(|| crate::train::default_out_dir("prompt"));
     let (llm, model_sha256) = super::run::build_llm(args)?;
     let single = jobs.len() == 1;
     let mut done: Vec<DatasetSummary> = Vec::new();
@@ -134,7 +173,9 @@ pub fn run(args: &RunArgs) -> Result<()> {
         done.push(summary);
     }
     if done.len() > 1 {
-        let gain: f64 = done.iter().map(|s| s.test_after.percent() - s.test_before.percent()).sum::<f64>() / done.len() as f64;
+        let gain: f64 =
+            done.iter().map(|s| s.test_after.percent() - s.test_before.percent()).sum::<f64>()
+                / done.len() as f64;
         println!("mean change in test accuracy over {} sets: {gain:+.1} points", done.len());
     }
     println!("run folder: {}", base.display());
@@ -149,7 +190,13 @@ fn mean(xs: &[f64]) -> f64 {
     }
 }
 
-fn run_one(args: &RunArgs, job: &Job, llm: Arc<dyn Llm>, model_sha256: Option<String>, out_dir: PathBuf) -> Result<DatasetSummary> {
+fn run_one(
+    args: &RunArgs,
+    job: &Job,
+    llm: Arc<dyn Llm>,
+    model_sha256: Option<String>,
+    out_dir: PathBuf,
+) -> Result<DatasetSummary> {
     let p = &args.prompt;
     let private = job.source.is_some() && !p.copy_data;
     if let (true, None, Some(path)) = (p.copy_data, &args.resume, &p.data) {
@@ -157,14 +204,39 @@ fn run_one(args: &RunArgs, job: &Job, llm: Arc<dyn Llm>, model_sha256: Option<St
         let copy = out_dir.join("data.jsonl");
         std::fs::copy(path, &copy).map_err(|e| Error::io(&copy, e))?;
     }
-    let call_params = GenerationParams { max_tokens: p.call_max_tokens, temperature: args.temperature, seed: args.first_seed, ..Default::default() };
-    let program = Arc::new(PromptProgram::new(job.name.clone(), llm.clone(), call_params, Arc::new(MontySandbox::default())));
-    let generation = GenerationParams { max_tokens: args.max_tokens, temperature: args.temperature, seed: args.first_seed, ..Default::default() };
+    let call_params = GenerationParams {
+        max_tokens: p.call_max_tokens,
+        temperature: args.temperature,
+        seed: args.first_seed,
+        ..Default::default()
+    };
+    let program = Arc::new(PromptProgram::new(
+        job.name.clone(),
+        llm.clone(),
+        call_params,
+        Arc::new(MontySandbox::default()),
+    ));
+    let generation = GenerationParams {
+        max_tokens: args.max_tokens,
+        temperature: args.temperature,
+        seed: args.first_seed,
+        ..Default::default()
+    };
     let objective = crate::train::DatasetProgram::objective(program.as_ref());
     let memory = args.memory;
-    let make_optimizer = Arc::new(move |params: Vec<Node>, llm: Arc<dyn Llm>| -> Box<dyn Optimizer> {
-        Box::new(OptoPrime::with_options(params, llm, OptoPrimeOptions { objective: objective.clone(), memory_size: memory, generation: generation.clone(), ..Default::default() }))
-    });
+    let make_optimizer =
+        Arc::new(move |params: Vec<Node>, llm: Arc<dyn Llm>| -> Box<dyn Optimizer> {
+            Box::new(OptoPrime::with_options(
+                params,
+                llm,
+                OptoPrimeOptions {
+                    objective: objective.clone(),
+                    memory_size: memory,
+                    generation: generation.clone(),
+                    ..Default::default()
+                },
+            ))
+        });
     let config = serde_json::json!({
         "task": "prompt",
         "dataset": job.name,
@@ -191,7 +263,13 @@ fn run_one(args: &RunArgs, job: &Job, llm: Arc<dyn Llm>, model_sha256: Option<St
         llm,
         splits: job.splits.clone(),
         grader: Default::default(),
-        options: DatasetOptions { steps: args.steps, minibatch: p.minibatch, seed: args.first_seed, eval_batch: p.eval_batch, record_contents: !private },
+        options: DatasetOptions {
+            steps: args.steps,
+            minibatch: p.minibatch,
+            seed: args.first_seed,
+            eval_batch: p.eval_batch,
+            record_contents: !private,
+        },
         out_dir: out_dir.clone(),
         make_optimizer,
         config,

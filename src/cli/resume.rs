@@ -40,7 +40,11 @@ pub fn apply_folder_config(args: &mut RunArgs) -> Result<()> {
     // With --problems, the folder counts runs (seeds × problems); the flag counts seeds.
     if run.problems.is_empty() {
         if given("problems") {
-            return Err(conflict("--problems", args.problems.clone().unwrap_or_default(), format!("problem {}", run.problem)));
+            return Err(conflict(
+                "--problems",
+                args.problems.clone().unwrap_or_default(),
+                format!("problem {}", run.problem),
+            ));
         }
         take!(seeds, "--seeds");
     } else {
@@ -62,14 +66,23 @@ pub fn apply_folder_config(args: &mut RunArgs) -> Result<()> {
     take!(temperature, "--temperature");
     take!(max_tokens, "--max-tokens");
     if given("no_stop_on_success") && args.no_stop_on_success == run.stop_on_success {
-        return Err(conflict("--no-stop-on-success", "given".into(), "the run stops a seed once it is solved".into()));
+        return Err(conflict(
+            "--no-stop-on-success",
+            "given".into(),
+            "the run stops a seed once it is solved".into(),
+        ));
     }
     args.no_stop_on_success = !run.stop_on_success;
     if given("steps") {
         if args.steps < run.steps {
             return Err(Error::invalid(
                 "--steps",
-                format!("{} would shorten the run in {} ({} steps); a resume can only extend it", args.steps, dir.display(), run.steps),
+                format!(
+                    "{} would shorten the run in {} ({} steps); a resume can only extend it",
+                    args.steps,
+                    dir.display(),
+                    run.steps
+                ),
             ));
         }
         // A larger count is an explicit extension; the trainer records it in config.json.
@@ -78,10 +91,21 @@ pub fn apply_folder_config(args: &mut RunArgs) -> Result<()> {
     }
     let run_was_remote = run.model.starts_with("remote ");
     if run_was_remote && args.remote.is_none() {
-        return Err(Error::invalid("--remote", format!("the run in {} used {}; give --remote URL to continue it", dir.display(), run.model)));
+        return Err(Error::invalid(
+            "--remote",
+            format!(
+                "the run in {} used {}; give --remote URL to continue it",
+                dir.display(),
+                run.model
+            ),
+        ));
     }
     if !run_was_remote && args.remote.is_some() {
-        return Err(conflict("--remote", args.remote.clone().unwrap_or_default(), run.model.clone()));
+        return Err(conflict(
+            "--remote",
+            args.remote.clone().unwrap_or_default(),
+            run.model.clone(),
+        ));
     }
     if !run_was_remote && !given("model") {
         if let Some(sha) = &run.model_sha256 {
@@ -95,10 +119,15 @@ pub fn apply_folder_config(args: &mut RunArgs) -> Result<()> {
 
 /// On `--resume`, the folder's search settings, which replace what the flags would give; a search
 /// flag that was typed and gives other settings is an error. `None` when not resuming.
-pub fn folder_search(args: &RunArgs, asked: &Option<SearchSettings>) -> Result<Option<Option<SearchSettings>>> {
+pub fn folder_search(
+    args: &RunArgs,
+    asked: &Option<SearchSettings>,
+) -> Result<Option<Option<SearchSettings>>> {
     let Some(dir) = &args.resume else { return Ok(None) };
     let run = Checkpoint::load(dir)?.config;
-    let typed = ["search", "candidates", "no_numeric_proposals"].iter().any(|id| args.explicit.iter().any(|e| e == id));
+    let typed = ["search", "candidates", "no_numeric_proposals"]
+        .iter()
+        .any(|id| args.explicit.iter().any(|e| e == id));
     if typed && *asked != run.search {
         let was = run.search.as_ref().map_or("greedy".to_string(), |s| s.strategy.label());
         return Err(Error::invalid("--search", format!("{} disagrees with the run in {} ({was}); a resumed run keeps its configuration: leave the flag out", args.search, dir.display())));
@@ -110,5 +139,10 @@ pub fn folder_search(args: &RunArgs, asked: &Option<SearchSettings>) -> Result<O
 /// cache markers say).
 fn cached_model_with_sha256(sha: &str) -> Option<String> {
     let store = crate::llm::local::hub::ModelStore::open_default().ok()?;
-    store.list().into_iter().filter(|m| m.cached).find(|m| crate::llm::local::hub::cached_sha256(&m.path).as_deref() == Some(sha)).map(|m| m.id)
+    store
+        .list()
+        .into_iter()
+        .filter(|m| m.cached)
+        .find(|m| crate::llm::local::hub::cached_sha256(&m.path).as_deref() == Some(sha))
+        .map(|m| m.id)
 }

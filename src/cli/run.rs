@@ -4,7 +4,10 @@
 use crate::error::{Error, Result};
 use crate::graph::Node;
 use crate::llm::{GenerationParams, Llm};
-use crate::optim::{MemoryOrder, Opro, OproOptions, OptoPrime, OptoPrimeMulti, OptoPrimeOptions, Optimizer, TextGrad, TextGradOptions};
+use crate::optim::{
+    MemoryOrder, Opro, OproOptions, Optimizer, OptoPrime, OptoPrimeMulti, OptoPrimeOptions,
+    TextGrad, TextGradOptions,
+};
 use crate::train::search::{SearchSettings, Strategy};
 use crate::train::{default_out_dir, RunConfig, Trainer};
 use std::path::PathBuf;
@@ -31,10 +34,10 @@ pub struct RunArgs {
     #[arg(long, default_value_t = 0)]
     pub first_seed: u64,
     /// Steps in all; with --resume too (a run stopped after step 6 resumed with --steps 10 does 4 more).
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = crate::train::config::DEFAULT_STEPS)]
     pub steps: usize,
     /// Past (variables, feedback) pairs shown to the optimizer.
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = crate::train::config::DEFAULT_MEMORY)]
     pub memory: usize,
     #[arg(long, default_value = "optoprime", value_parser = ["optoprime", "opro", "textgrad", "optoprime-multi"])]
     pub optimizer: String,
@@ -75,7 +78,7 @@ pub struct RunArgs {
     /// 0 is greedy.
     #[arg(long, default_value_t = 0.0)]
     pub temperature: f32,
-    #[arg(long, default_value_t = 400)]
+    #[arg(long, default_value_t = crate::train::config::DEFAULT_MAX_TOKENS)]
     pub max_tokens: usize,
     /// Keep stepping a seed after it solved the task.
     #[arg(long)]
@@ -113,10 +116,17 @@ fn search_settings(args: &RunArgs) -> Result<Option<SearchSettings>> {
 /// The task, or the set of problems, the flags name.
 fn build_task(args: &RunArgs) -> Result<(Arc<dyn crate::train::Task>, Vec<usize>, usize)> {
     let Some(list) = &args.problems else {
-        return Ok((Arc::from(crate::tasks::by_name(&args.task, args.problem)?), Vec::new(), args.seeds));
+        return Ok((
+            Arc::from(crate::tasks::by_name(&args.task, args.problem)?),
+            Vec::new(),
+            args.seeds,
+        ));
     };
     let problems = crate::tasks::problem_set::parse_problems(list)?;
-    let tasks = problems.iter().map(|&p| crate::tasks::by_name(&args.task, p).map(|t| (p, t))).collect::<Result<Vec<_>>>()?;
+    let tasks = problems
+        .iter()
+        .map(|&p| crate::tasks::by_name(&args.task, p).map(|t| (p, t)))
+        .collect::<Result<Vec<_>>>()?;
     let set = crate::tasks::ProblemSet::new(args.task.clone(), tasks, args.seeds, args.first_seed)?;
     let runs = set.runs();
     Ok((Arc::new(set), problems, runs))
@@ -128,22 +138,53 @@ fn check_baseline(strategy: &Strategy, task: &dyn crate::train::Task, seed: u64)
         return Ok(());
     }
     if task.candidate_evaluation() == crate::train::CandidateEvaluation::ActsOnWorld {
-        return Err(Error::invalid("--search", format!("{} scores many candidates per step, but {} acts on the world when it runs", strategy.label(), task.name())));
+        return Err(Error::invalid(
+            "--search",
+            format!(
+                "{} scores many candidates per step, but {} acts on the world when it runs",
+                strategy.label(),
+                task.name()
+            ),
+        ));
     }
     let graph = crate::graph::Graph::new();
-    let values: indexmap::IndexMap<String, crate::graph::Value> = task.parameters(&graph, seed).iter().map(|p| (p.name(), p.value())).collect();
+    let values: indexmap::IndexMap<String, crate::graph::Value> =
+        task.parameters(&graph, seed).iter().map(|p| (p.name(), p.value())).collect();
     let numbers = crate::train::search::numeric::numeric_params(&values, &|name| task.bounds(name));
     if numbers.is_empty() {
-        return Err(Error::invalid("--search", format!("{} moves numbers, and {} has no numeric parameter", strategy.label(), task.name())));
+        return Err(Error::invalid(
+            "--search",
+            format!(
+                "{} moves numbers, and {} has no numeric parameter",
+                strategy.label(),
+                task.name()
+            ),
+        ));
     }
     if let Some(p) = numbers.iter().find(|p| p.bounds.is_none()) {
-        return Err(Error::invalid("--search", format!("{} draws within bounds, and {}'s parameter `{}` has none", strategy.label(), task.name(), p.name)));
+        return Err(Error::invalid(
+            "--search",
+            format!(
+                "{} draws within bounds, and {}'s parameter `{}` has none",
+                strategy.label(),
+                task.name(),
+                p.name
+            ),
+        ));
     }
     Ok(())
 }
 
 fn check(args: &RunArgs) -> Result<()> {
-    super::bounds::check_run_counts(args.seeds, args.first_seed, args.steps, args.memory, args.max_tokens, args.threads, args.problem)?;
+    super::bounds::check_run_counts(
+        args.seeds,
+        args.first_seed,
+        args.steps,
+        args.memory,
+        args.max_tokens,
+        args.threads,
+        args.problem,
+    )?;
     if args.seeds == 0 {
         return Err(Error::invalid("--seeds", "must be at least 1"));
     }
@@ -162,14 +203,22 @@ fn check(args: &RunArgs) -> Result<()> {
 /// The LLM the run uses: the remote server when asked, else the local model.
 pub(crate) fn build_llm(args: &RunArgs) -> Result<(Arc<dyn Llm>, Option<String>)> {
     if let Some(url) = &args.remote {
-        let config = crate::llm::remote::RemoteConfig::resolve(Some(url), args.remote_model.as_deref(), None)?;
+        let config = crate::llm::remote::RemoteConfig::resolve(
+            Some(url),
+            args.remote_model.as_deref(),
+            None,
+        )?;
         let remote = crate::llm::remote::RemoteLlm::new(config);
         remote.check_health()?;
         return Ok((Arc::new(remote), None));
     }
     let path = crate::llm::local::hub::resolve_model(&args.model)?;
     let device = args.device.parse()?;
-    let opts = crate::llm::local::LocalOptions { threads: args.threads.unwrap_or(0), device, ..Default::default() };
+    let opts = crate::llm::local::LocalOptions {
+        threads: args.threads.unwrap_or(0),
+        device,
+        ..Default::default()
+    };
     eprintln!("loading {} ...", path.display());
     let llm = crate::llm::local::LocalLlm::load(&path, opts)?;
     let sha = crate::llm::local::hub::cached_sha256(&path);
@@ -194,7 +243,9 @@ pub fn run(mut args: RunArgs) -> Result<()> {
     if let Some(s) = &search {
         check_baseline(&s.strategy, task.as_ref(), args.first_seed)?;
     }
-    if search.is_some() && task.candidate_evaluation() == crate::train::CandidateEvaluation::ActsOnWorld {
+    if search.is_some()
+        && task.candidate_evaluation() == crate::train::CandidateEvaluation::ActsOnWorld
+    {
         eprintln!("note: {} acts on the world when it runs, so candidates cannot be scored first: one candidate per step (--search greedy)", task.name());
         search = None;
     }
@@ -213,7 +264,11 @@ pub fn run(mut args: RunArgs) -> Result<()> {
         first_seed: args.first_seed,
         steps: args.steps,
         memory: args.memory,
-        model: if needs_model { llm.describe() } else { "none (a baseline search asks no model)".into() },
+        model: if needs_model {
+            llm.describe()
+        } else {
+            "none (a baseline search asks no model)".into()
+        },
         model_sha256,
         temperature: args.temperature,
         max_tokens: args.max_tokens,
@@ -234,33 +289,75 @@ pub fn run(mut args: RunArgs) -> Result<()> {
     let candidates = args.candidates;
     let bracket_hint = !args.no_bracket_hint;
     let line_guard = !args.no_line_guard;
-    let generation = GenerationParams { max_tokens: args.max_tokens, temperature: args.temperature, ..Default::default() };
+    let generation = GenerationParams {
+        max_tokens: args.max_tokens,
+        temperature: args.temperature,
+        ..Default::default()
+    };
     let (kind, memory, objective) = (args.optimizer.clone(), args.memory, task.objective());
-    let make_optimizer = Arc::new(move |params: Vec<Node>, llm: Arc<dyn Llm>, seed: u64| -> Box<dyn Optimizer> {
-        let generation = GenerationParams { seed, ..generation.clone() };
-        match kind.as_str() {
-            "opro" => Box::new(Opro::with_options(params, llm, OproOptions { objective: objective.clone(), generation, ..Default::default() })),
-            "textgrad" => Box::new(TextGrad::with_options(
-                params,
-                llm,
-                TextGradOptions { objective: objective.clone(), gradient_generation: generation.clone(), update_generation: generation, ..Default::default() },
-            )),
-            "optoprime-multi" => Box::new(OptoPrimeMulti::new(
-                params,
-                llm,
-                OptoPrimeOptions { objective: objective.clone(), memory_size: memory, memory_order, generation, bracket_hint, line_guard, ..Default::default() },
-                candidates,
-            )),
-            _ => Box::new(OptoPrime::with_options(params, llm, OptoPrimeOptions { objective: objective.clone(), memory_size: memory, memory_order, generation, bracket_hint, line_guard, ..Default::default() })),
-        }
-    });
-    let out_dir = args.resume.clone().or(args.out.clone()).unwrap_or_else(|| default_out_dir(&args.task));
+    let make_optimizer =
+        Arc::new(move |params: Vec<Node>, llm: Arc<dyn Llm>, seed: u64| -> Box<dyn Optimizer> {
+            let generation = GenerationParams { seed, ..generation.clone() };
+            match kind.as_str() {
+                "opro" => Box::new(Opro::with_options(
+                    params,
+                    llm,
+                    OproOptions { objective: objective.clone(), generation, ..Default::default() },
+                )),
+                "textgrad" => Box::new(TextGrad::with_options(
+                    params,
+                    llm,
+                    TextGradOptions {
+                        objective: objective.clone(),
+                        gradient_generation: generation.clone(),
+                        update_generation: generation,
+                        ..Default::default()
+                    },
+                )),
+                "optoprime-multi" => Box::new(OptoPrimeMulti::new(
+                    params,
+                    llm,
+                    OptoPrimeOptions {
+                        objective: objective.clone(),
+                        memory_size: memory,
+                        memory_order,
+                        generation,
+                        bracket_hint,
+                        line_guard,
+                        ..Default::default()
+                    },
+                    candidates,
+                )),
+                _ => Box::new(OptoPrime::with_options(
+                    params,
+                    llm,
+                    OptoPrimeOptions {
+                        objective: objective.clone(),
+                        memory_size: memory,
+                        memory_order,
+                        generation,
+                        bracket_hint,
+                        line_guard,
+                        ..Default::default()
+                    },
+                )),
+            }
+        });
+    let out_dir =
+        args.resume.clone().or(args.out.clone()).unwrap_or_else(|| default_out_dir(&args.task));
     let trainer = Trainer { task, llm, config, out_dir, make_optimizer, progress: true };
     let summary = if args.resume.is_some() { trainer.resume()? } else { trainer.run()? };
-    let events = crate::train::log::read_events(&summary.out_dir.join(crate::train::log::EVENTS_FILE))?;
-    print!("\n{}", crate::train::table::outcome_table(&summary, &events, trainer.config.first_seed));
+    let events =
+        crate::train::log::read_events(&summary.out_dir.join(crate::train::log::EVENTS_FILE))?;
+    print!(
+        "\n{}",
+        crate::train::table::outcome_table(&summary, &events, trainer.config.first_seed)
+    );
     for h in &summary.held_out {
-        println!("seed {}: held-out success {} before, {} after, {} with the best-scoring parameters", h.seed, h.before, h.after, h.best);
+        println!(
+            "seed {}: held-out success {} before, {} after, {} with the best-scoring parameters",
+            h.seed, h.before, h.after, h.best
+        );
     }
     println!("run folder: {} (report.html)", summary.out_dir.display());
     Ok(())

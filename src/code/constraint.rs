@@ -28,9 +28,16 @@ mod tests {
 
     #[test]
     fn constraint_starts_with_header_and_docstring_and_names_the_subset() {
-        let sig = Signature::first("def step(err, integral):\n    '''One PID step.'''\n    return 0.0\n").unwrap();
+        let sig =
+            Signature::first("def step(err, integral):\n    '''One PID step.'''\n    return 0.0\n")
+                .unwrap();
         let c = code_constraint(&sig);
-        assert!(c.starts_with("The code should start with:\ndef step(err, integral):\n    '''One PID step.'''\n"), "{c}");
+        assert!(
+            c.starts_with(
+                "The code should start with:\ndef step(err, integral):\n    '''One PID step.'''\n"
+            ),
+            "{c}"
+        );
         assert!(c.contains("No other modules") && c.contains("yield") && c.contains("inheritance"));
     }
 }

@@ -16,7 +16,9 @@ pub fn to_monty(value: &Value) -> MontyObject {
         Value::Str(s) | Value::Code(s) => MontyObject::String(s.clone()),
         Value::List(items) => MontyObject::List(items.iter().map(to_monty).collect()),
         Value::Dict(map) => MontyObject::dict(
-            map.iter().map(|(k, v)| (MontyObject::String(k.clone()), to_monty(v))).collect::<Vec<_>>(),
+            map.iter()
+                .map(|(k, v)| (MontyObject::String(k.clone()), to_monty(v)))
+                .collect::<Vec<_>>(),
         ),
     }
 }
@@ -49,7 +51,9 @@ fn from_monty_at(obj: &MontyObject, depth: usize) -> Result<Value, String> {
         MontyObject::List(items)
         | MontyObject::Tuple(items)
         | MontyObject::Set(items)
-        | MontyObject::FrozenSet(items) => Value::List(items.iter().map(from_monty).collect::<Result<_, _>>()?),
+        | MontyObject::FrozenSet(items) => {
+            Value::List(items.iter().map(from_monty).collect::<Result<_, _>>()?)
+        }
         MontyObject::NamedTuple { field_names, values, .. } => {
             let mut map = IndexMap::new();
             for (k, v) in field_names.iter().zip(values) {
@@ -72,7 +76,9 @@ fn from_monty_at(obj: &MontyObject, depth: usize) -> Result<Value, String> {
             Value::Dict(map)
         }
         MontyObject::Cycle(..) => return Err("the result contains a reference cycle".into()),
-        other => return Err(format!("a value of type '{}' cannot leave the sandbox", other.type_name())),
+        other => {
+            return Err(format!("a value of type '{}' cannot leave the sandbox", other.type_name()))
+        }
     })
 }
 
@@ -80,11 +86,15 @@ fn from_monty_at(obj: &MontyObject, depth: usize) -> Result<Value, String> {
 fn key_text(key: &MontyObject) -> Result<String, String> {
     match key {
         MontyObject::String(s) => Ok(s.clone()),
-        MontyObject::Int(_) | MontyObject::BigInt(_) | MontyObject::Float(_) | MontyObject::Bool(_) | MontyObject::None => {
-            Ok(key.to_string())
-        }
+        MontyObject::Int(_)
+        | MontyObject::BigInt(_)
+        | MontyObject::Float(_)
+        | MontyObject::Bool(_)
+        | MontyObject::None => Ok(key.to_string()),
         MontyObject::Tuple(_) => Ok(key.py_repr()),
-        other => Err(format!("a dict key of type '{}' cannot leave the sandbox", other.type_name())),
+        other => {
+            Err(format!("a dict key of type '{}' cannot leave the sandbox", other.type_name()))
+        }
     }
 }
 
@@ -114,8 +124,12 @@ impl Expected {
             Value::Int(_) => Expected::Int,
             Value::Float(_) => Expected::Float,
             Value::Str(_) | Value::Code(_) => Expected::Str,
-            Value::List(items) => Expected::List(Box::new(items.first().map(Expected::like).unwrap_or(Expected::Any))),
-            Value::Dict(map) => Expected::Dict(Box::new(map.values().next().map(Expected::like).unwrap_or(Expected::Any))),
+            Value::List(items) => {
+                Expected::List(Box::new(items.first().map(Expected::like).unwrap_or(Expected::Any)))
+            }
+            Value::Dict(map) => Expected::Dict(Box::new(
+                map.values().next().map(Expected::like).unwrap_or(Expected::Any),
+            )),
         }
     }
 
@@ -153,7 +167,9 @@ pub fn coerce(value: Value, expected: &Expected) -> Result<Value, String> {
         (Expected::Bool, Value::Int(i)) if i == 0 || i == 1 => Ok(Value::Bool(i == 1)),
         (Expected::Int, Value::Int(i)) => Ok(Value::Int(i)),
         (Expected::Int, Value::Bool(b)) => Ok(Value::Int(b as i64)),
-        (Expected::Int, Value::Float(f)) if f.fract() == 0.0 && f.abs() < 9.0e15 => Ok(Value::Int(f as i64)),
+        (Expected::Int, Value::Float(f)) if f.fract() == 0.0 && f.abs() < 9.0e15 => {
+            Ok(Value::Int(f as i64))
+        }
         (Expected::Float, Value::Float(f)) => Ok(Value::Float(f)),
         (Expected::Float, Value::Int(i)) => Ok(Value::Float(i as f64)),
         (Expected::Float, Value::Bool(b)) => Ok(Value::Float(b as i64 as f64)),
@@ -215,7 +231,10 @@ mod tests {
     #[test]
     fn values_round_trip_through_monty_objects() {
         let mut d = IndexMap::new();
-        d.insert("a".to_string(), Value::List(vec![Value::Int(1), Value::Float(-0.5), Value::None]));
+        d.insert(
+            "a".to_string(),
+            Value::List(vec![Value::Int(1), Value::Float(-0.5), Value::None]),
+        );
         d.insert("b".to_string(), Value::Bool(true));
         let v = Value::Dict(d);
         assert_eq!(from_monty(&to_monty(&v)), Ok(v));

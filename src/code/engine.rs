@@ -40,7 +40,8 @@ fn parse(source: &str, fn_name: &str, arity: usize) -> Result<MontyRun, CodeErro
     match MontyRun::new(program, &script, inputs, CompileOptions::default()) {
         Ok(run) => Ok(run),
         // Parse the source alone so the error points into it, not at the appended call line.
-        Err(e) => match MontyRun::new(body.to_string(), &script, vec![], CompileOptions::default()) {
+        Err(e) => match MontyRun::new(body.to_string(), &script, vec![], CompileOptions::default())
+        {
             // Every frame is in the source (an error at its end may point one line past it).
             Err(own) => Err(exception_to_error(&own, CodeErrorKind::Syntax, u32::MAX)),
             Ok(_) => Err(exception_to_error(&e, CodeErrorKind::Syntax, user_line_count(body))),
@@ -61,7 +62,8 @@ pub fn compile_program(source: &str, fn_name: &str) -> Result<SharedProgram, Cod
             format!("the code must define the function `{fn_name}` at top level (a line starting with `def {fn_name}(`)"),
         ));
     };
-    let arity = signature.params.iter().filter(|p| !p.starts_with('*') && p.as_str() != "/").count();
+    let arity =
+        signature.params.iter().filter(|p| !p.starts_with('*') && p.as_str() != "/").count();
     let first = parse(body, fn_name, arity)?;
     Ok(SharedProgram {
         source: body.to_string(),
@@ -81,11 +83,16 @@ pub fn run_program(program: &MontyRun, args: &[Value], limits: &Limits) -> CallO
         resource = resource.max_memory(bytes);
     }
     let mut printer = CappedPrint::default();
-    let result = program.run(inputs, ResourceTracker::new(resource), PrintWriter::Callback(&mut printer));
+    let result =
+        program.run(inputs, ResourceTracker::new(resource), PrintWriter::Callback(&mut printer));
     let printed = printer.text;
     let result = match result {
         Ok(obj) => from_monty(&obj).map_err(|why| {
-            CodeError::bare(CodeErrorKind::Exception, "TypeError", format!("the function's return value: {why}"))
+            CodeError::bare(
+                CodeErrorKind::Exception,
+                "TypeError",
+                format!("the function's return value: {why}"),
+            )
         }),
         Err(e) => {
             let lines = user_line_count(program.code()).saturating_sub(1);
@@ -104,17 +111,26 @@ fn user_line_count(text: &str) -> u32 {
 /// A `CodeError` from a monty exception. Frames past `user_lines` (the appended call) are
 /// dropped, so the traceback shows only the LLM's own code. `default_kind` is `Syntax` for
 /// compile errors; runtime errors are classified by type.
-pub fn exception_to_error(e: &MontyException, default_kind: CodeErrorKind, user_lines: u32) -> CodeError {
+pub fn exception_to_error(
+    e: &MontyException,
+    default_kind: CodeErrorKind,
+    user_lines: u32,
+) -> CodeError {
     let mut message = e.message().unwrap_or_default().to_string();
     if e.exc_type() == ExcType::KeyError {
         message = quote_key(message);
     }
     let kind = match e.exc_type() {
-        ExcType::TimeoutError if message.starts_with("time limit exceeded") => CodeErrorKind::Timeout,
-        ExcType::MemoryError if message.starts_with("memory limit exceeded") => CodeErrorKind::Memory,
+        ExcType::TimeoutError if message.starts_with("time limit exceeded") => {
+            CodeErrorKind::Timeout
+        }
+        ExcType::MemoryError if message.starts_with("memory limit exceeded") => {
+            CodeErrorKind::Memory
+        }
         _ => default_kind,
     };
-    let frames: Vec<_> = e.traceback().iter().filter(|f| f.start.line <= user_lines).cloned().collect();
+    let frames: Vec<_> =
+        e.traceback().iter().filter(|f| f.start.line <= user_lines).cloned().collect();
     let line = frames.last().map(|f| f.start.line);
     let shown_message = e.message().map(|_| message.clone());
     let shown = MontyException::with_traceback(e.exc_type(), shown_message, frames);
@@ -123,7 +139,14 @@ pub fn exception_to_error(e: &MontyException, default_kind: CodeErrorKind, user_
         traceback.push('\n');
         traceback.push_str(hint);
     }
-    CodeError { kind, exc_type: e.exc_type().to_string(), message, line, traceback, printed: String::new() }
+    CodeError {
+        kind,
+        exc_type: e.exc_type().to_string(),
+        message,
+        line,
+        traceback,
+        printed: String::new(),
+    }
 }
 
 /// monty prints a missing string key bare (`KeyError: velocity`); CPython prints its repr
@@ -222,7 +245,12 @@ impl SharedProgram {
         let pool = match catch_unwind(AssertUnwindSafe(|| self.pool(args.len()))) {
             Ok(Ok(pool)) => pool,
             Ok(Err(e)) => return CallOutcome { result: Err(e), printed: String::new() },
-            Err(payload) => return CallOutcome { result: Err(panic_error("compiling", payload)), printed: String::new() },
+            Err(payload) => {
+                return CallOutcome {
+                    result: Err(panic_error("compiling", payload)),
+                    printed: String::new(),
+                }
+            }
         };
         let taken = pool.spare.lock().unwrap_or_else(|p| p.into_inner()).pop();
         let program = match taken {
@@ -234,7 +262,10 @@ impl SharedProgram {
                 pool.spare.lock().unwrap_or_else(|p| p.into_inner()).push(program);
                 outcome
             }
-            Err(payload) => CallOutcome { result: Err(panic_error("running the code", payload)), printed: String::new() },
+            Err(payload) => CallOutcome {
+                result: Err(panic_error("running the code", payload)),
+                printed: String::new(),
+            },
         }
     }
 }
@@ -259,7 +290,11 @@ mod tests {
 
     #[test]
     fn print_output_is_capped_without_failing_the_call() {
-        let out = run("def f():\n    for i in range(2000):\n        print('line', i)\n    return 7\n", "f", &[]);
+        let out = run(
+            "def f():\n    for i in range(2000):\n        print('line', i)\n    return 7\n",
+            "f",
+            &[],
+        );
         assert_eq!(out.result, Ok(Value::Int(7)));
         assert_eq!(out.printed.len(), PRINT_CAP);
         assert!(out.printed.starts_with("line 0\nline 1\n"));
@@ -275,16 +310,22 @@ mod tests {
 
     #[test]
     fn calls_with_fewer_arguments_use_the_defaults() {
-        let p = compile_program("def f(a, b=10, *rest):\n    return a + b + len(rest)\n", "f").unwrap();
+        let p =
+            compile_program("def f(a, b=10, *rest):\n    return a + b + len(rest)\n", "f").unwrap();
         let lim = Limits::default();
         assert_eq!(p.run(&[Value::Int(1)], &lim).result, Ok(Value::Int(11)));
         assert_eq!(p.run(&[Value::Int(1), Value::Int(2)], &lim).result, Ok(Value::Int(3)));
-        assert_eq!(p.run(&[Value::Int(1), Value::Int(2), Value::None, Value::None], &lim).result, Ok(Value::Int(5)));
+        assert_eq!(
+            p.run(&[Value::Int(1), Value::Int(2), Value::None, Value::None], &lim).result,
+            Ok(Value::Int(5))
+        );
     }
 
     #[test]
     fn traceback_hides_the_appended_call_and_adds_a_hint_for_imports() {
-        let err = run("import random\n\ndef f():\n    return random.random()\n", "f", &[]).result.unwrap_err();
+        let err = run("import random\n\ndef f():\n    return random.random()\n", "f", &[])
+            .result
+            .unwrap_err();
         assert_eq!(err.line, Some(1));
         assert!(!err.traceback.contains("_opto_"), "{err}");
         assert!(err.traceback.ends_with("Note: only math, json, re, collections, itertools, functools, typing and dataclasses can be imported here."), "{err}");
@@ -292,14 +333,17 @@ mod tests {
 
     #[test]
     fn module_level_code_runs_before_each_call() {
-        let src = "GAIN = 3\nTABLE = {k: k * GAIN for k in range(4)}\n\ndef f(k):\n    return TABLE[k]\n";
+        let src =
+            "GAIN = 3\nTABLE = {k: k * GAIN for k in range(4)}\n\ndef f(k):\n    return TABLE[k]\n";
         assert_eq!(run(src, "f", &[Value::Int(3)]).result, Ok(Value::Int(9)));
     }
 
     #[test]
     fn key_errors_quote_string_keys_like_cpython() {
         let src = "def f(d, k):\n    return d[k]\n";
-        let e = run(src, "f", &[Value::Dict(Default::default()), Value::from("pos")]).result.unwrap_err();
+        let e = run(src, "f", &[Value::Dict(Default::default()), Value::from("pos")])
+            .result
+            .unwrap_err();
         assert_eq!(e.message, "'pos'");
         let e = run("def f():\n    return {1: 2}[5]\n", "f", &[]).result.unwrap_err();
         assert_eq!(e.message, "5");

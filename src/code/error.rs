@@ -116,9 +116,14 @@ mod tests {
         let mut e = CodeError::bare(CodeErrorKind::Exception, "ValueError", "bad gain");
         assert_eq!(e.feedback(), "ValueError: bad gain");
         e.printed = "step 1\nstep 2\n".into();
-        assert_eq!(e.feedback(), "ValueError: bad gain\nOutput printed before the error:\nstep 1\nstep 2");
+        assert_eq!(
+            e.feedback(),
+            "ValueError: bad gain\nOutput printed before the error:\nstep 1\nstep 2"
+        );
         e.printed = "x".repeat(FEEDBACK_PRINT_CHARS + 10);
-        assert!(e.feedback().ends_with(&format!("error:\n...\n{}", "x".repeat(FEEDBACK_PRINT_CHARS))));
+        assert!(e
+            .feedback()
+            .ends_with(&format!("error:\n...\n{}", "x".repeat(FEEDBACK_PRINT_CHARS))));
     }
 
     #[test]

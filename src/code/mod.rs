@@ -31,8 +31,8 @@ pub mod monty_sandbox;
 pub mod protocol;
 pub mod sandbox;
 pub mod signature;
-pub mod trainable;
 pub mod traced;
+pub mod trainable;
 pub mod validate;
 pub mod worker;
 pub mod worker_process;
@@ -52,7 +52,8 @@ pub use worker::{find_worker_program, WorkerSandbox, WORKER_ENV};
 /// core (up to 8, started on first use) so that seeds evaluating in parallel do not queue.
 /// Only it enforces the memory limit.
 pub fn default_sandbox(limits: Limits) -> crate::Result<WorkerSandbox> {
-    let program = find_worker_program().map_err(|e| crate::Error::Sandbox(format!("the memory-capped worker is needed: {e}")))?;
+    let program = find_worker_program()
+        .map_err(|e| crate::Error::Sandbox(format!("the memory-capped worker is needed: {e}")))?;
     let workers = std::thread::available_parallelism().map_or(1, |n| n.get()).min(8);
     Ok(WorkerSandbox::with_program(program, limits, workers))
 }

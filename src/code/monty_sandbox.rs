@@ -35,7 +35,11 @@ impl Sandbox for MontySandbox {
             Some(program) => program.run(args, limits),
             // Compiled by another sandbox (the worker): parse here for this call.
             None => match self.compile(f.source(), f.fn_name()) {
-                Ok(own) => own.program.as_ref().expect("in-process compile makes a program").run(args, limits),
+                Ok(own) => own
+                    .program
+                    .as_ref()
+                    .expect("in-process compile makes a program")
+                    .run(args, limits),
                 Err(e) => CallOutcome { result: Err(e), printed: String::new() },
             },
         }
@@ -59,8 +63,15 @@ mod tests {
     #[test]
     fn limits_are_per_call_not_cumulative() {
         // Each call gets a fresh 200 ms budget: ten calls of ~50 ms all succeed.
-        let sb = MontySandbox::new(Limits::default().with_wall_time(std::time::Duration::from_millis(200)));
-        let f = sb.compile("def f(n):\n    t = 0\n    for i in range(n):\n        t += i\n    return t\n", "f").unwrap();
+        let sb = MontySandbox::new(
+            Limits::default().with_wall_time(std::time::Duration::from_millis(200)),
+        );
+        let f = sb
+            .compile(
+                "def f(n):\n    t = 0\n    for i in range(n):\n        t += i\n    return t\n",
+                "f",
+            )
+            .unwrap();
         let started = std::time::Instant::now();
         let mut n = 1000;
         // Find a loop size that takes roughly 20-80 ms here.

@@ -24,10 +24,17 @@ pub enum Request {
 #[serde(rename_all = "snake_case")]
 pub enum Reply {
     Compiled,
-    Value { value: Json, printed: String },
-    Error { error: CodeError },
+    Value {
+        value: Json,
+        printed: String,
+    },
+    Error {
+        error: CodeError,
+    },
     /// The worker holds no program under this id (it was restarted or evicted it): compile again.
-    Unknown { id: u64 },
+    Unknown {
+        id: u64,
+    },
 }
 
 #[derive(Clone, Copy, Debug, Serialize, Deserialize)]
@@ -64,12 +71,16 @@ pub fn encode(value: &Value) -> Json {
         Value::Int(i) => Json::from(*i),
         Value::Float(f) => match serde_json::Number::from_f64(*f) {
             Some(n) => Json::Number(n),
-            None => json!({ "f": if f.is_nan() { "nan" } else if *f > 0.0 { "inf" } else { "-inf" } }),
+            None => {
+                json!({ "f": if f.is_nan() { "nan" } else if *f > 0.0 { "inf" } else { "-inf" } })
+            }
         },
         Value::Str(s) => Json::String(s.clone()),
         Value::Code(s) => json!({ "c": s }),
         Value::List(items) => Json::Array(items.iter().map(encode).collect()),
-        Value::Dict(map) => json!({ "d": map.iter().map(|(k, v)| (k.clone(), encode(v))).collect::<serde_json::Map<_, _>>() }),
+        Value::Dict(map) => {
+            json!({ "d": map.iter().map(|(k, v)| (k.clone(), encode(v))).collect::<serde_json::Map<_, _>>() })
+        }
     }
 }
 
@@ -93,7 +104,9 @@ pub fn decode(json: &Json) -> Result<Value, String> {
                 }),
                 ("c", Json::String(s)) => Value::Code(s.clone()),
                 ("d", Json::Object(map)) => Value::Dict(
-                    map.iter().map(|(k, v)| Ok((k.clone(), decode(v)?))).collect::<Result<IndexMap<_, _>, String>>()?,
+                    map.iter()
+                        .map(|(k, v)| Ok((k.clone(), decode(v)?)))
+                        .collect::<Result<IndexMap<_, _>, String>>()?,
                 ),
                 _ => return Err(format!("unknown value tag {tag:?}")),
             },
@@ -110,12 +123,25 @@ mod tests {
     fn every_value_survives_the_wire_including_nan_and_code() {
         let mut d = IndexMap::new();
         d.insert("d".to_string(), Value::Float(f64::INFINITY));
-        d.insert("x".to_string(), Value::List(vec![Value::Int(2), Value::Float(2.0), Value::Float(f64::NEG_INFINITY)]));
-        let v = Value::List(vec![Value::Dict(d), Value::Code("def f(): pass".into()), Value::Str("s".into()), Value::None]);
+        d.insert(
+            "x".to_string(),
+            Value::List(vec![Value::Int(2), Value::Float(2.0), Value::Float(f64::NEG_INFINITY)]),
+        );
+        let v = Value::List(vec![
+            Value::Dict(d),
+            Value::Code("def f(): pass".into()),
+            Value::Str("s".into()),
+            Value::None,
+        ]);
         let line = serde_json::to_string(&encode(&v)).unwrap();
         let back = decode(&serde_json::from_str(&line).unwrap()).unwrap();
         assert_eq!(back, v);
-        let nan = decode(&serde_json::from_str(&serde_json::to_string(&encode(&Value::Float(f64::NAN))).unwrap()).unwrap());
+        let nan = decode(
+            &serde_json::from_str(
+                &serde_json::to_string(&encode(&Value::Float(f64::NAN))).unwrap(),
+            )
+            .unwrap(),
+        );
         assert!(matches!(nan, Ok(Value::Float(f)) if f.is_nan()));
     }
 

@@ -27,7 +27,11 @@ impl Default for Limits {
     /// 1 s, depth 200, 64 MiB: generous for a controller step, small enough that a runaway
     /// candidate costs the optimization loop little.
     fn default() -> Self {
-        Limits { wall_time: Duration::from_secs(1), max_recursion_depth: 200, max_memory_bytes: Some(64 << 20) }
+        Limits {
+            wall_time: Duration::from_secs(1),
+            max_recursion_depth: 200,
+            max_memory_bytes: Some(64 << 20),
+        }
     }
 }
 
@@ -83,7 +87,10 @@ impl CompiledFn {
 
 impl fmt::Debug for CompiledFn {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("CompiledFn").field("id", &self.id).field("fn_name", &self.fn_name).finish_non_exhaustive()
+        f.debug_struct("CompiledFn")
+            .field("id", &self.id)
+            .field("fn_name", &self.fn_name)
+            .finish_non_exhaustive()
     }
 }
 

@@ -22,15 +22,20 @@ impl TracedCode {
     /// Creates the code parameter (`__code<N>`) in `graph` from the initial source; its
     /// constraint tells the LLM the required first lines and the supported Python.
     pub fn new(graph: &Graph, source: &str) -> Result<TracedCode> {
-        let fun = TrainableFn::new(source).map_err(|e| Error::Sandbox(format!("initial code: {e}")))?;
-        let param = graph.param(Value::Code(source.to_string())).constraint_text(fun.constraint()).described(format!("The Python source of the function `{}`; trainable.", fun.name()));
+        let fun =
+            TrainableFn::new(source).map_err(|e| Error::Sandbox(format!("initial code: {e}")))?;
+        let param = graph
+            .param(Value::Code(source.to_string()))
+            .constraint_text(fun.constraint())
+            .described(format!("The Python source of the function `{}`; trainable.", fun.name()));
         Ok(TracedCode { param, fun: Mutex::new(fun) })
     }
 
     /// Binds an existing code parameter (e.g. recreated for each forward pass). `original` is the
     /// initial source, whose header every version must keep.
     pub fn bind(param: &Node, original: &str) -> Result<TracedCode> {
-        let fun = TrainableFn::new(original).map_err(|e| Error::Sandbox(format!("initial code: {e}")))?;
+        let fun =
+            TrainableFn::new(original).map_err(|e| Error::Sandbox(format!("initial code: {e}")))?;
         Ok(TracedCode { param: param.clone(), fun: Mutex::new(fun) })
     }
 
@@ -51,17 +56,41 @@ impl TracedCode {
         let graph = self.param.graph().clone();
         let source = match self.param.value() {
             Value::Code(s) | Value::Str(s) => s,
-            other => return Err(Error::Sandbox(format!("{} holds a {}, not code", self.param.name(), other.type_name()))),
+            other => {
+                return Err(Error::Sandbox(format!(
+                    "{} holds a {}, not code",
+                    self.param.name(),
+                    other.type_name()
+                )))
+            }
         };
         let mut fun = self.lock();
         let signature = fun.signature().clone();
-        let mut names: Vec<&str> = signature.params.iter().map(|p| p.trim_start_matches('*')).filter(|p| !p.is_empty() && *p != "/").collect();
+        let mut names: Vec<&str> = signature
+            .params
+            .iter()
+            .map(|p| p.trim_start_matches('*'))
+            .filter(|p| !p.is_empty() && *p != "/")
+            .collect();
         if names.len() != args.len() {
-            return Err(Error::Graph(format!("`{}` takes {} arguments, got {}", signature.name, names.len(), args.len())));
+            return Err(Error::Graph(format!(
+                "`{}` takes {} arguments, got {}",
+                signature.name,
+                names.len(),
+                args.len()
+            )));
         }
         names.push("__code");
-        let spec = FnSpec::new("eval", format!("Runs the Python function `{}` defined in {} on the inputs and returns its result.", signature.name, self.param.name()), &names)
-            .with_source(source.clone());
+        let spec = FnSpec::new(
+            "eval",
+            format!(
+                "Runs the Python function `{}` defined in {} on the inputs and returns its result.",
+                signature.name,
+                self.param.name()
+            ),
+            &names,
+        )
+        .with_source(source.clone());
         let mut inputs: Vec<&Node> = args.to_vec();
         inputs.push(&self.param);
         // A source that breaks the fixed header was set around the optimizer's checks: report it
@@ -69,10 +98,16 @@ impl TracedCode {
         let rejected = if fun.source() != source { fun.set_source(&source).err() } else { None };
         spec.call_detailed(&graph, &inputs, |values| {
             if let Some(reason) = rejected {
-                return Err(CallFailure { summary: format!("(ValueError) {reason}"), detail: reason });
+                return Err(CallFailure {
+                    summary: format!("(ValueError) {reason}"),
+                    detail: reason,
+                });
             }
             let args = &values[..values.len() - 1];
-            fun.call(sandbox, args).map_err(|e: CodeError| CallFailure { summary: format!("({}) {}", e.exc_type, e.message), detail: e.feedback() })
+            fun.call(sandbox, args).map_err(|e: CodeError| CallFailure {
+                summary: format!("({}) {}", e.exc_type, e.message),
+                detail: e.feedback(),
+            })
         })
     }
 }
@@ -80,8 +115,8 @@ impl TracedCode {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::code::MontySandbox;
     use crate::code::Limits;
+    use crate::code::MontySandbox;
     use crate::propagate::summarize;
 
     const SQUARE: &str = "def my_fun(x):\n    \"\"\"Test function\"\"\"\n    return x**2 + 1\n";
@@ -105,10 +140,14 @@ mod tests {
     fn errors_become_exception_nodes_with_tracebacks() {
         let g = Graph::new();
         let code = TracedCode::new(&g, SQUARE).unwrap();
-        code.param().set_value(Value::Code("def my_fun(x):\n    \"\"\"Test function\"\"\"\n    return x / 0\n".into()));
+        code.param().set_value(Value::Code(
+            "def my_fun(x):\n    \"\"\"Test function\"\"\"\n    return x / 0\n".into(),
+        ));
         let x = g.value(3);
         let err = code.call(&MontySandbox::new(Limits::default()), &[&x]).unwrap_err();
-        let Error::Execution { node: Some(node), .. } = err else { panic!("expected an execution error") };
+        let Error::Execution { node: Some(node), .. } = err else {
+            panic!("expected an execution error")
+        };
         assert_eq!(node.name(), "exception_eval0");
         assert!(node.value().py_str().starts_with("(ZeroDivisionError)"), "{}", node.value());
         let feedback = node.error_text().unwrap();

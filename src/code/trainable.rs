@@ -24,20 +24,27 @@ pub struct TrainableFn {
 impl TrainableFn {
     /// From the initial source; the first top-level `def` is the trainable function.
     pub fn new(source: &str) -> Result<Self, String> {
-        let signature = Signature::first(source)
-            .ok_or_else(|| "the initial code defines no top-level function (`def name(...):`)".to_string())?;
+        let signature = Signature::first(source).ok_or_else(|| {
+            "the initial code defines no top-level function (`def name(...):`)".to_string()
+        })?;
         Ok(Self::from_parts(signature, source))
     }
 
     /// From the initial source, where several functions are defined and `fn_name` is the one called.
     pub fn named(source: &str, fn_name: &str) -> Result<Self, String> {
-        let signature = Signature::find(source, fn_name)
-            .ok_or_else(|| format!("the initial code does not define `def {fn_name}(...)` at top level"))?;
+        let signature = Signature::find(source, fn_name).ok_or_else(|| {
+            format!("the initial code does not define `def {fn_name}(...)` at top level")
+        })?;
         Ok(Self::from_parts(signature, source))
     }
 
     fn from_parts(signature: Signature, source: &str) -> Self {
-        TrainableFn { signature, source: source.to_string(), returns: Expected::Any, compiled: Mutex::new(None) }
+        TrainableFn {
+            signature,
+            source: source.to_string(),
+            returns: Expected::Any,
+            compiled: Mutex::new(None),
+        }
     }
 
     /// Coerce every result to `returns` (e.g. `Expected::Float`, so `return 0` gives `0.0`).
@@ -172,10 +179,15 @@ mod tests {
 
     #[test]
     fn wrong_return_type_is_an_exception_naming_the_function() {
-        let f = TrainableFn::new("def act(x):\n    return 'left'\n").unwrap().with_returns(Expected::Float);
+        let f = TrainableFn::new("def act(x):\n    return 'left'\n")
+            .unwrap()
+            .with_returns(Expected::Float);
         let err = f.call(&MontySandbox::default(), &[Value::Int(1)]).unwrap_err();
         assert_eq!(err.kind, CodeErrorKind::Exception);
-        assert_eq!(err.traceback, "TypeError: act() returned the wrong type: expected float, got str 'left'");
+        assert_eq!(
+            err.traceback,
+            "TypeError: act() returned the wrong type: expected float, got str 'left'"
+        );
     }
 
     #[test]

@@ -8,7 +8,9 @@ use super::signature::{top_level_defs, Signature};
 pub fn validate_rewrite(original: &Signature, new_source: &str) -> Result<(), String> {
     let want = &original.header;
     if new_source.trim().is_empty() {
-        return Err(format!("The suggested code is empty. Write the whole function, starting with `{want}`."));
+        return Err(format!(
+            "The suggested code is empty. Write the whole function, starting with `{want}`."
+        ));
     }
     let defs = top_level_defs(new_source);
     let Some(found) = defs.iter().find(|d| d.name == original.name) else {
@@ -42,7 +44,9 @@ pub fn check_compiles(original: &Signature, new_source: &str) -> Result<(), Stri
     use super::sandbox::Sandbox;
     match super::MontySandbox::default().compile(new_source, &original.name) {
         Ok(_) => Ok(()),
-        Err(e) => Err(format!("it does not compile, so the working code was kept:\n{}", e.traceback)),
+        Err(e) => {
+            Err(format!("it does not compile, so the working code was kept:\n{}", e.traceback))
+        }
     }
 }
 
@@ -67,7 +71,10 @@ pub fn normalize_suggestion(text: &str) -> String {
         .map(|l| l.len() - l.trim_start_matches([' ', '\t']).len())
         .min()
         .unwrap_or(0);
-    let mut out: Vec<&str> = lines.iter().map(|l| if l.len() >= indent { &l[indent..] } else { l.trim_start() }).collect();
+    let mut out: Vec<&str> = lines
+        .iter()
+        .map(|l| if l.len() >= indent { &l[indent..] } else { l.trim_start() })
+        .collect();
     while out.last().is_some_and(|l| l.trim().is_empty()) {
         out.pop();
     }
@@ -84,7 +91,8 @@ mod tests {
     use super::*;
 
     fn sig() -> Signature {
-        Signature::first("def controller(obs, gain=1.0):\n    \"\"\"Act.\"\"\"\n    return 0.0\n").unwrap()
+        Signature::first("def controller(obs, gain=1.0):\n    \"\"\"Act.\"\"\"\n    return 0.0\n")
+            .unwrap()
     }
 
     #[test]
@@ -101,15 +109,18 @@ mod tests {
 
     #[test]
     fn renamed_function_is_rejected_with_both_names() {
-        let err = validate_rewrite(&sig(), "def control(obs, gain=1.0):\n    return 1.0\n").unwrap_err();
+        let err =
+            validate_rewrite(&sig(), "def control(obs, gain=1.0):\n    return 1.0\n").unwrap_err();
         assert!(err.contains("`control`") && err.contains("def controller("), "{err}");
     }
 
     #[test]
     fn changed_parameters_are_rejected_showing_old_and_new() {
-        let err = validate_rewrite(&sig(), "def controller(obs, gain, t):\n    return 1.0\n").unwrap_err();
+        let err = validate_rewrite(&sig(), "def controller(obs, gain, t):\n    return 1.0\n")
+            .unwrap_err();
         assert!(err.contains("from (obs, gain) to (obs, gain, t)"), "{err}");
-        let err = validate_rewrite(&sig(), "def controller(state, gain=1.0):\n    return 1.0\n").unwrap_err();
+        let err = validate_rewrite(&sig(), "def controller(state, gain=1.0):\n    return 1.0\n")
+            .unwrap_err();
         assert!(err.contains("to (state, gain)"), "{err}");
     }
 
@@ -121,15 +132,28 @@ mod tests {
 
     #[test]
     fn indented_header_is_explained() {
-        let err = validate_rewrite(&sig(), "if True:\n    def controller(obs, gain=1.0):\n        return 1.0\n").unwrap_err();
+        let err = validate_rewrite(
+            &sig(),
+            "if True:\n    def controller(obs, gain=1.0):\n        return 1.0\n",
+        )
+        .unwrap_err();
         assert!(err.contains("column 0"), "{err}");
     }
 
     #[test]
     fn code_that_does_not_compile_is_rejected_with_its_traceback() {
-        assert_eq!(check_compiles(&sig(), "def controller(obs, gain=1.0):\n    return gain * obs\n"), Ok(()));
-        let why = check_compiles(&sig(), "def controller(obs, gain=1.0):\n    return (gain *\n").unwrap_err();
-        assert!(why.contains("does not compile") && why.contains("SyntaxError") && why.contains("controller.py"), "{why}");
+        assert_eq!(
+            check_compiles(&sig(), "def controller(obs, gain=1.0):\n    return gain * obs\n"),
+            Ok(())
+        );
+        let why = check_compiles(&sig(), "def controller(obs, gain=1.0):\n    return (gain *\n")
+            .unwrap_err();
+        assert!(
+            why.contains("does not compile")
+                && why.contains("SyntaxError")
+                && why.contains("controller.py"),
+            "{why}"
+        );
     }
 
     #[test]

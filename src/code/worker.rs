@@ -37,16 +37,17 @@ pub fn find_worker_program() -> Result<PathBuf, String> {
     if let Some(p) = std::env::var_os(WORKER_ENV) {
         return Ok(PathBuf::from(p));
     }
-    let exe = std::env::current_exe().map_err(|e| format!("cannot locate the current executable: {e}"))?;
+    let exe = std::env::current_exe()
+        .map_err(|e| format!("cannot locate the current executable: {e}"))?;
     let name = format!("{WORKER_BIN}{}", std::env::consts::EXE_SUFFIX);
-    exe.ancestors()
-        .skip(1)
-        .take(2)
-        .map(|dir| dir.join(&name))
-        .find(|p| p.is_file())
-        .ok_or_else(|| {
-            format!("the sandbox worker `{name}` is not next to {} (build it, or set {WORKER_ENV})", exe.display())
-        })
+    exe.ancestors().skip(1).take(2).map(|dir| dir.join(&name)).find(|p| p.is_file()).ok_or_else(
+        || {
+            format!(
+                "the sandbox worker `{name}` is not next to {} (build it, or set {WORKER_ENV})",
+                exe.display()
+            )
+        },
+    )
 }
 
 pub struct WorkerSandbox {
@@ -89,7 +90,10 @@ impl WorkerSandbox {
     }
 
     /// Runs `job` with a live worker, starting one if needed; a failed job discards the worker.
-    fn with_worker<T>(&self, job: impl FnOnce(&mut Worker) -> Result<T, CodeError>) -> Result<T, CodeError> {
+    fn with_worker<T>(
+        &self,
+        job: impl FnOnce(&mut Worker) -> Result<T, CodeError>,
+    ) -> Result<T, CodeError> {
         let slot = self.pick_slot();
         let mut guard = slot.lock().unwrap_or_else(|p| p.into_inner());
         if guard.is_none() {
@@ -204,7 +208,8 @@ const WATCHDOG_TICK: Duration = Duration::from_millis(20);
 impl Watchdog {
     fn arm(&self, timeout: Duration) {
         let at = self.epoch.elapsed() + timeout;
-        self.deadline_ns.store(u64::try_from(at.as_nanos()).unwrap_or(u64::MAX).max(1), Ordering::SeqCst);
+        self.deadline_ns
+            .store(u64::try_from(at.as_nanos()).unwrap_or(u64::MAX).max(1), Ordering::SeqCst);
     }
     fn disarm(&self) {
         self.deadline_ns.store(0, Ordering::SeqCst);
@@ -230,7 +235,12 @@ impl Worker {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
-            .map_err(|e| CodeError::crash(format!("cannot start the sandbox worker {}: {e}", program.display())))?;
+            .map_err(|e| {
+                CodeError::crash(format!(
+                    "cannot start the sandbox worker {}: {e}",
+                    program.display()
+                ))
+            })?;
         let stdin = child.stdin.take().expect("stdin is piped");
         let stdout = BufReader::new(child.stdout.take().expect("stdout is piped"));
         let mut stderr_pipe = child.stderr.take().expect("stderr is piped");
@@ -271,8 +281,16 @@ impl Worker {
     }
 
     fn compile(&mut self, f: &CompiledFn) -> Result<(), CodeError> {
-        let req = Request::Compile { id: f.id(), fn_name: f.fn_name().to_string(), source: f.source().to_string() };
-        match self.request(&req, COMPILE_TIMEOUT, &Limits::default().with_wall_time(COMPILE_TIMEOUT))? {
+        let req = Request::Compile {
+            id: f.id(),
+            fn_name: f.fn_name().to_string(),
+            source: f.source().to_string(),
+        };
+        match self.request(
+            &req,
+            COMPILE_TIMEOUT,
+            &Limits::default().with_wall_time(COMPILE_TIMEOUT),
+        )? {
             Reply::Compiled => {
                 self.known.insert(f.id());
                 Ok(())
@@ -284,8 +302,14 @@ impl Worker {
 
     /// Sends one request and waits up to `timeout` for its reply. A dead or silent worker is
     /// marked broken and its end is described as a `CodeError` (`limits` for the wording).
-    fn request(&mut self, req: &Request, timeout: Duration, limits: &Limits) -> Result<Reply, CodeError> {
-        let mut line = serde_json::to_string(req).map_err(|e| CodeError::crash(format!("cannot encode request: {e}")))?;
+    fn request(
+        &mut self,
+        req: &Request,
+        timeout: Duration,
+        limits: &Limits,
+    ) -> Result<Reply, CodeError> {
+        let mut line = serde_json::to_string(req)
+            .map_err(|e| CodeError::crash(format!("cannot encode request: {e}")))?;
         line.push('\n');
         if self.stdin.write_all(line.as_bytes()).and_then(|_| self.stdin.flush()).is_err() {
             return Err(self.died(limits));
@@ -298,19 +322,24 @@ impl Worker {
             // Killed for lateness; a reply that slipped in just before still counts.
             self.broken = true;
             if read.as_ref().is_ok_and(|&n| n > 0) {
-                return serde_json::from_str(&line).map_err(|e| self.protocol_error(format!("unreadable reply: {e}")));
+                return serde_json::from_str(&line)
+                    .map_err(|e| self.protocol_error(format!("unreadable reply: {e}")));
             }
             let _ = self.wait_briefly();
             let mut e = CodeError::bare(
                 CodeErrorKind::Timeout,
                 "TimeoutError",
-                format!("the call did not return within {:?}; the sandbox worker was stopped", limits.wall_time),
+                format!(
+                    "the call did not return within {:?}; the sandbox worker was stopped",
+                    limits.wall_time
+                ),
             );
             e.traceback.push_str("\nNote: the call was stopped at its time limit; make sure every loop ends quickly.");
             return Err(e);
         }
         match read {
-            Ok(n) if n > 0 => serde_json::from_str(&line).map_err(|e| self.protocol_error(format!("unreadable reply: {e}"))),
+            Ok(n) if n > 0 => serde_json::from_str(&line)
+                .map_err(|e| self.protocol_error(format!("unreadable reply: {e}"))),
             _ => Err(self.died(limits)),
         }
     }
@@ -323,19 +352,27 @@ impl Worker {
         // Let the stderr thread drain what the child wrote last.
         std::thread::sleep(Duration::from_millis(20));
         let stderr = self.stderr.lock().map(|s| s.trim().to_string()).unwrap_or_default();
-        let detail = if stderr.is_empty() { String::new() } else { format!(" (worker stderr: {stderr})") };
+        let detail =
+            if stderr.is_empty() { String::new() } else { format!(" (worker stderr: {stderr})") };
         match status {
             Some(s) if s.code() == Some(monty_types::OOM_EXIT_CODE) => {
-                let cap = limits.max_memory_bytes.map(|b| format!(" of {} MiB", b >> 20)).unwrap_or_default();
+                let cap = limits
+                    .max_memory_bytes
+                    .map(|b| format!(" of {} MiB", b >> 20))
+                    .unwrap_or_default();
                 let mut e = CodeError::bare(
                     CodeErrorKind::Memory,
                     "MemoryError",
-                    format!("the code went over its memory limit{cap}; the sandbox worker was stopped"),
+                    format!(
+                        "the code went over its memory limit{cap}; the sandbox worker was stopped"
+                    ),
                 );
                 e.traceback.push_str("\nNote: the call was stopped at its memory limit; build smaller lists and strings.");
                 e
             }
-            Some(s) => CodeError::crash(format!("the sandbox worker died: {}{detail}", describe_status(s))),
+            Some(s) => {
+                CodeError::crash(format!("the sandbox worker died: {}{detail}", describe_status(s)))
+            }
             None => CodeError::crash(format!("the sandbox worker stopped answering{detail}")),
         }
     }

@@ -40,7 +40,9 @@ fn serve_on_this_thread(memory_capped: bool) -> std::io::Result<()> {
         }
         let reply = match serde_json::from_str::<Request>(&line) {
             Ok(request) => handle(request, &mut cache, memory_capped),
-            Err(e) => Reply::Error { error: CodeError::crash(format!("the worker got a malformed request: {e}")) },
+            Err(e) => Reply::Error {
+                error: CodeError::crash(format!("the worker got a malformed request: {e}")),
+            },
         };
         serde_json::to_writer(&mut stdout, &reply)?;
         stdout.write_all(b"\n")?;
@@ -61,15 +63,28 @@ fn handle(request: Request, cache: &mut HashMap<u64, SharedProgram>, memory_capp
                     Reply::Compiled
                 }
                 Ok(Err(error)) => Reply::Error { error },
-                Err(_) => Reply::Error { error: CodeError::crash("the interpreter panicked while compiling") },
+                Err(_) => Reply::Error {
+                    error: CodeError::crash("the interpreter panicked while compiling"),
+                },
             }
         }
         Request::Call { id, args, limits } => {
             let Some(program) = cache.get(&id) else { return Reply::Unknown { id } };
-            let args = match args.as_array().map(|a| a.iter().map(decode).collect::<Result<Vec<_>, _>>()) {
+            let args = match args
+                .as_array()
+                .map(|a| a.iter().map(decode).collect::<Result<Vec<_>, _>>())
+            {
                 Some(Ok(args)) => args,
-                Some(Err(e)) => return Reply::Error { error: CodeError::crash(format!("bad call arguments: {e}")) },
-                None => return Reply::Error { error: CodeError::crash("call arguments must be a list") },
+                Some(Err(e)) => {
+                    return Reply::Error {
+                        error: CodeError::crash(format!("bad call arguments: {e}")),
+                    }
+                }
+                None => {
+                    return Reply::Error {
+                        error: CodeError::crash("call arguments must be a list"),
+                    }
+                }
             };
             let limits = Limits::from(limits);
             if memory_capped {

@@ -155,7 +155,15 @@ impl Graph {
     pub fn value(&self, value: impl Into<Value>) -> Node {
         let value = value.into();
         let base = base_name(&value);
-        self.add_node(Naming::Base(&base), value, NodeKind::Plain, false, "[Node] A constant input of the program.".into(), Vec::new(), None)
+        self.add_node(
+            Naming::Base(&base),
+            value,
+            NodeKind::Plain,
+            false,
+            "[Node] A constant input of the program.".into(),
+            Vec::new(),
+            None,
+        )
     }
 
     /// A trainable parameter, named after its type (`float0`) unless renamed with [`Node::named`].
@@ -188,7 +196,15 @@ impl Graph {
 
     /// A constant input with a chosen name.
     pub fn value_named(&self, name: &str, value: impl Into<Value>) -> Node {
-        self.add_node(Naming::Chosen(name), value.into(), NodeKind::Plain, false, "[Node] A constant input of the program.".into(), Vec::new(), None)
+        self.add_node(
+            Naming::Chosen(name),
+            value.into(),
+            NodeKind::Plain,
+            false,
+            "[Node] A constant input of the program.".into(),
+            Vec::new(),
+            None,
+        )
     }
 
     /// Runs `f` with tracing off: operators still compute and return nodes, but those nodes
@@ -237,7 +253,19 @@ impl Graph {
         for &p in &parents {
             data.nodes[p].children.push(id);
         }
-        data.nodes.push(NodeData { name, value, kind, trainable, description, constraint: None, inputs, parents, children: Vec::new(), level, info });
+        data.nodes.push(NodeData {
+            name,
+            value,
+            kind,
+            trainable,
+            description,
+            constraint: None,
+            inputs,
+            parents,
+            children: Vec::new(),
+            level,
+            info,
+        });
         drop(data);
         Node::from_parts(self.clone(), id)
     }

@@ -18,14 +18,25 @@ pub fn to_dot(graph: &Graph, nodes: Option<&[Node]>, label_limit: usize) -> Stri
         None => graph.nodes(),
     };
     let shown: std::collections::HashSet<usize> = nodes.iter().map(Node::id).collect();
-    let mut out = String::from("digraph trace {\n  rankdir=TB;\n  node [fontname=\"Helvetica\", fontsize=10];\n");
+    let mut out = String::from(
+        "digraph trace {\n  rankdir=TB;\n  node [fontname=\"Helvetica\", fontsize=10];\n",
+    );
     for n in &nodes {
         let style = match n.kind() {
-            NodeKind::Parameter => "shape=box, style=filled, fillcolor=\"#FFE5E5\", color=\"#FF7E79\"",
-            NodeKind::Exception => "shape=ellipse, style=filled, fillcolor=\"firebrick1\", color=\"#B22222\"",
+            NodeKind::Parameter => {
+                "shape=box, style=filled, fillcolor=\"#FFE5E5\", color=\"#FF7E79\""
+            }
+            NodeKind::Exception => {
+                "shape=ellipse, style=filled, fillcolor=\"firebrick1\", color=\"#B22222\""
+            }
             _ => "shape=ellipse, style=filled, fillcolor=\"#DEEBF6\", color=\"#5C9BD5\"",
         };
-        let label = format!("{}\n{}\n{}", n.name(), cut(&n.description(), label_limit), cut(&n.value().py_str(), label_limit));
+        let label = format!(
+            "{}\n{}\n{}",
+            n.name(),
+            cut(&n.description(), label_limit),
+            cut(&n.value().py_str(), label_limit)
+        );
         out.push_str(&format!("  n{} [label=\"{}\", {}];\n", n.id(), escape(&label), style));
     }
     for n in &nodes {
@@ -64,13 +75,15 @@ pub fn read_dot(text: &str) -> Result<(Vec<DotNode>, Vec<(usize, usize)>), Strin
     for (i, line) in text.lines().enumerate() {
         let line = line.trim();
         // A node line first: its label may hold "->".
-        let Some((id, rest)) = line.split_once(" [label=\"").filter(|(id, _)| !id.contains(' ')) else {
+        let Some((id, rest)) = line.split_once(" [label=\"").filter(|(id, _)| !id.contains(' '))
+        else {
             if let Some((from, to)) = line.strip_suffix(';').and_then(|l| l.split_once("->")) {
                 edge_ids.push((from.trim().to_string(), to.trim().to_string(), i + 1));
             }
             continue;
         };
-        let (label, attrs) = unescape_until_quote(rest).ok_or_else(|| format!("line {}: the label of {id} has no closing quote", i + 1))?;
+        let (label, attrs) = unescape_until_quote(rest)
+            .ok_or_else(|| format!("line {}: the label of {id} has no closing quote", i + 1))?;
         let kind = if attrs.contains("shape=box") {
             DotKind::Parameter
         } else if attrs.contains("firebrick") {
@@ -78,14 +91,21 @@ pub fn read_dot(text: &str) -> Result<(Vec<DotNode>, Vec<(usize, usize)>), Strin
         } else {
             DotKind::Message
         };
-        nodes.push(DotNode { id: id.to_string(), kind, label: label.split('\n').map(str::to_string).collect() });
+        nodes.push(DotNode {
+            id: id.to_string(),
+            kind,
+            label: label.split('\n').map(str::to_string).collect(),
+        });
     }
-    let index: std::collections::HashMap<&str, usize> = nodes.iter().enumerate().map(|(i, n)| (n.id.as_str(), i)).collect();
+    let index: std::collections::HashMap<&str, usize> =
+        nodes.iter().enumerate().map(|(i, n)| (n.id.as_str(), i)).collect();
     let edges = edge_ids
         .iter()
         .map(|(a, b, line)| match (index.get(a.as_str()), index.get(b.as_str())) {
             (Some(&a), Some(&b)) => Ok((a, b)),
-            _ => Err(format!("line {line}: the edge {a} -> {b} names a node the file does not define")),
+            _ => Err(format!(
+                "line {line}: the edge {a} -> {b} names a node the file does not define"
+            )),
         })
         .collect::<Result<_, _>>()?;
     Ok((nodes, edges))
@@ -116,7 +136,9 @@ mod tests {
     #[test]
     fn labels_are_cut_between_words_and_read_back_whole() {
         let g = Graph::new();
-        let x = g.param_named("x", -1.0).described("the input value of the generated arithmetic program");
+        let x = g
+            .param_named("x", -1.0)
+            .described("the input value of the generated arithmetic program");
         let y = &x * 2;
         let dot = to_dot(&g, None, 34);
         assert!(dot.contains("[ParameterNode] the input value…"), "{dot}");

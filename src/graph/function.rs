@@ -23,7 +23,12 @@ pub struct FnSpec {
 
 impl FnSpec {
     pub fn new(name: impl Into<String>, doc: impl Into<String>, args: &[&str]) -> Self {
-        FnSpec { name: name.into(), doc: doc.into(), source: None, args: args.iter().map(|s| s.to_string()).collect() }
+        FnSpec {
+            name: name.into(),
+            doc: doc.into(),
+            source: None,
+            args: args.iter().map(|s| s.to_string()).collect(),
+        }
     }
 
     pub fn with_source(mut self, source: impl Into<String>) -> Self {
@@ -43,30 +48,66 @@ impl FnSpec {
 
     /// Calls the function on traced inputs: one message node for the result, or an exception
     /// node (returned as `Err(Error::Execution)` holding it) when `body` fails or panics.
-    pub fn call(&self, args: &[&Node], body: impl FnOnce(&[Value]) -> std::result::Result<Value, String>) -> Result<Node> {
-        let graph = args.first().map(|n| n.graph().clone()).ok_or_else(|| crate::Error::Graph(format!("traced function `{}` needs at least one node argument (use call_in for none)", self.name)))?;
+    pub fn call(
+        &self,
+        args: &[&Node],
+        body: impl FnOnce(&[Value]) -> std::result::Result<Value, String>,
+    ) -> Result<Node> {
+        let graph = args.first().map(|n| n.graph().clone()).ok_or_else(|| {
+            crate::Error::Graph(format!(
+                "traced function `{}` needs at least one node argument (use call_in for none)",
+                self.name
+            ))
+        })?;
         self.call_in(&graph, args, body)
     }
 
     /// As [`FnSpec::call`], in an explicit graph (for functions with no node arguments).
-    pub fn call_in(&self, graph: &Graph, args: &[&Node], body: impl FnOnce(&[Value]) -> std::result::Result<Value, String>) -> Result<Node> {
-        self.call_detailed(graph, args, |values| body(values).map_err(|e| CallFailure { summary: e.clone(), detail: e }))
+    pub fn call_in(
+        &self,
+        graph: &Graph,
+        args: &[&Node],
+        body: impl FnOnce(&[Value]) -> std::result::Result<Value, String>,
+    ) -> Result<Node> {
+        self.call_detailed(graph, args, |values| {
+            body(values).map_err(|e| CallFailure { summary: e.clone(), detail: e })
+        })
     }
 
     /// As [`FnSpec::call_in`], for failures with a short text for the node's value and a long
     /// one (a traceback) for feedback.
-    pub fn call_detailed(&self, graph: &Graph, args: &[&Node], body: impl FnOnce(&[Value]) -> std::result::Result<Value, CallFailure>) -> Result<Node> {
+    pub fn call_detailed(
+        &self,
+        graph: &Graph,
+        args: &[&Node],
+        body: impl FnOnce(&[Value]) -> std::result::Result<Value, CallFailure>,
+    ) -> Result<Node> {
         if args.len() != self.args.len() {
-            return Err(crate::Error::Graph(format!("traced function `{}` takes {} arguments, got {}", self.name, self.args.len(), args.len())));
+            return Err(crate::Error::Graph(format!(
+                "traced function `{}` takes {} arguments, got {}",
+                self.name,
+                self.args.len(),
+                args.len()
+            )));
         }
-        let inputs: Vec<(&str, &Node)> = self.args.iter().map(String::as_str).zip(args.iter().copied()).collect();
+        let inputs: Vec<(&str, &Node)> =
+            self.args.iter().map(String::as_str).zip(args.iter().copied()).collect();
         let mut info = OpInfo { op: self.name.clone(), source: self.source.clone(), error: None };
-        let ids: Vec<(String, usize)> = inputs.iter().map(|(k, n)| (k.to_string(), n.id())).collect();
+        let ids: Vec<(String, usize)> =
+            inputs.iter().map(|(k, n)| (k.to_string(), n.id())).collect();
         let values: Vec<Value> = args.iter().map(|n| n.value()).collect();
         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| body(&values)));
         let failure = match outcome {
             Ok(Ok(value)) => {
-                let node = graph.add_node(Naming::Base(&self.name), value, NodeKind::Message, false, self.description(), ids, Some(info));
+                let node = graph.add_node(
+                    Naming::Base(&self.name),
+                    value,
+                    NodeKind::Message,
+                    false,
+                    self.description(),
+                    ids,
+                    Some(info),
+                );
                 return Ok(node);
             }
             Ok(Err(failure)) => failure,
@@ -89,7 +130,11 @@ pub struct CallFailure {
 }
 
 fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
-    let text = panic.downcast_ref::<String>().cloned().or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string())).unwrap_or_else(|| "panic".into());
+    let text = panic
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_else(|| "panic".into());
     format!("(RuntimeError) {text}")
 }
 
@@ -99,7 +144,8 @@ pub trait FromValue: Sized {
 }
 
 fn wrong_type(expected: &str, v: &Value) -> String {
-    PyError::type_error(format!("expected {expected}, got {} {}", v.type_name(), v.py_repr())).node_text()
+    PyError::type_error(format!("expected {expected}, got {} {}", v.type_name(), v.py_repr()))
+        .node_text()
 }
 
 impl FromValue for f64 {

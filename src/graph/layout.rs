@@ -29,7 +29,8 @@ pub struct Layout {
 /// Edges that would close a cycle are laid out reversed; self-loops are not drawn.
 pub fn layered(sizes: &[(f64, f64)], edges: &[(usize, usize)]) -> Layout {
     let n = sizes.len();
-    let edges: Vec<(usize, usize)> = edges.iter().copied().filter(|&(a, b)| a < n && b < n).collect();
+    let edges: Vec<(usize, usize)> =
+        edges.iter().copied().filter(|&(a, b)| a < n && b < n).collect();
     // A topological order (Kahn); nodes on a cycle follow in index order, and an edge against
     // the order is laid out reversed.
     let order = topological_order(n, &edges);
@@ -37,7 +38,8 @@ pub fn layered(sizes: &[(f64, f64)], edges: &[(usize, usize)]) -> Layout {
     for (i, &v) in order.iter().enumerate() {
         rank[v] = i;
     }
-    let forward: Vec<(usize, usize)> = edges.iter().map(|&(a, b)| if rank[a] <= rank[b] { (a, b) } else { (b, a) }).collect();
+    let forward: Vec<(usize, usize)> =
+        edges.iter().map(|&(a, b)| if rank[a] <= rank[b] { (a, b) } else { (b, a) }).collect();
     let mut preds = vec![Vec::new(); n];
     let mut succs = vec![Vec::new(); n];
     for &(a, b) in forward.iter().filter(|(a, b)| a != b) {
@@ -127,7 +129,13 @@ pub fn layered(sizes: &[(f64, f64)], edges: &[(usize, usize)]) -> Layout {
                     let cy = y_of_layer[node_layer[v]];
                     let half = if v < n { sizes[v].1 / 2.0 } else { 0.0 };
                     // Leave the first box at its bottom, enter the last at its top.
-                    let y = if i == 0 { cy + half } else if i == chain.len() - 1 { cy - half } else { cy };
+                    let y = if i == 0 {
+                        cy + half
+                    } else if i == chain.len() - 1 {
+                        cy - half
+                    } else {
+                        cy
+                    };
                     (xs[v], y)
                 })
                 .collect();
@@ -147,7 +155,8 @@ fn topological_order(n: usize, edges: &[(usize, usize)]) -> Vec<usize> {
         indegree[b] += 1;
         out[a].push(b);
     }
-    let mut ready: std::collections::BTreeSet<usize> = (0..n).filter(|&v| indegree[v] == 0).collect();
+    let mut ready: std::collections::BTreeSet<usize> =
+        (0..n).filter(|&v| indegree[v] == 0).collect();
     let mut order = Vec::with_capacity(n);
     let mut placed = vec![false; n];
     while let Some(v) = ready.pop_first() {
@@ -168,9 +177,13 @@ fn topological_order(n: usize, edges: &[(usize, usize)]) -> Vec<usize> {
 fn crossings(layers: &[Vec<usize>], down: &[Vec<usize>], pos: &[usize]) -> usize {
     let mut total = 0;
     for l in layers {
-        let segs: Vec<(usize, usize)> = l.iter().flat_map(|&v| down[v].iter().map(move |&s| (pos[v], pos[s]))).collect();
+        let segs: Vec<(usize, usize)> =
+            l.iter().flat_map(|&v| down[v].iter().map(move |&s| (pos[v], pos[s]))).collect();
         for (i, a) in segs.iter().enumerate() {
-            total += segs[i + 1..].iter().filter(|b| (a.0 < b.0 && a.1 > b.1) || (a.0 > b.0 && a.1 < b.1)).count();
+            total += segs[i + 1..]
+                .iter()
+                .filter(|b| (a.0 < b.0 && a.1 > b.1) || (a.0 > b.0 && a.1 < b.1))
+                .count();
         }
     }
     total
@@ -192,7 +205,11 @@ fn order_layers(layers: &mut [Vec<usize>], up: &[Vec<usize>], down: &[Vec<usize>
     let mut best_cross = crossings(layers, down, &positions(layers));
     for sweep in 0..8 {
         let downward = sweep % 2 == 0;
-        let range: Vec<usize> = if downward { (1..layers.len()).collect() } else { (0..layers.len().saturating_sub(1)).rev().collect() };
+        let range: Vec<usize> = if downward {
+            (1..layers.len()).collect()
+        } else {
+            (0..layers.len().saturating_sub(1)).rev().collect()
+        };
         for li in range {
             let pos = positions(layers);
             let layer = &mut layers[li];
@@ -201,7 +218,11 @@ fn order_layers(layers: &mut [Vec<usize>], up: &[Vec<usize>], down: &[Vec<usize>
                 .enumerate()
                 .map(|(i, &v)| {
                     let nb = if downward { &up[v] } else { &down[v] };
-                    let key = if nb.is_empty() { i as f64 } else { nb.iter().map(|&u| pos[u] as f64).sum::<f64>() / nb.len() as f64 };
+                    let key = if nb.is_empty() {
+                        i as f64
+                    } else {
+                        nb.iter().map(|&u| pos[u] as f64).sum::<f64>() / nb.len() as f64
+                    };
                     (key, v)
                 })
                 .collect();
@@ -221,7 +242,12 @@ fn order_layers(layers: &mut [Vec<usize>], up: &[Vec<usize>], down: &[Vec<usize>
 /// x centres: each layer packed in order, then moved toward its neighbours' mean a few times
 /// while keeping its order and the gap (the mean of a left-to-right and a right-to-left pass
 /// keeps both constraints).
-fn place_x(layers: &[Vec<usize>], widths: &[f64], up: &[Vec<usize>], down: &[Vec<usize>]) -> Vec<f64> {
+fn place_x(
+    layers: &[Vec<usize>],
+    widths: &[f64],
+    up: &[Vec<usize>],
+    down: &[Vec<usize>],
+) -> Vec<f64> {
     let mut x = vec![0.0; widths.len()];
     for l in layers {
         let mut left = MARGIN;
@@ -232,7 +258,8 @@ fn place_x(layers: &[Vec<usize>], widths: &[f64], up: &[Vec<usize>], down: &[Vec
     }
     for round in 0..12 {
         let downward = round % 2 == 0;
-        let order: Vec<usize> = if downward { (0..layers.len()).collect() } else { (0..layers.len()).rev().collect() };
+        let order: Vec<usize> =
+            if downward { (0..layers.len()).collect() } else { (0..layers.len()).rev().collect() };
         for li in order {
             let l = &layers[li];
             if l.is_empty() {
@@ -241,7 +268,13 @@ fn place_x(layers: &[Vec<usize>], widths: &[f64], up: &[Vec<usize>], down: &[Vec
             let desired: Vec<f64> = l
                 .iter()
                 .map(|&v| {
-                    let nb: Vec<usize> = if round >= 10 { up[v].iter().chain(&down[v]).copied().collect() } else if downward { up[v].clone() } else { down[v].clone() };
+                    let nb: Vec<usize> = if round >= 10 {
+                        up[v].iter().chain(&down[v]).copied().collect()
+                    } else if downward {
+                        up[v].clone()
+                    } else {
+                        down[v].clone()
+                    };
                     if nb.is_empty() {
                         x[v]
                     } else {
@@ -304,7 +337,10 @@ mod tests {
         // The long edge x → mul bends through a point on the add layer.
         assert_eq!(l.edges[3].len(), 3);
         for (v, &(cx, cy)) in l.centers.iter().enumerate() {
-            assert!(cx - sizes[v].0 / 2.0 >= 0.0 && cx + sizes[v].0 / 2.0 <= l.width, "node {v} inside the width");
+            assert!(
+                cx - sizes[v].0 / 2.0 >= 0.0 && cx + sizes[v].0 / 2.0 <= l.width,
+                "node {v} inside the width"
+            );
             assert!(cy - sizes[v].1 / 2.0 >= 0.0 && cy + sizes[v].1 / 2.0 <= l.height);
         }
     }

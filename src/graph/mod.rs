@@ -14,9 +14,9 @@ pub mod picture;
 pub mod semantics;
 pub mod value;
 
-pub use function::{CallFailure, FnSpec, FromValue, IntoTracedOutput};
 pub(crate) use arena::FeedbackRecord;
 pub use arena::{Graph, NodeId, NodeKind, OpInfo};
+pub use function::{CallFailure, FnSpec, FromValue, IntoTracedOutput};
 pub use node::Node;
 pub use ops::Operand;
 pub use params::{load_parameters, save_parameters, Module};

@@ -118,16 +118,25 @@ impl Node {
     }
 
     pub fn parents(&self) -> Vec<Node> {
-        self.with(|n| n.parents.clone()).into_iter().map(|id| Node::from_parts(self.graph.clone(), id)).collect()
+        self.with(|n| n.parents.clone())
+            .into_iter()
+            .map(|id| Node::from_parts(self.graph.clone(), id))
+            .collect()
     }
 
     pub fn children(&self) -> Vec<Node> {
-        self.with(|n| n.children.clone()).into_iter().map(|id| Node::from_parts(self.graph.clone(), id)).collect()
+        self.with(|n| n.children.clone())
+            .into_iter()
+            .map(|id| Node::from_parts(self.graph.clone(), id))
+            .collect()
     }
 
     /// Named inputs in call order; a node used twice (`x + x`) appears twice.
     pub fn inputs(&self) -> Vec<(String, Node)> {
-        self.with(|n| n.inputs.clone()).into_iter().map(|(k, id)| (k, Node::from_parts(self.graph.clone(), id))).collect()
+        self.with(|n| n.inputs.clone())
+            .into_iter()
+            .map(|(k, id)| (k, Node::from_parts(self.graph.clone(), id)))
+            .collect()
     }
 
     /// Renames the node; the name stays unique in its graph (numbered if taken).

@@ -44,7 +44,9 @@ pub fn op_doc(op: &str) -> &'static str {
         "lower" => "Returns the string x in lower case.",
         "upper" => "Returns the string x in upper case.",
         "title" => "Returns the string x with each word capitalized.",
-        "capitalize" => "Returns the string x with its first letter upper case and the rest lower case.",
+        "capitalize" => {
+            "Returns the string x with its first letter upper case and the rest lower case."
+        }
         "swapcase" => "Returns the string x with upper and lower case swapped.",
         "split" => "Splits the string x at sep (at whitespace when sep is None) into a list.",
         "strip" => "Returns the string x without leading and trailing whitespace.",
@@ -75,15 +77,25 @@ pub fn op_doc(op: &str) -> &'static str {
 impl Graph {
     /// Records one operator call. `f` computes the result from the input values; an input that
     /// already holds an exception makes the result an exception too (the error travels on).
-    pub fn apply_op(&self, op: &str, description: &str, inputs: &[(&str, &Node)], f: impl FnOnce(&[Value]) -> PyResult) -> Node {
+    pub fn apply_op(
+        &self,
+        op: &str,
+        description: &str,
+        inputs: &[(&str, &Node)],
+        f: impl FnOnce(&[Value]) -> PyResult,
+    ) -> Node {
         for (_, n) in inputs {
             debug_assert!(n.graph().same_as(self), "operator inputs must belong to the same graph");
         }
-        let ids: Vec<(String, usize)> = inputs.iter().map(|(k, n)| (k.to_string(), n.id())).collect();
+        let ids: Vec<(String, usize)> =
+            inputs.iter().map(|(k, n)| (k.to_string(), n.id())).collect();
         let (values, failed): (Vec<Value>, Option<Value>) = {
             let data = self.read();
             let values = inputs.iter().map(|(_, n)| data.nodes[n.id()].value.clone()).collect();
-            let failed = inputs.iter().find(|(_, n)| data.nodes[n.id()].kind == NodeKind::Exception).map(|(_, n)| data.nodes[n.id()].value.clone());
+            let failed = inputs
+                .iter()
+                .find(|(_, n)| data.nodes[n.id()].kind == NodeKind::Exception)
+                .map(|(_, n)| data.nodes[n.id()].value.clone());
             (values, failed)
         };
         let info = |error: Option<String>| Some(OpInfo { op: op.to_string(), source: None, error });
@@ -91,37 +103,69 @@ impl Graph {
             return self.exception(op, ids, previous.py_str(), info(None));
         }
         match f(&values) {
-            Ok(value) => self.add_node(Naming::Base(op), value, NodeKind::Message, false, format!("[{op}] {description}"), ids, info(None)),
+            Ok(value) => self.add_node(
+                Naming::Base(op),
+                value,
+                NodeKind::Message,
+                false,
+                format!("[{op}] {description}"),
+                ids,
+                info(None),
+            ),
             Err(e) => self.exception(op, ids, e.node_text(), info(Some(e.to_string()))),
         }
     }
 
     /// Records an exception raised by `op` with these inputs.
-    pub(crate) fn exception(&self, op: &str, inputs: Vec<(String, usize)>, text: String, info: Option<OpInfo>) -> Node {
+    pub(crate) fn exception(
+        &self,
+        op: &str,
+        inputs: Vec<(String, usize)>,
+        text: String,
+        info: Option<OpInfo>,
+    ) -> Node {
         let description = format!("[exception] The operator {op} raised an exception.");
-        self.add_node(Naming::Base(&format!("exception_{op}")), Value::Str(text), NodeKind::Exception, false, description, inputs, info)
+        self.add_node(
+            Naming::Base(&format!("exception_{op}")),
+            Value::Str(text),
+            NodeKind::Exception,
+            false,
+            description,
+            inputs,
+            info,
+        )
     }
 
-    fn builtin(&self, op: &str, inputs: &[(&str, &Node)], f: impl FnOnce(&[Value]) -> PyResult) -> Node {
+    fn builtin(
+        &self,
+        op: &str,
+        inputs: &[(&str, &Node)],
+        f: impl FnOnce(&[Value]) -> PyResult,
+    ) -> Node {
         self.apply_op(op, op_doc(op), inputs, f)
     }
 
     /// A list node made of these nodes (traced).
     pub fn make_list(&self, items: &[&Node]) -> Node {
         let names: Vec<String> = (0..items.len()).map(|i| format!("args_{i}")).collect();
-        let inputs: Vec<(&str, &Node)> = names.iter().map(String::as_str).zip(items.iter().copied()).collect();
+        let inputs: Vec<(&str, &Node)> =
+            names.iter().map(String::as_str).zip(items.iter().copied()).collect();
         self.builtin("make_list", &inputs, |v| Ok(Value::List(v.to_vec())))
     }
 
     /// A dict node `{key: node}` (traced; the keys become the input names).
     pub fn make_dict(&self, items: &[(&str, &Node)]) -> Node {
         let keys: Vec<String> = items.iter().map(|(k, _)| k.to_string()).collect();
-        self.builtin("make_dict", items, move |v| Ok(Value::Dict(keys.into_iter().zip(v.iter().cloned()).collect())))
+        self.builtin("make_dict", items, move |v| {
+            Ok(Value::Dict(keys.into_iter().zip(v.iter().cloned()).collect()))
+        })
     }
 
     /// `cond ? x : y`, traced with all three as inputs.
     pub fn cond(&self, condition: &Node, x: &Node, y: &Node) -> Node {
-        self.builtin("cond", &[("condition", condition), ("x", x), ("y", y)], |v| Ok(if v[0].truthy() { v[1].clone() } else { v[2].clone() }))
+        self.builtin("cond", &[("condition", condition), ("x", x), ("y", y)], |v| {
+            Ok(if v[0].truthy() { v[1].clone() } else { v[2].clone() })
+        })
     }
 
     /// `template.format(*args, **kwargs)`.
@@ -134,7 +178,8 @@ impl Graph {
         let kw_names: Vec<String> = kwargs.iter().map(|(k, _)| k.to_string()).collect();
         self.builtin("format", &inputs, move |v| {
             let template = py::str_of(&v[0], "format")?;
-            let kw: IndexMap<String, Value> = kw_names.into_iter().zip(v[1 + n_args..].iter().cloned()).collect();
+            let kw: IndexMap<String, Value> =
+                kw_names.into_iter().zip(v[1 + n_args..].iter().cloned()).collect();
             py::format(template, &v[1..1 + n_args], &kw)
         })
     }
@@ -194,7 +239,10 @@ binary_methods! {
     getitem, try_getitem => "getitem", py::getitem;
 }
 
-fn compare_with(sym: &'static str, accept: fn(std::cmp::Ordering) -> bool) -> impl Fn(&Value, &Value) -> PyResult {
+fn compare_with(
+    sym: &'static str,
+    accept: fn(std::cmp::Ordering) -> bool,
+) -> impl Fn(&Value, &Value) -> PyResult {
     move |a, b| py::compare(a, b, sym).map(|o| Value::Bool(accept(o)))
 }
 
@@ -203,7 +251,12 @@ impl Node {
         self.graph().builtin(op, &[("x", self)], |v| f(&v[0]))
     }
 
-    fn binary(&self, op: &str, other: impl Operand, f: impl FnOnce(&Value, &Value) -> PyResult) -> Node {
+    fn binary(
+        &self,
+        op: &str,
+        other: impl Operand,
+        f: impl FnOnce(&Value, &Value) -> PyResult,
+    ) -> Node {
         let other = other.to_node(self.graph());
         self.graph().builtin(op, &[("x", self), ("y", &other)], |v| f(&v[0], &v[1]))
     }
@@ -258,7 +311,10 @@ impl Node {
     pub fn concat(&self, other: impl Operand) -> Node {
         self.binary("concat", other, |a, b| match (a, b) {
             (Value::Str(x), Value::Str(y)) => Ok(Value::Str(format!("{x}{y}"))),
-            _ => Err(PyError::type_error(format!("can only concatenate str (not \"{}\") to str", b.type_name()))),
+            _ => Err(PyError::type_error(format!(
+                "can only concatenate str (not \"{}\") to str",
+                b.type_name()
+            ))),
         })
     }
     pub fn lower(&self) -> Node {
@@ -282,13 +338,18 @@ impl Node {
     pub fn split(&self, sep: Option<&str>) -> Node {
         match sep {
             None => self.unary("split", |v| py::split(py::str_of(v, "split")?, None)),
-            Some(sep) => self.binary("split", sep, |v, s| py::split(py::str_of(v, "split")?, Some(py::str_of(s, "split")?))),
+            Some(sep) => self.binary("split", sep, |v, s| {
+                py::split(py::str_of(v, "split")?, Some(py::str_of(s, "split")?))
+            }),
         }
     }
     pub fn replace(&self, old: impl Operand, new: impl Operand) -> Node {
         let (old, new) = (old.to_node(self.graph()), new.to_node(self.graph()));
         self.graph().builtin("replace", &[("x", self), ("old", &old), ("new", &new)], |v| {
-            Ok(Value::Str(py::str_of(&v[0], "replace")?.replace(py::str_of(&v[1], "replace")?, py::str_of(&v[2], "replace")?)))
+            Ok(Value::Str(
+                py::str_of(&v[0], "replace")?
+                    .replace(py::str_of(&v[1], "replace")?, py::str_of(&v[2], "replace")?),
+            ))
         })
     }
     /// `self.join(items)`: self is the separator.
@@ -299,14 +360,23 @@ impl Node {
         self.unary("len_", py::len)
     }
     pub fn keys(&self) -> Node {
-        self.unary("keys", |v| Ok(Value::List(py::dict_of(v, "keys")?.keys().map(|k| Value::Str(k.clone())).collect())))
+        self.unary("keys", |v| {
+            Ok(Value::List(py::dict_of(v, "keys")?.keys().map(|k| Value::Str(k.clone())).collect()))
+        })
     }
     pub fn values(&self) -> Node {
-        self.unary("values", |v| Ok(Value::List(py::dict_of(v, "values")?.values().cloned().collect())))
+        self.unary("values", |v| {
+            Ok(Value::List(py::dict_of(v, "values")?.values().cloned().collect()))
+        })
     }
     pub fn items(&self) -> Node {
         self.unary("items", |v| {
-            Ok(Value::List(py::dict_of(v, "items")?.iter().map(|(k, v)| Value::List(vec![Value::Str(k.clone()), v.clone()])).collect()))
+            Ok(Value::List(
+                py::dict_of(v, "items")?
+                    .iter()
+                    .map(|(k, v)| Value::List(vec![Value::Str(k.clone()), v.clone()]))
+                    .collect(),
+            ))
         })
     }
     pub fn append(&self, item: impl Operand) -> Node {
@@ -326,13 +396,21 @@ impl Node {
     pub fn insert(&self, index: i64, item: impl Operand) -> Node {
         let index_node = self.graph().value(index);
         let item = item.to_node(self.graph());
-        self.graph().builtin("list_insert", &[("x", self), ("index", &index_node), ("y", &item)], |v| {
-            let mut l = py::list_of(&v[0], "insert")?.clone();
-            let i = v[1].as_i64().unwrap_or(0);
-            let at = if i < 0 { (l.len() as i64 + i).max(0) as usize } else { (i as usize).min(l.len()) };
-            l.insert(at, v[2].clone());
-            Ok(Value::List(l))
-        })
+        self.graph().builtin(
+            "list_insert",
+            &[("x", self), ("index", &index_node), ("y", &item)],
+            |v| {
+                let mut l = py::list_of(&v[0], "insert")?.clone();
+                let i = v[1].as_i64().unwrap_or(0);
+                let at = if i < 0 {
+                    (l.len() as i64 + i).max(0) as usize
+                } else {
+                    (i as usize).min(l.len())
+                };
+                l.insert(at, v[2].clone());
+                Ok(Value::List(l))
+            },
+        )
     }
     pub fn pop_index(&self, index: i64) -> Node {
         self.binary("list_pop", index, |l, i| {
@@ -350,13 +428,18 @@ impl Node {
     pub fn remove(&self, item: impl Operand) -> Node {
         self.binary("list_remove", item, |l, x| {
             let mut l = py::list_of(l, "remove")?.clone();
-            let at = l.iter().position(|v| py::equal(v, x)).ok_or_else(|| PyError::new("ValueError", "list.remove(x): x not in list"))?;
+            let at = l
+                .iter()
+                .position(|v| py::equal(v, x))
+                .ok_or_else(|| PyError::new("ValueError", "list.remove(x): x not in list"))?;
             l.remove(at);
             Ok(Value::List(l))
         })
     }
     pub fn reversed(&self) -> Node {
-        self.unary("list_reverse", |l| Ok(Value::List(py::list_of(l, "reverse")?.iter().rev().cloned().collect())))
+        self.unary("list_reverse", |l| {
+            Ok(Value::List(py::list_of(l, "reverse")?.iter().rev().cloned().collect()))
+        })
     }
     pub fn sorted(&self) -> Node {
         self.unary("list_sort", |l| py::sorted(py::list_of(l, "sort")?))
@@ -372,7 +455,8 @@ impl Node {
         self.binary("dict_pop", key, |d, k| {
             let mut d = py::dict_of(d, "pop")?.clone();
             let key = py::dict_key(k)?;
-            d.shift_remove(&key).ok_or_else(|| PyError::new("KeyError", super::value::py_quote(&key)))?;
+            d.shift_remove(&key)
+                .ok_or_else(|| PyError::new("KeyError", super::value::py_quote(&key)))?;
             Ok(Value::Dict(d))
         })
     }
@@ -395,8 +479,14 @@ impl Node {
                 Ok((0..d.len() as i64).map(|i| keys.getitem(i)).collect())
             }
             other => {
-                let e = PyError::type_error(format!("'{}' object is not iterable", other.type_name()));
-                let node = self.graph().exception("iter", vec![("x".into(), self.id())], e.node_text(), Some(OpInfo { op: "iter".into(), source: None, error: Some(e.to_string()) }));
+                let e =
+                    PyError::type_error(format!("'{}' object is not iterable", other.type_name()));
+                let node = self.graph().exception(
+                    "iter",
+                    vec![("x".into(), self.id())],
+                    e.node_text(),
+                    Some(OpInfo { op: "iter".into(), source: None, error: Some(e.to_string()) }),
+                );
                 node.check().map(|_| Vec::new())
             }
         }
@@ -406,7 +496,11 @@ impl Node {
     pub fn iter_pairs(&self) -> Result<Vec<(Node, Node)>> {
         let keys = self.iter_items()?;
         if !matches!(self.value(), Value::Dict(_)) {
-            return Err(crate::Error::Graph(format!("{} is a {}, not a dict", self.name(), self.value().type_name())));
+            return Err(crate::Error::Graph(format!(
+                "{} is a {}, not a dict",
+                self.name(),
+                self.value().type_name()
+            )));
         }
         Ok(keys.into_iter().map(|k| (k.clone(), self.getitem(&k))).collect())
     }

@@ -42,7 +42,8 @@ impl Module for [Node] {
 /// file where a good one was.
 pub fn save_parameters(params: &[Node], path: &Path) -> Result<()> {
     let map: IndexMap<String, Value> = params.iter().map(|p| (p.name(), p.value())).collect();
-    let text = serde_json::to_string_pretty(&map).map_err(|e| Error::Checkpoint { path: path.into(), reason: e.to_string() })?;
+    let text = serde_json::to_string_pretty(&map)
+        .map_err(|e| Error::Checkpoint { path: path.into(), reason: e.to_string() })?;
     crate::util::write_atomic(path, text.as_bytes())
 }
 
@@ -50,16 +51,25 @@ pub fn save_parameters(params: &[Node], path: &Path) -> Result<()> {
 /// must be present and keep its type; nothing is changed unless all of them fit.
 pub fn load_parameters(params: &[Node], path: &Path) -> Result<()> {
     let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-    let map: IndexMap<String, Value> = serde_json::from_str(&text).map_err(|e| Error::Checkpoint { path: path.into(), reason: format!("not a parameter file: {e}") })?;
+    let map: IndexMap<String, Value> = serde_json::from_str(&text).map_err(|e| {
+        Error::Checkpoint { path: path.into(), reason: format!("not a parameter file: {e}") }
+    })?;
     let mut updates = Vec::with_capacity(params.len());
     for p in params {
         let name = p.name();
-        let value = map.get(&name).ok_or_else(|| Error::Checkpoint { path: path.into(), reason: format!("parameter `{name}` is missing") })?;
+        let value = map.get(&name).ok_or_else(|| Error::Checkpoint {
+            path: path.into(),
+            reason: format!("parameter `{name}` is missing"),
+        })?;
         let current = p.value();
         if value.type_name() != current.type_name() && !matches!(current, Value::None) {
             return Err(Error::Checkpoint {
                 path: path.into(),
-                reason: format!("parameter `{name}` holds a {} but the file has a {}", current.type_name(), value.type_name()),
+                reason: format!(
+                    "parameter `{name}` holds a {} but the file has a {}",
+                    current.type_name(),
+                    value.type_name()
+                ),
             });
         }
         updates.push((p, value.clone()));

@@ -41,13 +41,19 @@ pub fn dot_to_svg(dot: &str) -> Result<String, String> {
         return Err("the graph has no nodes".into());
     }
     if nodes.len() > MAX_NODES {
-        return Err(format!("the graph has {} nodes; pictures are drawn up to {MAX_NODES}", nodes.len()));
+        return Err(format!(
+            "the graph has {} nodes; pictures are drawn up to {MAX_NODES}",
+            nodes.len()
+        ));
     }
     let labels: Vec<Vec<(String, bool)>> = nodes.iter().map(label_lines).collect();
     let sizes: Vec<(f64, f64)> = labels
         .iter()
         .map(|ls| {
-            let chars = ls.iter().map(|(l, bold)| l.chars().count() as f64 * if *bold { 1.08 } else { 1.0 }).fold(0.0, f64::max);
+            let chars = ls
+                .iter()
+                .map(|(l, bold)| l.chars().count() as f64 * if *bold { 1.08 } else { 1.0 })
+                .fold(0.0, f64::max);
             ((chars * CHAR_W + 2.0 * PAD).max(56.0), ls.len() as f64 * LINE_H + 2.0 * PAD - 4.0)
         })
         .collect();
@@ -63,11 +69,22 @@ pub fn dot_to_svg(dot: &str) -> Result<String, String> {
         for pair in pts.windows(2) {
             let ((x0, y0), (x1, y1)) = (pair[0], pair[1]);
             let mid = (y1 - y0) / 2.0;
-            let _ = write!(d, " C{:.1},{:.1} {:.1},{:.1} {:.1},{:.1}", x0, y0 + mid, x1, y1 - mid, x1, y1);
+            let _ = write!(
+                d,
+                " C{:.1},{:.1} {:.1},{:.1} {:.1},{:.1}",
+                x0,
+                y0 + mid,
+                x1,
+                y1 - mid,
+                x1,
+                y1
+            );
         }
         let _ = write!(svg, "<path d=\"{d}\" fill=\"none\" stroke=\"#666\" stroke-width=\"1.2\" marker-end=\"url(#arrow)\"/>");
     }
-    for ((node, lines), (&(cx, cy), &(bw, bh))) in nodes.iter().zip(&labels).zip(layout.centers.iter().zip(&sizes)) {
+    for ((node, lines), (&(cx, cy), &(bw, bh))) in
+        nodes.iter().zip(&labels).zip(layout.centers.iter().zip(&sizes))
+    {
         let (fill, stroke, rx) = match node.kind {
             DotKind::Parameter => ("#FFE5E5", "#FF7E79", 3.0),
             DotKind::Exception => ("#F9C0C0", "#B22222", 10.0),
@@ -95,7 +112,9 @@ mod tests {
     #[test]
     fn a_graph_becomes_an_svg_with_one_box_per_node_and_one_arrow_per_edge() {
         let g = Graph::new();
-        let x = g.param_named("x", 2.0).described("The value the optimizer changes to make the output larger");
+        let x = g
+            .param_named("x", 2.0)
+            .described("The value the optimizer changes to make the output larger");
         let y = &(&x * 3) + 1;
         let svg = dot_to_svg(&super::super::dot::to_dot(&g, None, 90)).unwrap();
         assert!(svg.starts_with("<svg") && svg.ends_with("</svg>"));
@@ -103,13 +122,19 @@ mod tests {
         assert_eq!(svg.matches("marker-end").count(), 4, "x→mul, 3→mul, mul→add, 1→add");
         assert!(svg.contains(&format!(">{}</text>", y.name())));
         // The description is wrapped between words, none cut in half.
-        assert!(svg.contains(">[ParameterNode] The value the</text>") && svg.contains(">optimizer changes to make the</text>"), "{svg}");
+        assert!(
+            svg.contains(">[ParameterNode] The value the</text>")
+                && svg.contains(">optimizer changes to make the</text>"),
+            "{svg}"
+        );
         assert!(svg.contains("max-width:100%"), "scales to the page");
     }
 
     #[test]
     fn bad_or_empty_dot_is_a_reason_not_a_panic() {
         assert!(dot_to_svg("digraph trace {\n}\n").unwrap_err().contains("no nodes"));
-        assert!(dot_to_svg("  n0 [label=\"x, shape=box];\n").unwrap_err().contains("closing quote"));
+        assert!(dot_to_svg("  n0 [label=\"x, shape=box];\n")
+            .unwrap_err()
+            .contains("closing quote"));
     }
 }

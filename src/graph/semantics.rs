@@ -33,7 +33,11 @@ impl std::fmt::Display for PyError {
 pub type PyResult = Result<Value, PyError>;
 
 fn unsupported(op: &str, a: &Value, b: &Value) -> PyError {
-    PyError::type_error(format!("unsupported operand type(s) for {op}: '{}' and '{}'", a.type_name(), b.type_name()))
+    PyError::type_error(format!(
+        "unsupported operand type(s) for {op}: '{}' and '{}'",
+        a.type_name(),
+        b.type_name()
+    ))
 }
 
 /// Numbers as Python sees them in mixed arithmetic.
@@ -56,7 +60,13 @@ fn overflow() -> PyError {
 }
 
 /// Applies an arithmetic op with int/int staying int (checked) and anything with a float → float.
-fn arith(a: &Value, b: &Value, sym: &str, ints: impl Fn(i64, i64) -> Result<Value, PyError>, floats: impl Fn(f64, f64) -> PyResult) -> PyResult {
+fn arith(
+    a: &Value,
+    b: &Value,
+    sym: &str,
+    ints: impl Fn(i64, i64) -> Result<Value, PyError>,
+    floats: impl Fn(f64, f64) -> PyResult,
+) -> PyResult {
     match (num(a), num(b)) {
         (Some(Num::I(x)), Some(Num::I(y))) => ints(x, y),
         (Some(x), Some(y)) => {
@@ -74,22 +84,42 @@ pub fn add(a: &Value, b: &Value) -> PyResult {
     match (a, b) {
         (Value::Str(x), Value::Str(y)) => Ok(Value::Str(format!("{x}{y}"))),
         (Value::List(x), Value::List(y)) => Ok(Value::List(x.iter().chain(y).cloned().collect())),
-        _ => arith(a, b, "+", |x, y| x.checked_add(y).map(Value::Int).ok_or_else(overflow), |x, y| Ok(Value::Float(x + y))),
+        _ => arith(
+            a,
+            b,
+            "+",
+            |x, y| x.checked_add(y).map(Value::Int).ok_or_else(overflow),
+            |x, y| Ok(Value::Float(x + y)),
+        ),
     }
 }
 
 pub fn sub(a: &Value, b: &Value) -> PyResult {
-    arith(a, b, "-", |x, y| x.checked_sub(y).map(Value::Int).ok_or_else(overflow), |x, y| Ok(Value::Float(x - y)))
+    arith(
+        a,
+        b,
+        "-",
+        |x, y| x.checked_sub(y).map(Value::Int).ok_or_else(overflow),
+        |x, y| Ok(Value::Float(x - y)),
+    )
 }
 
 pub fn mul(a: &Value, b: &Value) -> PyResult {
     let repeat = |n: i64| n.max(0) as usize;
     match (a, b) {
-        (Value::Str(s), Value::Int(n)) | (Value::Int(n), Value::Str(s)) => Ok(Value::Str(s.repeat(repeat(*n)))),
+        (Value::Str(s), Value::Int(n)) | (Value::Int(n), Value::Str(s)) => {
+            Ok(Value::Str(s.repeat(repeat(*n))))
+        }
         (Value::List(l), Value::Int(n)) | (Value::Int(n), Value::List(l)) => {
             Ok(Value::List(std::iter::repeat_n(l.iter().cloned(), repeat(*n)).flatten().collect()))
         }
-        _ => arith(a, b, "*", |x, y| x.checked_mul(y).map(Value::Int).ok_or_else(overflow), |x, y| Ok(Value::Float(x * y))),
+        _ => arith(
+            a,
+            b,
+            "*",
+            |x, y| x.checked_mul(y).map(Value::Int).ok_or_else(overflow),
+            |x, y| Ok(Value::Float(x * y)),
+        ),
     }
 }
 
@@ -102,8 +132,20 @@ pub fn truediv(a: &Value, b: &Value) -> PyResult {
         a,
         b,
         "/",
-        |x, y| if y == 0 { Err(zero_division("division by zero")) } else { Ok(Value::Float(x as f64 / y as f64)) },
-        |x, y| if y == 0.0 { Err(zero_division("float division by zero")) } else { Ok(Value::Float(x / y)) },
+        |x, y| {
+            if y == 0 {
+                Err(zero_division("division by zero"))
+            } else {
+                Ok(Value::Float(x as f64 / y as f64))
+            }
+        },
+        |x, y| {
+            if y == 0.0 {
+                Err(zero_division("float division by zero"))
+            } else {
+                Ok(Value::Float(x / y))
+            }
+        },
     )
 }
 
@@ -112,8 +154,20 @@ pub fn floordiv(a: &Value, b: &Value) -> PyResult {
         a,
         b,
         "//",
-        |x, y| if y == 0 { Err(zero_division("integer division or modulo by zero")) } else { Ok(Value::Int(x.div_euclid(y) - if y < 0 && x.rem_euclid(y) != 0 { 1 } else { 0 })) },
-        |x, y| if y == 0.0 { Err(zero_division("float floor division by zero")) } else { Ok(Value::Float((x / y).floor())) },
+        |x, y| {
+            if y == 0 {
+                Err(zero_division("integer division or modulo by zero"))
+            } else {
+                Ok(Value::Int(x.div_euclid(y) - if y < 0 && x.rem_euclid(y) != 0 { 1 } else { 0 }))
+            }
+        },
+        |x, y| {
+            if y == 0.0 {
+                Err(zero_division("float floor division by zero"))
+            } else {
+                Ok(Value::Float((x / y).floor()))
+            }
+        },
     )
 }
 
@@ -152,14 +206,21 @@ pub fn pow(a: &Value, b: &Value) -> PyResult {
                 }
                 return Ok(Value::Float((x as f64).powf(y as f64)));
             }
-            u32::try_from(y).ok().and_then(|e| x.checked_pow(e)).map(Value::Int).ok_or_else(overflow)
+            u32::try_from(y)
+                .ok()
+                .and_then(|e| x.checked_pow(e))
+                .map(Value::Int)
+                .ok_or_else(overflow)
         },
         |x, y| {
             if x == 0.0 && y < 0.0 {
                 return Err(zero_division("0.0 cannot be raised to a negative power"));
             }
             if x < 0.0 && y.fract() != 0.0 {
-                return Err(PyError::new("ValueError", "negative number cannot be raised to a fractional power"));
+                return Err(PyError::new(
+                    "ValueError",
+                    "negative number cannot be raised to a fractional power",
+                ));
             }
             Ok(Value::Float(x.powf(y)))
         },
@@ -195,13 +256,19 @@ pub fn round(a: &Value, ndigits: Option<i64>) -> PyResult {
             let scale = 10f64.powi(n.clamp(-300, 300) as i32);
             Ok(Value::Float((f * scale).round_ties_even() / scale))
         }
-        (None, _) => Err(PyError::type_error(format!("type {} doesn't define __round__ method", a.type_name()))),
+        (None, _) => Err(PyError::type_error(format!(
+            "type {} doesn't define __round__ method",
+            a.type_name()
+        ))),
     }
 }
 
 fn float_to_int(f: f64) -> PyResult {
     if !f.is_finite() {
-        return Err(PyError::new("OverflowError", "cannot convert float infinity or NaN to integer"));
+        return Err(PyError::new(
+            "OverflowError",
+            "cannot convert float infinity or NaN to integer",
+        ));
     }
     if f.abs() >= 9.2e18 {
         return Err(overflow());
@@ -240,7 +307,11 @@ pub fn compare(a: &Value, b: &Value, sym: &str) -> Result<std::cmp::Ordering, Py
         }
         _ => match (a.as_f64(), b.as_f64()) {
             (Some(x), Some(y)) => Ok(x.partial_cmp(&y).unwrap_or(Ordering::Equal)),
-            _ => Err(PyError::type_error(format!("'{sym}' not supported between instances of '{}' and '{}'", a.type_name(), b.type_name()))),
+            _ => Err(PyError::type_error(format!(
+                "'{sym}' not supported between instances of '{}' and '{}'",
+                a.type_name(),
+                b.type_name()
+            ))),
         },
     }
 }
@@ -260,16 +331,24 @@ fn index(len: usize, i: i64) -> Option<usize> {
 
 pub fn getitem(a: &Value, key: &Value) -> PyResult {
     match (a, key) {
-        (Value::List(l), Value::Int(i)) => index(l.len(), *i).map(|i| l[i].clone()).ok_or_else(|| PyError::new("IndexError", "list index out of range")),
+        (Value::List(l), Value::Int(i)) => index(l.len(), *i)
+            .map(|i| l[i].clone())
+            .ok_or_else(|| PyError::new("IndexError", "list index out of range")),
         (Value::Str(s), Value::Int(i)) => {
             let chars: Vec<char> = s.chars().collect();
-            index(chars.len(), *i).map(|i| Value::Str(chars[i].to_string())).ok_or_else(|| PyError::new("IndexError", "string index out of range"))
+            index(chars.len(), *i)
+                .map(|i| Value::Str(chars[i].to_string()))
+                .ok_or_else(|| PyError::new("IndexError", "string index out of range"))
         }
         (Value::Dict(d), k) => {
             let k = dict_key(k)?;
             d.get(&k).cloned().ok_or_else(|| PyError::new("KeyError", super::value::py_quote(&k)))
         }
-        (Value::List(_) | Value::Str(_), k) => Err(PyError::type_error(format!("{} indices must be integers, not {}", a.type_name(), k.type_name()))),
+        (Value::List(_) | Value::Str(_), k) => Err(PyError::type_error(format!(
+            "{} indices must be integers, not {}",
+            a.type_name(),
+            k.type_name()
+        ))),
         _ => Err(PyError::type_error(format!("'{}' object is not subscriptable", a.type_name()))),
     }
 }
@@ -296,18 +375,27 @@ pub fn contains(container: &Value, item: &Value) -> PyResult {
     match container {
         Value::Str(s) => match item {
             Value::Str(x) => Ok(Value::Bool(s.contains(x.as_str()))),
-            _ => Err(PyError::type_error(format!("'in <string>' requires string as left operand, not {}", item.type_name()))),
+            _ => Err(PyError::type_error(format!(
+                "'in <string>' requires string as left operand, not {}",
+                item.type_name()
+            ))),
         },
         Value::List(l) => Ok(Value::Bool(l.iter().any(|v| equal(v, item)))),
         Value::Dict(d) => Ok(Value::Bool(d.contains_key(&dict_key(item)?))),
-        _ => Err(PyError::type_error(format!("argument of type '{}' is not iterable", container.type_name()))),
+        _ => Err(PyError::type_error(format!(
+            "argument of type '{}' is not iterable",
+            container.type_name()
+        ))),
     }
 }
 
 pub fn str_of<'a>(a: &'a Value, method: &str) -> Result<&'a str, PyError> {
     match a {
         Value::Str(s) => Ok(s),
-        _ => Err(PyError::new("AttributeError", format!("'{}' object has no attribute '{method}'", a.type_name()))),
+        _ => Err(PyError::new(
+            "AttributeError",
+            format!("'{}' object has no attribute '{method}'", a.type_name()),
+        )),
     }
 }
 
@@ -341,7 +429,13 @@ pub fn capitalize(s: &str) -> String {
 
 pub fn swapcase(s: &str) -> String {
     s.chars()
-        .flat_map(|c| if c.is_uppercase() { c.to_lowercase().collect::<Vec<_>>() } else { c.to_uppercase().collect() })
+        .flat_map(|c| {
+            if c.is_uppercase() {
+                c.to_lowercase().collect::<Vec<_>>()
+            } else {
+                c.to_uppercase().collect()
+            }
+        })
         .collect()
 }
 
@@ -363,7 +457,12 @@ pub fn join(sep: &str, items: &Value) -> PyResult {
     for (i, v) in items.iter().enumerate() {
         match v {
             Value::Str(s) => parts.push(s.as_str()),
-            other => return Err(PyError::type_error(format!("sequence item {i}: expected str instance, {} found", other.type_name()))),
+            other => {
+                return Err(PyError::type_error(format!(
+                    "sequence item {i}: expected str instance, {} found",
+                    other.type_name()
+                )))
+            }
         }
     }
     Ok(Value::Str(parts.join(sep)))
@@ -390,21 +489,43 @@ pub fn format(template: &str, args: &[Value], kwargs: &IndexMap<String, Value>) 
                     match chars.next() {
                         Some('}') => break,
                         Some(ch) => field.push(ch),
-                        None => return Err(PyError::new("ValueError", "expected '}' before end of string")),
+                        None => {
+                            return Err(PyError::new(
+                                "ValueError",
+                                "expected '}' before end of string",
+                            ))
+                        }
                     }
                 }
                 let field = field.split(':').next().unwrap_or("").to_string();
                 let value = if field.is_empty() {
                     auto += 1;
-                    args.get(auto - 1).ok_or_else(|| PyError::new("IndexError", format!("Replacement index {} out of range for positional args tuple", auto - 1)))?
+                    args.get(auto - 1).ok_or_else(|| {
+                        PyError::new(
+                            "IndexError",
+                            format!(
+                                "Replacement index {} out of range for positional args tuple",
+                                auto - 1
+                            ),
+                        )
+                    })?
                 } else if let Ok(i) = field.parse::<usize>() {
-                    args.get(i).ok_or_else(|| PyError::new("IndexError", format!("Replacement index {i} out of range for positional args tuple")))?
+                    args.get(i).ok_or_else(|| {
+                        PyError::new(
+                            "IndexError",
+                            format!("Replacement index {i} out of range for positional args tuple"),
+                        )
+                    })?
                 } else {
-                    kwargs.get(&field).ok_or_else(|| PyError::new("KeyError", super::value::py_quote(&field)))?
+                    kwargs
+                        .get(&field)
+                        .ok_or_else(|| PyError::new("KeyError", super::value::py_quote(&field)))?
                 };
                 out.push_str(&value.py_str());
             }
-            '}' => return Err(PyError::new("ValueError", "Single '}' encountered in format string")),
+            '}' => {
+                return Err(PyError::new("ValueError", "Single '}' encountered in format string"))
+            }
             c => out.push(c),
         }
     }
@@ -414,14 +535,20 @@ pub fn format(template: &str, args: &[Value], kwargs: &IndexMap<String, Value>) 
 pub fn list_of<'a>(a: &'a Value, method: &str) -> Result<&'a Vec<Value>, PyError> {
     match a {
         Value::List(l) => Ok(l),
-        _ => Err(PyError::new("AttributeError", format!("'{}' object has no attribute '{method}'", a.type_name()))),
+        _ => Err(PyError::new(
+            "AttributeError",
+            format!("'{}' object has no attribute '{method}'", a.type_name()),
+        )),
     }
 }
 
 pub fn dict_of<'a>(a: &'a Value, method: &str) -> Result<&'a IndexMap<String, Value>, PyError> {
     match a {
         Value::Dict(d) => Ok(d),
-        _ => Err(PyError::new("AttributeError", format!("'{}' object has no attribute '{method}'", a.type_name()))),
+        _ => Err(PyError::new(
+            "AttributeError",
+            format!("'{}' object has no attribute '{method}'", a.type_name()),
+        )),
     }
 }
 
@@ -462,7 +589,10 @@ mod tests {
         assert_eq!(round(&3.5.into(), None), Ok(Value::Int(4)));
         assert_eq!(mul(&"ab".into(), &3.into()), Ok(Value::from("ababab")));
         assert_eq!(truediv(&1.into(), &0.into()).unwrap_err().kind, "ZeroDivisionError");
-        assert_eq!(add(&1.into(), &"a".into()).unwrap_err().to_string(), "TypeError: unsupported operand type(s) for +: 'int' and 'str'");
+        assert_eq!(
+            add(&1.into(), &"a".into()).unwrap_err().to_string(),
+            "TypeError: unsupported operand type(s) for +: 'int' and 'str'"
+        );
         assert_eq!(pow(&i64::MAX.into(), &2.into()).unwrap_err().kind, "OverflowError");
     }
 
@@ -477,7 +607,10 @@ mod tests {
         assert_eq!(getitem(&Value::from(vec![1, 2, 3]), &(-1).into()), Ok(Value::Int(3)));
         assert_eq!(getitem(&Value::from(vec![1]), &5.into()).unwrap_err().kind, "IndexError");
         assert_eq!(contains(&Value::from(vec![1, 2]), &2.0.into()), Ok(Value::Bool(true)));
-        assert_eq!(sorted(&[3.into(), 1.into(), 2.5.into()]), Ok(Value::List(vec![1.into(), 2.5.into(), 3.into()])));
+        assert_eq!(
+            sorted(&[3.into(), 1.into(), 2.5.into()]),
+            Ok(Value::List(vec![1.into(), 2.5.into(), 3.into()]))
+        );
         assert!(sorted(&[3.into(), "a".into()]).is_err());
     }
 }

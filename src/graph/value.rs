@@ -148,7 +148,9 @@ impl Value {
             },
             J::String(s) => Value::Str(s.clone()),
             J::Array(a) => Value::List(a.iter().map(Value::from_json).collect()),
-            J::Object(o) => Value::Dict(o.iter().map(|(k, v)| (k.clone(), Value::from_json(v))).collect()),
+            J::Object(o) => {
+                Value::Dict(o.iter().map(|(k, v)| (k.clone(), Value::from_json(v))).collect())
+            }
         }
     }
 }
@@ -180,7 +182,11 @@ pub fn py_float(x: f64) -> String {
         return format!("{mant}e{sign}{digits:0>2}");
     }
     let s = format!("{x}");
-    if s.contains('.') { s } else { format!("{s}.0") }
+    if s.contains('.') {
+        s
+    } else {
+        format!("{s}.0")
+    }
 }
 
 /// Python's repr of a string: single quotes unless the text holds a single quote and no double.

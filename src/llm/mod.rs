@@ -70,7 +70,15 @@ pub struct GenerationParams {
 
 impl Default for GenerationParams {
     fn default() -> Self {
-        GenerationParams { max_tokens: 512, temperature: 0.0, top_p: 1.0, top_k: 0, seed: 0, stop: Vec::new(), min_tokens: 0 }
+        GenerationParams {
+            max_tokens: 512,
+            temperature: 0.0,
+            top_p: 1.0,
+            top_k: 0,
+            seed: 0,
+            stop: Vec::new(),
+            min_tokens: 0,
+        }
     }
 }
 

@@ -69,9 +69,15 @@ impl RemoteConfig {
     pub fn resolve(url: Option<&str>, model: Option<&str>, api_key: Option<&str>) -> Result<Self> {
         let env = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
         let url = url.map(str::to_string).or_else(|| env("OPTO_REMOTE_URL")).ok_or_else(|| {
-            Error::invalid("remote URL", "give a base URL (e.g. http://127.0.0.1:8000/v1) or set OPTO_REMOTE_URL")
+            Error::invalid(
+                "remote URL",
+                "give a base URL (e.g. http://127.0.0.1:8000/v1) or set OPTO_REMOTE_URL",
+            )
         })?;
-        let model = model.map(str::to_string).or_else(|| env("OPTO_REMOTE_MODEL")).unwrap_or_else(|| "default".into());
+        let model = model
+            .map(str::to_string)
+            .or_else(|| env("OPTO_REMOTE_MODEL"))
+            .unwrap_or_else(|| "default".into());
         let mut c = RemoteConfig::new(url, model);
         c.api_key = api_key.map(str::to_string).or_else(|| env("OPTO_REMOTE_API_KEY"));
         Ok(c)
@@ -113,7 +119,10 @@ enum Failure {
 
 impl RemoteLlm {
     pub fn new(config: RemoteConfig) -> Self {
-        let agent = ureq::AgentBuilder::new().timeout_connect(config.connect_timeout).timeout(config.timeout).build();
+        let agent = ureq::AgentBuilder::new()
+            .timeout_connect(config.connect_timeout)
+            .timeout(config.timeout)
+            .build();
         RemoteLlm { config, agent, retries: AtomicUsize::new(0), last_error: Mutex::new(None) }
     }
 
@@ -133,7 +142,11 @@ impl RemoteLlm {
 
     /// The JSON body of one request.
     pub fn body(&self, req: &Request) -> Json {
-        let messages: Vec<Json> = req.messages.iter().map(|m| json!({"role": m.role.as_str(), "content": m.content})).collect();
+        let messages: Vec<Json> = req
+            .messages
+            .iter()
+            .map(|m| json!({"role": m.role.as_str(), "content": m.content}))
+            .collect();
         let p = &req.params;
         let mut body = json!({
             "model": self.config.model,
@@ -171,35 +184,52 @@ impl RemoteLlm {
 
     fn call_once(&self, body: &Json) -> std::result::Result<Reply, Failure> {
         let start = Instant::now();
-        let mut req = self.agent.post(&self.config.endpoint()).set("Content-Type", "application/json");
+        let mut req =
+            self.agent.post(&self.config.endpoint()).set("Content-Type", "application/json");
         if let Some(k) = &self.config.api_key {
             req = req.set("Authorization", &format!("Bearer {k}"));
         }
         match req.send_json(body.clone()) {
             Ok(resp) => {
-                let text = resp.into_string().map_err(|e| Failure::Retry(format!("reading the response failed: {e}"), None))?;
-                let j: Json = serde_json::from_str(&text).map_err(|e| Failure::Down(format!("the response is not JSON ({e}): {}", short(&text))))?;
+                let text = resp.into_string().map_err(|e| {
+                    Failure::Retry(format!("reading the response failed: {e}"), None)
+                })?;
+                let j: Json = serde_json::from_str(&text).map_err(|e| {
+                    Failure::Down(format!("the response is not JSON ({e}): {}", short(&text)))
+                })?;
                 parse_completion(&j, start.elapsed()).map_err(Failure::Fatal)
             }
             Err(ureq::Error::Status(code, resp)) => {
-                let retry_after = resp.header("retry-after").and_then(|v| v.trim().parse::<f64>().ok()).map(Duration::from_secs_f64);
+                let retry_after = resp
+                    .header("retry-after")
+                    .and_then(|v| v.trim().parse::<f64>().ok())
+                    .map(Duration::from_secs_f64);
                 let text = resp.into_string().unwrap_or_default();
                 let msg = format!("HTTP {code}: {}", short(&text));
                 if code == 429 || code >= 500 {
                     Err(Failure::Retry(msg, retry_after))
                 } else if matches!(code, 401 | 403 | 404 | 405) {
-                    Err(Failure::Down(format!("{msg} (is {} an OpenAI-compatible endpoint, and is the API key right?)", self.config.endpoint())))
+                    Err(Failure::Down(format!(
+                        "{msg} (is {} an OpenAI-compatible endpoint, and is the API key right?)",
+                        self.config.endpoint()
+                    )))
                 } else {
                     Err(Failure::Fatal(msg))
                 }
             }
             Err(ureq::Error::Transport(t)) => {
                 let msg = t.to_string();
-                let timed_out = msg.contains("timed out") || msg.contains("Timeout") || msg.contains("timeout");
+                let timed_out =
+                    msg.contains("timed out") || msg.contains("Timeout") || msg.contains("timeout");
                 match t.kind() {
                     // A request that timed out while generating would time out again.
-                    ureq::ErrorKind::Io if timed_out => Err(Failure::Fatal(format!("timed out after {:?}: {msg}", start.elapsed()))),
-                    ureq::ErrorKind::Dns | ureq::ErrorKind::InvalidUrl | ureq::ErrorKind::UnknownScheme | ureq::ErrorKind::InsecureRequestHttpsOnly => Err(Failure::Down(msg)),
+                    ureq::ErrorKind::Io if timed_out => {
+                        Err(Failure::Fatal(format!("timed out after {:?}: {msg}", start.elapsed())))
+                    }
+                    ureq::ErrorKind::Dns
+                    | ureq::ErrorKind::InvalidUrl
+                    | ureq::ErrorKind::UnknownScheme
+                    | ureq::ErrorKind::InsecureRequestHttpsOnly => Err(Failure::Down(msg)),
                     _ => Err(Failure::Retry(msg, None)),
                 }
             }
@@ -217,7 +247,9 @@ impl RemoteLlm {
                 Err(Failure::Down(reason)) => return Err(self.down(reason)),
                 Err(Failure::Retry(reason, after)) => {
                     if attempt >= self.config.max_retries {
-                        return Err(self.down(format!("{reason} (gave up after {} tries)", attempt + 1)));
+                        return Err(
+                            self.down(format!("{reason} (gave up after {} tries)", attempt + 1))
+                        );
                     }
                     attempt += 1;
                     self.retries.fetch_add(1, Ordering::Relaxed);
@@ -241,12 +273,16 @@ impl RemoteLlm {
     /// Asks the server for a one-token reply (with the usual retries), so that a run can refuse
     /// to start against a server that is not there: any failure is [`Error::Unavailable`].
     pub fn check_health(&self) -> Result<()> {
-        let params = super::GenerationParams { max_tokens: 1, temperature: 0.0, ..Default::default() };
+        let params =
+            super::GenerationParams { max_tokens: 1, temperature: 0.0, ..Default::default() };
         let probe = Request::new(vec![super::Message::user("Reply with OK.")]).with_params(params);
         match self.call(&probe) {
             Ok(_) => Ok(()),
             Err(Error::Llm { backend, reason } | Error::Unavailable { backend, reason }) => {
-                Err(Error::Unavailable { backend, reason: format!("the health check before the first step failed: {reason}") })
+                Err(Error::Unavailable {
+                    backend,
+                    reason: format!("the health check before the first step failed: {reason}"),
+                })
             }
             Err(other) => Err(other),
         }
@@ -267,8 +303,15 @@ fn parse_completion(j: &Json, elapsed: Duration) -> std::result::Result<Reply, S
     if let Some(err) = j.get("error") {
         return Err(format!("the server answered with an error: {}", short(&err.to_string())));
     }
-    let choice = j.pointer("/choices/0").ok_or_else(|| format!("no choices in the response: {}", short(&j.to_string())))?;
-    let text = choice.pointer("/message/content").and_then(Json::as_str).or_else(|| choice.get("text").and_then(Json::as_str)).unwrap_or("").to_string();
+    let choice = j
+        .pointer("/choices/0")
+        .ok_or_else(|| format!("no choices in the response: {}", short(&j.to_string())))?;
+    let text = choice
+        .pointer("/message/content")
+        .and_then(Json::as_str)
+        .or_else(|| choice.get("text").and_then(Json::as_str))
+        .unwrap_or("")
+        .to_string();
     let finish = match choice.get("finish_reason").and_then(Json::as_str) {
         Some("length") => FinishReason::Length,
         _ => FinishReason::Stop,
@@ -295,7 +338,8 @@ impl Llm for RemoteLlm {
             return requests.iter().map(|r| self.call(r)).collect();
         }
         let next = AtomicUsize::new(0);
-        let slots: Vec<Mutex<Option<Result<Reply>>>> = requests.iter().map(|_| Mutex::new(None)).collect();
+        let slots: Vec<Mutex<Option<Result<Reply>>>> =
+            requests.iter().map(|_| Mutex::new(None)).collect();
         std::thread::scope(|s| {
             for _ in 0..workers {
                 s.spawn(|| loop {
@@ -310,7 +354,11 @@ impl Llm for RemoteLlm {
         });
         slots
             .into_iter()
-            .map(|m| m.into_inner().unwrap_or_else(|e| e.into_inner()).unwrap_or_else(|| Err(Error::Llm { backend: self.backend(), reason: "no result".into() })))
+            .map(|m| {
+                m.into_inner().unwrap_or_else(|e| e.into_inner()).unwrap_or_else(|| {
+                    Err(Error::Llm { backend: self.backend(), reason: "no result".into() })
+                })
+            })
             .collect()
     }
 
@@ -387,8 +435,12 @@ mod tests {
     }
 
     fn request() -> Request {
-        Request::new(vec![Message::system("s"), Message::user("u")])
-            .with_schema(ReplySchema::suggestion([("float0", ParamType::Float)], &SuggestionSchemaOptions::default()))
+        Request::new(vec![Message::system("s"), Message::user("u")]).with_schema(
+            ReplySchema::suggestion(
+                [("float0", ParamType::Float)],
+                &SuggestionSchemaOptions::default(),
+            ),
+        )
     }
 
     fn client(url: &str) -> RemoteLlm {
@@ -400,21 +452,32 @@ mod tests {
 
     #[test]
     fn sends_schema_and_reads_reply() {
-        let (url, bodies) = server(vec![Act::Respond(200, completion("{\"suggestion\": {\"float0\": 1}}"))]);
+        let (url, bodies) =
+            server(vec![Act::Respond(200, completion("{\"suggestion\": {\"float0\": 1}}"))]);
         let llm = client(&url);
         let r = llm.generate(&[request()]).pop().unwrap().unwrap();
         assert_eq!(r.text, "{\"suggestion\": {\"float0\": 1}}");
-        assert_eq!(r.usage, Usage { prompt_tokens: 12, cached_prompt_tokens: 4, generated_tokens: 5 });
+        assert_eq!(
+            r.usage,
+            Usage { prompt_tokens: 12, cached_prompt_tokens: 4, generated_tokens: 5 }
+        );
         let b = bodies.lock().unwrap()[0].clone();
         assert_eq!(b["model"], "qwen");
         assert_eq!(b["messages"][1]["content"], "u");
         assert_eq!(b["response_format"]["type"], "json_schema");
-        assert_eq!(b["response_format"]["json_schema"]["schema"]["properties"]["suggestion"]["required"], json!(["float0"]));
+        assert_eq!(
+            b["response_format"]["json_schema"]["schema"]["properties"]["suggestion"]["required"],
+            json!(["float0"])
+        );
     }
 
     #[test]
     fn retries_after_500_then_succeeds() {
-        let (url, _) = server(vec![Act::Respond(500, "{\"error\": \"busy\"}".into()), Act::Respond(429, "{}".into()), Act::Respond(200, completion("ok"))]);
+        let (url, _) = server(vec![
+            Act::Respond(500, "{\"error\": \"busy\"}".into()),
+            Act::Respond(429, "{}".into()),
+            Act::Respond(200, completion("ok")),
+        ]);
         let llm = client(&url);
         let r = llm.generate(&[request()]).pop().unwrap().unwrap();
         assert_eq!(r.text, "ok");
@@ -478,10 +541,16 @@ mod tests {
         // Something that answers, but not an OpenAI-compatible server.
         let (url, _) = server(vec![Act::Respond(404, "<html>no</html>".into())]);
         let e = client(&url).check_health().unwrap_err();
-        assert!(matches!(e, Error::Unavailable { .. }) && e.to_string().contains("HTTP 404"), "{e:?}");
+        assert!(
+            matches!(e, Error::Unavailable { .. }) && e.to_string().contains("HTTP 404"),
+            "{e:?}"
+        );
         let (url, _) = server(vec![Act::Respond(200, "<html>hello</html>".into())]);
         let e = client(&url).check_health().unwrap_err();
-        assert!(matches!(e, Error::Unavailable { .. }) && e.to_string().contains("not JSON"), "{e:?}");
+        assert!(
+            matches!(e, Error::Unavailable { .. }) && e.to_string().contains("not JSON"),
+            "{e:?}"
+        );
     }
 
     #[test]
@@ -489,9 +558,15 @@ mod tests {
         let (url, _) = server(vec![Act::Respond(503, "{}".into()); 2]);
         let mut llm = client(&url);
         llm.config.max_retries = 1;
-        assert!(matches!(llm.generate(&[request()]).pop().unwrap(), Err(Error::Unavailable { .. })));
+        assert!(matches!(
+            llm.generate(&[request()]).pop().unwrap(),
+            Err(Error::Unavailable { .. })
+        ));
         let (url, _) = server(vec![Act::Respond(400, "{\"error\": \"context too long\"}".into())]);
-        assert!(matches!(client(&url).generate(&[request()]).pop().unwrap(), Err(Error::Llm { .. })));
+        assert!(matches!(
+            client(&url).generate(&[request()]).pop().unwrap(),
+            Err(Error::Llm { .. })
+        ));
     }
 
     #[test]
@@ -511,9 +586,16 @@ mod tests {
 
     #[test]
     fn config_from_arguments_and_env() {
-        assert_eq!(RemoteConfig::new("http://h/v1/", "m").endpoint(), "http://h/v1/chat/completions");
-        assert_eq!(RemoteConfig::new("http://h/v1/chat/completions", "m").endpoint(), "http://h/v1/chat/completions");
-        let c = RemoteConfig::resolve(Some("http://127.0.0.1:1/v1"), Some("mm"), Some("key")).unwrap();
+        assert_eq!(
+            RemoteConfig::new("http://h/v1/", "m").endpoint(),
+            "http://h/v1/chat/completions"
+        );
+        assert_eq!(
+            RemoteConfig::new("http://h/v1/chat/completions", "m").endpoint(),
+            "http://h/v1/chat/completions"
+        );
+        let c =
+            RemoteConfig::resolve(Some("http://127.0.0.1:1/v1"), Some("mm"), Some("key")).unwrap();
         assert_eq!((c.model.as_str(), c.api_key.as_deref()), ("mm", Some("key")));
     }
 }

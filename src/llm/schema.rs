@@ -81,7 +81,10 @@ impl ReplySchema {
 
     /// The OptoPrime reply: reasoning, optional answer, and a suggestion with exactly these
     /// parameters, each of its type.
-    pub fn suggestion<'a>(params: impl IntoIterator<Item = (&'a str, ParamType)>, opts: &SuggestionSchemaOptions) -> Self {
+    pub fn suggestion<'a>(
+        params: impl IntoIterator<Item = (&'a str, ParamType)>,
+        opts: &SuggestionSchemaOptions,
+    ) -> Self {
         let mut props = serde_json::Map::new();
         let mut required = Vec::new();
         for (name, ty) in params {
@@ -97,7 +100,10 @@ impl ReplySchema {
         let mut top = serde_json::Map::new();
         let mut top_required = Vec::new();
         if opts.reasoning_max_chars > 0 {
-            top.insert("reasoning".into(), json!({"type": "string", "maxLength": opts.reasoning_max_chars}));
+            top.insert(
+                "reasoning".into(),
+                json!({"type": "string", "maxLength": opts.reasoning_max_chars}),
+            );
             top_required.push(json!("reasoning"));
         }
         if opts.with_answer {
@@ -132,7 +138,10 @@ mod tests {
 
     #[test]
     fn suggestion_schema_names_exact_parameters_in_order() {
-        let s = ReplySchema::suggestion([("x", ParamType::Float), ("__code0", ParamType::Code)], &SuggestionSchemaOptions::default());
+        let s = ReplySchema::suggestion(
+            [("x", ParamType::Float), ("__code0", ParamType::Code)],
+            &SuggestionSchemaOptions::default(),
+        );
         assert_eq!(s.suggestion_names(), vec!["x", "__code0"]);
         assert_eq!(s.json["properties"]["suggestion"]["additionalProperties"], json!(false));
         assert_eq!(s.json["properties"]["suggestion"]["properties"]["x"]["type"], json!("number"));

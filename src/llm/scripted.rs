@@ -34,7 +34,12 @@ impl ScriptedLlm {
     }
 
     fn from_source(source: Source) -> Self {
-        ScriptedLlm { source: Mutex::new(source), requests: Mutex::new(Vec::new()), batches: Mutex::new(Vec::new()), token_counter: None }
+        ScriptedLlm {
+            source: Mutex::new(source),
+            requests: Mutex::new(Vec::new()),
+            batches: Mutex::new(Vec::new()),
+            token_counter: None,
+        }
     }
 
     /// Makes `count_tokens` answer with this function.
@@ -84,13 +89,23 @@ impl Llm for ScriptedLlm {
             .map(|req| {
                 self.requests.lock().unwrap_or_else(|e| e.into_inner()).push(req.clone());
                 let text = match &mut *self.source.lock().unwrap_or_else(|e| e.into_inner()) {
-                    Source::Queue(q) => q.pop_front().unwrap_or_else(|| Err(Error::Llm { backend: "scripted".into(), reason: "no scripted reply left".into() })),
+                    Source::Queue(q) => q.pop_front().unwrap_or_else(|| {
+                        Err(Error::Llm {
+                            backend: "scripted".into(),
+                            reason: "no scripted reply left".into(),
+                        })
+                    }),
                     Source::Func(f) => f(req),
                 }?;
-                let prompt_chars: usize = req.messages.iter().map(|m| m.content.chars().count()).sum();
+                let prompt_chars: usize =
+                    req.messages.iter().map(|m| m.content.chars().count()).sum();
                 Ok(Reply {
                     finish: FinishReason::Stop,
-                    usage: Usage { prompt_tokens: prompt_chars.div_ceil(4), cached_prompt_tokens: 0, generated_tokens: text.chars().count().div_ceil(4) },
+                    usage: Usage {
+                        prompt_tokens: prompt_chars.div_ceil(4),
+                        cached_prompt_tokens: 0,
+                        generated_tokens: text.chars().count().div_ceil(4),
+                    },
                     timings: Timings::default(),
                     text,
                 })
@@ -115,7 +130,10 @@ mod tests {
     #[test]
     fn queue_then_exhausted() {
         let llm = ScriptedLlm::new(["a"]);
-        let r = llm.generate(&[Request::new(vec![Message::user("q")]), Request::new(vec![Message::user("q2")])]);
+        let r = llm.generate(&[
+            Request::new(vec![Message::user("q")]),
+            Request::new(vec![Message::user("q2")]),
+        ]);
         assert_eq!(r[0].as_ref().unwrap().text, "a");
         assert!(r[1].is_err());
         assert_eq!(llm.requests().len(), 2);

@@ -15,13 +15,13 @@ pub mod textgrad;
 
 pub use multi::{Candidate, OptoPrimeMulti, ScoreFn, Selector};
 pub use opro::{Opro, OproOptions};
-pub use optoprime::problem::{render_problem, RenderOptions, Section, Symbols, NO_TRACE_MASK};
 pub use optoprime::memory::{Memory, MemoryOrder};
+pub use optoprime::problem::{render_problem, RenderOptions, Section, Symbols, NO_TRACE_MASK};
 pub use optoprime::prompt::{MemoryEntry, DEFAULT_OBJECTIVE};
-pub use proposal::Proposal;
 pub use optoprime::reply::{parse_reply, ParsedReply, ReplyFormat};
 pub use optoprime::update::{coerce, Outcome, ParamUpdate};
 pub use optoprime::{OptoPrime, OptoPrimeOptions};
+pub use proposal::Proposal;
 pub use textgrad::{TextGrad, TextGradOptions};
 
 use crate::error::{Error, Result};
@@ -168,8 +168,8 @@ pub struct StepReport {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Replaced {
     pub name: String,
-    /// The model's value (`None` when it gave none).
-    pub suggested: Option<Value>,
+    /// The model's value.
+    pub suggested: Value,
     pub used: Value,
     pub reason: String,
 }
@@ -248,12 +248,16 @@ pub trait Optimizer: Send {
     fn step(&mut self) -> Result<StepReport> {
         for _ in 0..MAX_ROUNDS {
             let requests = self.prepare()?;
-            let replies = if requests.is_empty() { Vec::new() } else { self.llm().generate(&requests) };
+            let replies =
+                if requests.is_empty() { Vec::new() } else { self.llm().generate(&requests) };
             if let Phase::Done(r) = self.apply(replies) {
                 return Ok(*r);
             }
         }
-        Err(Error::Llm { backend: self.name().into(), reason: format!("the step did not finish within {MAX_ROUNDS} rounds") })
+        Err(Error::Llm {
+            backend: self.name().into(),
+            reason: format!("the step did not finish within {MAX_ROUNDS} rounds"),
+        })
     }
 }
 
@@ -261,7 +265,10 @@ const MAX_ROUNDS: usize = 10_000;
 
 /// Steps several optimizers (one per seed, say) together: each round, the requests of all of them
 /// go to `llm` in ONE `generate` call. Reports come back in the optimizers' order.
-pub fn step_lockstep(optimizers: &mut [&mut dyn Optimizer], llm: &dyn Llm) -> Vec<Result<StepReport>> {
+pub fn step_lockstep(
+    optimizers: &mut [&mut dyn Optimizer],
+    llm: &dyn Llm,
+) -> Vec<Result<StepReport>> {
     let n = optimizers.len();
     let mut results: Vec<Option<Result<StepReport>>> = (0..n).map(|_| None).collect();
     for _ in 0..MAX_ROUNDS {
@@ -282,15 +289,21 @@ pub fn step_lockstep(optimizers: &mut [&mut dyn Optimizer], llm: &dyn Llm) -> Ve
         if spans.is_empty() {
             break;
         }
-        let mut replies: Vec<Option<Result<Reply>>> =
-            if batch.is_empty() { Vec::new() } else { llm.generate(&batch).into_iter().map(Some).collect() };
+        let mut replies: Vec<Option<Result<Reply>>> = if batch.is_empty() {
+            Vec::new()
+        } else {
+            llm.generate(&batch).into_iter().map(Some).collect()
+        };
         replies.resize_with(batch.len(), || None);
         for (i, start, len) in spans {
             let mine: Vec<Result<Reply>> = replies[start..start + len]
                 .iter_mut()
                 .map(|r| {
                     r.take().unwrap_or_else(|| {
-                        Err(Error::Llm { backend: llm.describe(), reason: "the backend returned fewer replies than requests".into() })
+                        Err(Error::Llm {
+                            backend: llm.describe(),
+                            reason: "the backend returned fewer replies than requests".into(),
+                        })
                     })
                 })
                 .collect();
@@ -301,7 +314,14 @@ pub fn step_lockstep(optimizers: &mut [&mut dyn Optimizer], llm: &dyn Llm) -> Ve
     }
     results
         .into_iter()
-        .map(|r| r.unwrap_or_else(|| Err(Error::Llm { backend: llm.describe(), reason: "the step did not finish".into() })))
+        .map(|r| {
+            r.unwrap_or_else(|| {
+                Err(Error::Llm {
+                    backend: llm.describe(),
+                    reason: "the step did not finish".into(),
+                })
+            })
+        })
         .collect()
 }
 

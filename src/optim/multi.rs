@@ -3,7 +3,7 @@
 
 use super::optoprime::reply::parse_reply;
 use super::optoprime::update::{plan_updates, Outcome};
-use super::{OptoPrime, OptoPrimeOptions, Optimizer, Parameters, Phase, StepReport};
+use super::{Optimizer, OptoPrime, OptoPrimeOptions, Parameters, Phase, StepReport};
 use crate::error::{Error, Result};
 use crate::graph::Value;
 use crate::llm::{Llm, Reply, Request};
@@ -47,8 +47,18 @@ pub struct OptoPrimeMulti {
 }
 
 impl OptoPrimeMulti {
-    pub fn new(params: impl Parameters + 'static, llm: Arc<dyn Llm>, options: OptoPrimeOptions, num_candidates: usize) -> Self {
-        OptoPrimeMulti { inner: OptoPrime::with_options(params, llm, options), num_candidates: num_candidates.max(1), temperature_range: (1.0, 0.0), selector: Selector::Last }
+    pub fn new(
+        params: impl Parameters + 'static,
+        llm: Arc<dyn Llm>,
+        options: OptoPrimeOptions,
+        num_candidates: usize,
+    ) -> Self {
+        OptoPrimeMulti {
+            inner: OptoPrime::with_options(params, llm, options),
+            num_candidates: num_candidates.max(1),
+            temperature_range: (1.0, 0.0),
+            selector: Selector::Last,
+        }
     }
 
     pub fn with_selector(mut self, selector: Selector) -> Self {
@@ -138,7 +148,9 @@ impl Optimizer for OptoPrimeMulti {
                                     Outcome::Updated { new } => {
                                         c.values.insert(u.name.clone(), new.clone());
                                     }
-                                    Outcome::Rejected { reason, .. } => c.rejected.push(format!("{}: {reason}", u.name)),
+                                    Outcome::Rejected { reason, .. } => {
+                                        c.rejected.push(format!("{}: {reason}", u.name))
+                                    }
                                     _ => {}
                                 }
                             }
@@ -169,7 +181,10 @@ impl Optimizer for OptoPrimeMulti {
         let reply = match chosen {
             Some(i) => replies[i].take().unwrap_or_else(|| Err(Error::Reply("missing".into()))),
             // nothing usable: apply the first reply (or error) so the report explains why
-            None => replies.iter_mut().find_map(Option::take).unwrap_or_else(|| Err(Error::Reply("no reply was given".into()))),
+            None => replies
+                .iter_mut()
+                .find_map(Option::take)
+                .unwrap_or_else(|| Err(Error::Reply("no reply was given".into()))),
         };
         // the replies not applied still cost tokens
         let mut others_usage = StepReport::default();

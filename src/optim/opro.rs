@@ -59,7 +59,11 @@ impl Opro {
         Self::with_options(params, llm, OproOptions::default())
     }
 
-    pub fn with_options(params: impl Parameters + 'static, llm: Arc<dyn Llm>, options: OproOptions) -> Self {
+    pub fn with_options(
+        params: impl Parameters + 'static,
+        llm: Arc<dyn Llm>,
+        options: OproOptions,
+    ) -> Self {
         Opro { params: Box::new(params), llm, options, state: State::default(), pending: None }
     }
 
@@ -74,7 +78,8 @@ impl Opro {
                 ""
             }
         );
-        let lines: Vec<String> = history.iter().map(|m| m.render(self.options.value_char_limit)).collect();
+        let lines: Vec<String> =
+            history.iter().map(|m| m.render(self.options.value_char_limit)).collect();
         let user = format!(
             "Values the variables had and the feedback each got (oldest first, the last is the current one):\n{}\n\n====\n\n{}\n\nNow reply with the JSON object. The keys of \"suggestion\" are {}.",
             lines.join("\n"),
@@ -98,7 +103,9 @@ impl Opro {
         let mut from = 0;
         let mut msgs = self.messages(&summary, &self.state.history);
         if let Some(budget) = self.options.max_prompt_tokens {
-            while from + 1 < self.state.history.len() && estimate_tokens(self.llm.as_ref(), &msgs) > budget {
+            while from + 1 < self.state.history.len()
+                && estimate_tokens(self.llm.as_ref(), &msgs) > budget
+            {
                 from += 1;
                 msgs = self.messages(&summary, &self.state.history[from..]);
             }
@@ -116,9 +123,13 @@ impl Opro {
 
     pub fn apply_one(&mut self, reply: Result<Reply>) -> StepReport {
         self.state.step += 1;
-        let mut report = StepReport { optimizer: "opro".into(), step: self.state.step, ..Default::default() };
+        let mut report =
+            StepReport { optimizer: "opro".into(), step: self.state.step, ..Default::default() };
         match self.pending.take() {
-            None => report.error = Some("nothing to apply: prepare found no feedback (or was not called)".into()),
+            None => {
+                report.error =
+                    Some("nothing to apply: prepare found no feedback (or was not called)".into())
+            }
             Some((summary, msgs)) => {
                 report.messages = msgs;
                 apply_reply(self.params.as_ref(), &summary, reply, &mut report);
@@ -154,7 +165,9 @@ impl Optimizer for Opro {
         serde_json::to_value(&self.state).unwrap_or(serde_json::Value::Null)
     }
     fn propose(&self, reply: &Reply) -> Option<super::Proposal> {
-        self.pending.as_ref().map(|(summary, _)| super::proposal::propose_from_reply(summary, reply))
+        self.pending
+            .as_ref()
+            .map(|(summary, _)| super::proposal::propose_from_reply(summary, reply))
     }
 
     fn conclude_search_step(&mut self, tried: Vec<MemoryEntry>) {
@@ -168,7 +181,8 @@ impl Optimizer for Opro {
     }
 
     fn load_state(&mut self, state: serde_json::Value) -> Result<()> {
-        self.state = serde_json::from_value(state).map_err(|e| Error::invalid("optimizer state", e.to_string()))?;
+        self.state = serde_json::from_value(state)
+            .map_err(|e| Error::invalid("optimizer state", e.to_string()))?;
         self.pending = None;
         Ok(())
     }

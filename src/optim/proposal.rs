@@ -27,13 +27,19 @@ pub struct Proposal {
 
 /// Reads `reply` against the variables of `summary` (the prompt it answers).
 pub fn propose_from_reply(summary: &Summary, reply: &Reply) -> Proposal {
-    let mut values: IndexMap<String, Value> = summary.variables.iter().map(|v| (v.name.clone(), v.value.clone())).collect();
+    let mut values: IndexMap<String, Value> =
+        summary.variables.iter().map(|v| (v.name.clone(), v.value.clone())).collect();
     let parsed = match parse_reply(&reply.text) {
         Ok(p) => p,
         Err(e) => return Proposal { values, error: Some(e.to_string()), ..Default::default() },
     };
     if parsed.terminate {
-        return Proposal { values, error: Some("the reply said TERMINATE".into()), reasoning: parsed.reasoning, ..Default::default() };
+        return Proposal {
+            values,
+            error: Some("the reply said TERMINATE".into()),
+            reasoning: parsed.reasoning,
+            ..Default::default()
+        };
     }
     let plan = plan_updates(&summary.variables, &parsed);
     let mut changed = 0;
@@ -48,6 +54,12 @@ pub fn propose_from_reply(summary: &Summary, reply: &Reply) -> Proposal {
             Outcome::Unchanged | Outcome::Missing => {}
         }
     }
-    let error = (changed == 0).then(|| if rejected.is_empty() { "the reply changes nothing".to_string() } else { format!("every suggestion was rejected: {}", rejected.join("; ")) });
+    let error = (changed == 0).then(|| {
+        if rejected.is_empty() {
+            "the reply changes nothing".to_string()
+        } else {
+            format!("every suggestion was rejected: {}", rejected.join("; "))
+        }
+    });
     Proposal { values, changed, rejected, error, reasoning: parsed.reasoning }
 }

@@ -35,8 +35,12 @@ pub struct TextGradOptions {
 impl Default for TextGradOptions {
     fn default() -> Self {
         TextGradOptions {
-            objective: "Improve the variable so that the program's output gets better feedback.".into(),
-            gradient_generation: GenerationParams { max_tokens: 150, ..GenerationParams::default() },
+            objective: "Improve the variable so that the program's output gets better feedback."
+                .into(),
+            gradient_generation: GenerationParams {
+                max_tokens: 150,
+                ..GenerationParams::default()
+            },
             update_generation: GenerationParams { max_tokens: 400, ..GenerationParams::default() },
             value_char_limit: 500,
             use_schema: true,
@@ -87,7 +91,11 @@ pub struct TextGrad {
     run: Option<Run>,
 }
 
-fn grad_text(grads: &HashMap<String, Vec<String>>, reduced: &HashMap<String, String>, node: &str) -> Option<String> {
+fn grad_text(
+    grads: &HashMap<String, Vec<String>>,
+    reduced: &HashMap<String, String>,
+    node: &str,
+) -> Option<String> {
     if let Some(r) = reduced.get(node) {
         return Some(r.clone());
     }
@@ -108,7 +116,9 @@ fn parse_code_line(line: &str) -> Option<(String, Op)> {
     let inner = &call[open + 1..close];
     let args = inner
         .split(", ")
-        .filter_map(|a| a.split_once('=').map(|(k, v)| (k.trim().to_string(), v.trim().to_string())))
+        .filter_map(|a| {
+            a.split_once('=').map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        })
         .collect();
     Some((name.trim().to_string(), Op { op, args, line: line.to_string() }))
 }
@@ -118,7 +128,11 @@ impl TextGrad {
         Self::with_options(params, llm, TextGradOptions::default())
     }
 
-    pub fn with_options(params: impl Parameters + 'static, llm: Arc<dyn Llm>, options: TextGradOptions) -> Self {
+    pub fn with_options(
+        params: impl Parameters + 'static,
+        llm: Arc<dyn Llm>,
+        options: TextGradOptions,
+    ) -> Self {
         TextGrad { params: Box::new(params), llm, options, step: 0, run: None }
     }
 
@@ -137,7 +151,8 @@ impl TextGrad {
             }
         }
         // nodes from which a parameter can be reached going to parents
-        let mut relevant: HashSet<String> = summary.variables.iter().map(|v| v.name.clone()).collect();
+        let mut relevant: HashSet<String> =
+            summary.variables.iter().map(|v| v.name.clone()).collect();
         for line in &summary.code {
             if let Some((name, op)) = parse_code_line(line) {
                 if op.args.iter().any(|(_, p)| relevant.contains(p)) {
@@ -146,7 +161,8 @@ impl TextGrad {
             }
         }
         // nodes that will receive a gradient: outputs and their relevant ancestors
-        let mut will_get: HashSet<String> = summary.outputs.iter().map(|o| o.name.clone()).collect();
+        let mut will_get: HashSet<String> =
+            summary.outputs.iter().map(|o| o.name.clone()).collect();
         for line in summary.code.iter().rev() {
             if let Some((name, op)) = parse_code_line(line) {
                 if will_get.contains(&name) {
@@ -160,7 +176,12 @@ impl TextGrad {
         }
         let mut grads: HashMap<String, Vec<String>> = HashMap::new();
         for o in &summary.outputs {
-            let fb: Vec<String> = summary.feedback.iter().filter(|f| f.output == o.name).map(|f| f.feedback.clone()).collect();
+            let fb: Vec<String> = summary
+                .feedback
+                .iter()
+                .filter(|f| f.output == o.name)
+                .map(|f| f.feedback.clone())
+                .collect();
             let fb = if fb.is_empty() { vec![summary.feedback_text()] } else { fb };
             grads.entry(o.name.clone()).or_default().extend(fb);
         }
@@ -170,12 +191,30 @@ impl TextGrad {
                 grads.entry(v.name.clone()).or_default().push(summary.feedback_text());
             }
         }
-        let report = StepReport { optimizer: "textgrad".into(), step: self.step + 1, ..Default::default() };
-        Run { summary, ops, consumers, relevant, will_get, grads, reduced: HashMap::new(), expanded: HashSet::new(), stage: Stage::Backward, jobs: Vec::new(), report }
+        let report =
+            StepReport { optimizer: "textgrad".into(), step: self.step + 1, ..Default::default() };
+        Run {
+            summary,
+            ops,
+            consumers,
+            relevant,
+            will_get,
+            grads,
+            reduced: HashMap::new(),
+            expanded: HashSet::new(),
+            stage: Stage::Backward,
+            jobs: Vec::new(),
+            report,
+        }
     }
 
     fn view<'a>(s: &'a Summary, name: &str) -> Option<&'a NodeView> {
-        s.variables.iter().chain(&s.inputs).chain(&s.others).chain(&s.outputs).find(|v| v.name == name)
+        s.variables
+            .iter()
+            .chain(&s.inputs)
+            .chain(&s.others)
+            .chain(&s.outputs)
+            .find(|v| v.name == name)
     }
 
     fn gradient_of(run: &Run, node: &str) -> Option<String> {
@@ -187,9 +226,14 @@ impl TextGrad {
         let lim = Some(self.options.value_char_limit);
         let op = &run.ops[child];
         let doc = s.documentation.get(&op.op).map(|d| d.trim().to_string()).unwrap_or_default();
-        let key = op.args.iter().find(|(_, p)| p == parent).map(|(k, _)| k.clone()).unwrap_or_default();
-        let pv = Self::view(s, parent).map(|v| repr_node_value(v, lim)).unwrap_or_else(|| parent.to_string());
-        let cv = Self::view(s, child).map(|v| repr_node_value(v, lim)).unwrap_or_else(|| child.to_string());
+        let key =
+            op.args.iter().find(|(_, p)| p == parent).map(|(k, _)| k.clone()).unwrap_or_default();
+        let pv = Self::view(s, parent)
+            .map(|v| repr_node_value(v, lim))
+            .unwrap_or_else(|| parent.to_string());
+        let cv = Self::view(s, child)
+            .map(|v| repr_node_value(v, lim))
+            .unwrap_or_else(|| child.to_string());
         let grad = Self::gradient_of(run, child).unwrap_or_default();
         let system = "You give feedback on one step of a program. In one to three sentences, say how the named input \
                       should change so that the feedback on the step's output is addressed. Be concrete; do not repeat the feedback.";
@@ -199,12 +243,22 @@ impl TextGrad {
             if doc.is_empty() { "(no description)".into() } else { doc },
             cut(&grad, self.options.value_char_limit * 2)
         );
-        Request::new(vec![Message::system(system), Message::user(user)]).with_params(self.options.gradient_generation.clone())
+        Request::new(vec![Message::system(system), Message::user(user)])
+            .with_params(self.options.gradient_generation.clone())
     }
 
     fn reduce_request(&self, run: &Run, node: &str) -> Request {
-        let items: Vec<String> = run.grads.get(node).map(|g| g.iter().enumerate().map(|(i, t)| format!("{}. {}", i + 1, t.trim())).collect()).unwrap_or_default();
-        let user = format!("Pieces of feedback on {node}:\n{}\n\nCombine them into one short paragraph.", items.join("\n"));
+        let items: Vec<String> = run
+            .grads
+            .get(node)
+            .map(|g| {
+                g.iter().enumerate().map(|(i, t)| format!("{}. {}", i + 1, t.trim())).collect()
+            })
+            .unwrap_or_default();
+        let user = format!(
+            "Pieces of feedback on {node}:\n{}\n\nCombine them into one short paragraph.",
+            items.join("\n")
+        );
         Request::new(vec![
             Message::system("You merge pieces of feedback into one short paragraph that keeps every concrete request."),
             Message::user(user),
@@ -214,14 +268,23 @@ impl TextGrad {
 
     fn update_messages(&self, run: &Run, param: &str) -> (Vec<Message>, Summary) {
         let s = &run.summary;
-        let v = Self::view(s, param).cloned().unwrap_or(NodeView { name: param.into(), value: Default::default(), constraint: None, description: String::new() });
+        let v = Self::view(s, param).cloned().unwrap_or(NodeView {
+            name: param.into(),
+            value: Default::default(),
+            constraint: None,
+            description: String::new(),
+        });
         let one = std::slice::from_ref(&v);
         let system = format!(
             "You improve one variable using feedback.\nReply with one JSON object and nothing else:\n{}\nThe key of \"suggestion\" is exactly {}.",
             format_line(one, false, true),
             key_list(one)
         );
-        let mut user = format!("Objective: {}\nVariable: {}\n", self.options.objective.trim(), repr_node_value(&v, None));
+        let mut user = format!(
+            "Objective: {}\nVariable: {}\n",
+            self.options.objective.trim(),
+            repr_node_value(&v, None)
+        );
         if let Some(c) = repr_node_constraint(&v) {
             user.push_str(&format!("Constraint: {c}\n"));
         }
@@ -244,8 +307,18 @@ impl TextGrad {
                     let ready: Vec<String> = run
                         .ops
                         .keys()
-                        .filter(|n| !run.expanded.contains(*n) && run.grads.get(*n).is_some_and(|g| !g.is_empty()))
-                        .filter(|n| force || run.consumers.get(*n).is_none_or(|cs| cs.iter().all(|c| run.expanded.contains(c) || !run.will_get.contains(c))))
+                        .filter(|n| {
+                            !run.expanded.contains(*n)
+                                && run.grads.get(*n).is_some_and(|g| !g.is_empty())
+                        })
+                        .filter(|n| {
+                            force
+                                || run.consumers.get(*n).is_none_or(|cs| {
+                                    cs.iter().all(|c| {
+                                        run.expanded.contains(c) || !run.will_get.contains(c)
+                                    })
+                                })
+                        })
                         .cloned()
                         .collect();
                     let mut ready = ready;
@@ -266,7 +339,10 @@ impl TextGrad {
                     }
                     if jobs.is_empty() {
                         // nodes that can never become ready (no gradient reached them) are done
-                        let stuck = run.ops.keys().any(|n| !run.expanded.contains(n) && run.grads.get(n).is_some_and(|g| !g.is_empty()));
+                        let stuck = run.ops.keys().any(|n| {
+                            !run.expanded.contains(n)
+                                && run.grads.get(n).is_some_and(|g| !g.is_empty())
+                        });
                         if stuck && !force {
                             force = true;
                             continue;
@@ -327,10 +403,13 @@ impl Optimizer for TextGrad {
                 Job::Reduce { node } => self.reduce_request(&run, node),
                 Job::Update { param } => {
                     let (msgs, sub) = self.update_messages(&run, param);
-                    let mut r = Request::new(msgs).with_params(self.options.update_generation.clone());
+                    let mut r =
+                        Request::new(msgs).with_params(self.options.update_generation.clone());
                     if self.options.use_schema {
                         r = r.with_schema(ReplySchema::suggestion(
-                            sub.variables.iter().map(|v| (v.name.as_str(), ParamType::of(&v.value))),
+                            sub.variables
+                                .iter()
+                                .map(|v| (v.name.as_str(), ParamType::of(&v.value))),
                             &SuggestionSchemaOptions::default(),
                         ));
                     }
@@ -350,17 +429,28 @@ impl Optimizer for TextGrad {
             return Phase::Done(Box::new(StepReport {
                 optimizer: "textgrad".into(),
                 step: self.step,
-                updates: s.variables.iter().map(|v| ParamUpdate { name: v.name.clone(), old: v.value.clone(), outcome: Outcome::Missing }).collect(),
+                updates: s
+                    .variables
+                    .iter()
+                    .map(|v| ParamUpdate {
+                        name: v.name.clone(),
+                        old: v.value.clone(),
+                        outcome: Outcome::Missing,
+                    })
+                    .collect(),
                 notes: vec!["no feedback: nothing to do".into()],
                 ..Default::default()
             }));
         };
         let jobs = std::mem::take(&mut run.jobs);
         let mut replies = replies.into_iter();
-        let updating = jobs.iter().any(|j| matches!(j, Job::Update { .. })) || (jobs.is_empty() && run.stage == Stage::Update);
+        let updating = jobs.iter().any(|j| matches!(j, Job::Update { .. }))
+            || (jobs.is_empty() && run.stage == Stage::Update);
         let mut updates: HashMap<String, ParamUpdate> = HashMap::new();
         for job in jobs {
-            let reply = replies.next().unwrap_or_else(|| Err(Error::Reply("no reply was given for the request".into())));
+            let reply = replies
+                .next()
+                .unwrap_or_else(|| Err(Error::Reply("no reply was given for the request".into())));
             if let Ok(r) = &reply {
                 if !updating {
                     run.report.add_reply_stats(r);
@@ -368,16 +458,25 @@ impl Optimizer for TextGrad {
             }
             match job {
                 Job::Edge { child, parent } => match reply {
-                    Ok(r) if !r.text.trim().is_empty() => run.grads.entry(parent).or_default().push(r.text.trim().to_string()),
-                    Ok(_) => run.report.notes.push(format!("empty gradient for {parent} from {child}")),
-                    Err(e) => run.report.notes.push(format!("gradient for {parent} from {child} failed: {e}")),
+                    Ok(r) if !r.text.trim().is_empty() => {
+                        run.grads.entry(parent).or_default().push(r.text.trim().to_string())
+                    }
+                    Ok(_) => {
+                        run.report.notes.push(format!("empty gradient for {parent} from {child}"))
+                    }
+                    Err(e) => run
+                        .report
+                        .notes
+                        .push(format!("gradient for {parent} from {child} failed: {e}")),
                 },
                 Job::Reduce { node } => {
                     let text = match reply {
                         Ok(r) if !r.text.trim().is_empty() => r.text.trim().to_string(),
                         other => {
                             if let Err(e) = other {
-                                run.report.notes.push(format!("reduction for {node} failed ({e}); the pieces are joined"));
+                                run.report.notes.push(format!(
+                                    "reduction for {node} failed ({e}); the pieces are joined"
+                                ));
                             }
                             run.grads.get(&node).map(|g| g.join("\n")).unwrap_or_default()
                         }
@@ -425,7 +524,13 @@ impl Optimizer for TextGrad {
             .summary
             .variables
             .iter()
-            .map(|v| updates.remove(&v.name).unwrap_or(ParamUpdate { name: v.name.clone(), old: v.value.clone(), outcome: Outcome::Missing }))
+            .map(|v| {
+                updates.remove(&v.name).unwrap_or(ParamUpdate {
+                    name: v.name.clone(),
+                    old: v.value.clone(),
+                    outcome: Outcome::Missing,
+                })
+            })
             .collect();
         Phase::Done(Box::new(report))
     }
@@ -440,7 +545,10 @@ impl Optimizer for TextGrad {
         serde_json::json!({"step": self.step})
     }
     fn load_state(&mut self, state: serde_json::Value) -> Result<()> {
-        self.step = state.get("step").and_then(serde_json::Value::as_u64).ok_or_else(|| Error::invalid("optimizer state", "missing `step`"))?;
+        self.step = state
+            .get("step")
+            .and_then(serde_json::Value::as_u64)
+            .ok_or_else(|| Error::invalid("optimizer state", "missing `step`"))?;
         self.run = None;
         Ok(())
     }

@@ -51,7 +51,12 @@ impl Node {
         if !options.retain_graph {
             data.feedback.retain(|r| r.output != self.id());
         }
-        data.feedback.push(FeedbackRecord { output: self.id(), feedback: feedback.to_string(), cone, receivers });
+        data.feedback.push(FeedbackRecord {
+            output: self.id(),
+            feedback: feedback.to_string(),
+            cone,
+            receivers,
+        });
         Ok(())
     }
 
@@ -73,7 +78,10 @@ impl Node {
         data.feedback
             .iter()
             .filter(|r| r.receivers.contains(self.id()))
-            .map(|r| FeedbackEntry { output: data.nodes[r.output].name.clone(), feedback: r.feedback.clone() })
+            .map(|r| FeedbackEntry {
+                output: data.nodes[r.output].name.clone(),
+                feedback: r.feedback.clone(),
+            })
             .collect()
     }
 }
@@ -96,7 +104,8 @@ pub fn summarize(params: &[Node]) -> Summary {
     let own: Vec<&Node> = params.iter().filter(|p| p.graph().same_as(graph)).collect();
     let mut summary = summarize_one_graph(graph, &own);
     // Parameters from other graphs (rare: one optimizer over several programs) add their part.
-    let mut rest: Vec<Node> = params.iter().filter(|p| !p.graph().same_as(graph)).cloned().collect();
+    let mut rest: Vec<Node> =
+        params.iter().filter(|p| !p.graph().same_as(graph)).cloned().collect();
     while let Some(next) = rest.first().cloned() {
         let group: Vec<&Node> = rest.iter().filter(|p| p.graph().same_as(next.graph())).collect();
         let part = summarize_one_graph(next.graph(), &group);
@@ -120,7 +129,8 @@ pub(crate) fn core_subgraph(graph: &Graph, params: &[NodeId]) -> (FixedBitSet, V
     let mut core = FixedBitSet::with_capacity(n);
     let mut records = Vec::new();
     for (ri, r) in data.feedback.iter().enumerate() {
-        let starts: Vec<NodeId> = params.iter().copied().filter(|&p| r.receivers.contains(p)).collect();
+        let starts: Vec<NodeId> =
+            params.iter().copied().filter(|&p| r.receivers.contains(p)).collect();
         if starts.is_empty() {
             continue;
         }
@@ -164,7 +174,12 @@ fn summarize_one_graph(graph: &Graph, params: &[&Node]) -> Summary {
     }
     let view = |id: NodeId| {
         let node = &data.nodes[id];
-        NodeView { name: node.name.clone(), value: node.value.clone(), constraint: node.constraint.clone(), description: node.description.clone() }
+        NodeView {
+            name: node.name.clone(),
+            value: node.value.clone(),
+            constraint: node.constraint.clone(),
+            description: node.description.clone(),
+        }
     };
     let mut s = Summary::default();
     for id in union.ones() {
@@ -178,7 +193,8 @@ fn summarize_one_graph(graph: &Graph, params: &[&Node]) -> Summary {
             continue;
         }
         let op = node.info.as_ref().map(|i| i.op.clone()).unwrap_or_else(|| "op".into());
-        let args: Vec<String> = node.inputs.iter().map(|(k, p)| format!("{k}={}", data.nodes[*p].name)).collect();
+        let args: Vec<String> =
+            node.inputs.iter().map(|(k, p)| format!("{k}={}", data.nodes[*p].name)).collect();
         s.code.push(format!("{} = {}({})", node.name, op, args.join(", ")));
         s.documentation.entry(op).or_insert_with(|| node.description.clone());
         if is_output.contains(id) || node.kind == NodeKind::Exception && node.children.is_empty() {
@@ -199,7 +215,10 @@ fn summarize_one_graph(graph: &Graph, params: &[&Node]) -> Summary {
     }
     s.feedback = records
         .iter()
-        .map(|&ri| FeedbackEntry { output: data.nodes[data.feedback[ri].output].name.clone(), feedback: data.feedback[ri].feedback.clone() })
+        .map(|&ri| FeedbackEntry {
+            output: data.nodes[data.feedback[ri].output].name.clone(),
+            feedback: data.feedback[ri].feedback.clone(),
+        })
         .collect();
     s
 }

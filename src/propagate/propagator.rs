@@ -25,7 +25,11 @@ pub trait Propagator {
 
 /// Runs `propagator` from `output` back to the roots, in reverse topological order, and returns
 /// the aggregated feedback every root received (in node order).
-pub fn backward_with_propagator<P: Propagator>(output: &Node, feedback: &str, propagator: &mut P) -> Result<Vec<(Node, P::Feedback)>> {
+pub fn backward_with_propagator<P: Propagator>(
+    output: &Node,
+    feedback: &str,
+    propagator: &mut P,
+) -> Result<Vec<(Node, P::Feedback)>> {
     let mut pending: HashMap<usize, Vec<P::Feedback>> = HashMap::new();
     pending.insert(output.id(), vec![propagator.init_feedback(output, feedback)]);
     let graph = output.graph();
@@ -43,7 +47,12 @@ pub fn backward_with_propagator<P: Propagator>(output: &Node, feedback: &str, pr
         }
         let out = propagator.propagate(&node, &total);
         if out.len() != parents.len() {
-            return Err(Error::Graph(format!("propagator returned {} feedbacks for {} parents of {}", out.len(), parents.len(), node.name())));
+            return Err(Error::Graph(format!(
+                "propagator returned {} feedbacks for {} parents of {}",
+                out.len(),
+                parents.len(),
+                node.name()
+            )));
         }
         for (p, f) in parents.iter().zip(out) {
             pending.entry(p.id()).or_default().push(f);
@@ -80,7 +89,12 @@ impl Propagator for SumPropagator {
 
     fn aggregate(&mut self, feedbacks: Vec<SumFeedback>) -> SumFeedback {
         if feedbacks.iter().all(|f| matches!(f, SumFeedback::Number(_))) {
-            SumFeedback::Number(feedbacks.iter().map(|f| if let SumFeedback::Number(x) = f { *x } else { 0.0 }).sum())
+            SumFeedback::Number(
+                feedbacks
+                    .iter()
+                    .map(|f| if let SumFeedback::Number(x) = f { *x } else { 0.0 })
+                    .sum(),
+            )
         } else {
             let texts: Vec<String> = feedbacks
                 .into_iter()

@@ -11,10 +11,10 @@
 
 use crate::code::{default_sandbox, Limits, Sandbox, TracedCode};
 use crate::error::Result;
-use std::sync::Arc;
 use crate::graph::{FnSpec, Graph, Node, Value};
 use crate::train::{Evaluation, Task};
 use rand::{Rng, SeedableRng};
+use std::sync::Arc;
 
 pub const SIZE: usize = 8;
 pub const SHIPS: [usize; 4] = [4, 3, 3, 2];
@@ -50,8 +50,13 @@ impl Board {
         for &len in &SHIPS {
             loop {
                 let horizontal = rng.gen_bool(0.5);
-                let (r, c) = if horizontal { (rng.gen_range(0..SIZE), rng.gen_range(0..=SIZE - len)) } else { (rng.gen_range(0..=SIZE - len), rng.gen_range(0..SIZE)) };
-                let cells: Vec<(usize, usize)> = (0..len).map(|i| if horizontal { (r, c + i) } else { (r + i, c) }).collect();
+                let (r, c) = if horizontal {
+                    (rng.gen_range(0..SIZE), rng.gen_range(0..=SIZE - len))
+                } else {
+                    (rng.gen_range(0..=SIZE - len), rng.gen_range(0..SIZE))
+                };
+                let cells: Vec<(usize, usize)> =
+                    (0..len).map(|i| if horizontal { (r, c + i) } else { (r + i, c) }).collect();
                 if cells.iter().all(|&(r, c)| !ships[r][c]) {
                     for (r, c) in cells {
                         ships[r][c] = true;
@@ -70,21 +75,40 @@ impl Board {
     /// Fires at `shot` on `map`; returns the new map or the reason the shot is invalid.
     pub fn fire(&self, map: &Value, shot: &Value) -> std::result::Result<Value, String> {
         let rows: Vec<String> = match map {
-            Value::List(rows) => rows.iter().filter_map(|r| r.as_str().map(str::to_string)).collect(),
+            Value::List(rows) => {
+                rows.iter().filter_map(|r| r.as_str().map(str::to_string)).collect()
+            }
             _ => return Err("(TypeError) the map must be a list of strings".into()),
         };
         let coords: Vec<i64> = match shot {
-            Value::List(items) if items.len() == 2 => items.iter().filter_map(Value::as_i64).collect(),
-            other => return Err(format!("(ValueError) act() must return [row, col] with two ints, got {}", other.py_repr())),
+            Value::List(items) if items.len() == 2 => {
+                items.iter().filter_map(Value::as_i64).collect()
+            }
+            other => {
+                return Err(format!(
+                    "(ValueError) act() must return [row, col] with two ints, got {}",
+                    other.py_repr()
+                ))
+            }
         };
-        let [r, c] = coords[..] else { return Err(format!("(ValueError) act() must return [row, col] with two ints, got {}", shot.py_repr())) };
+        let [r, c] = coords[..] else {
+            return Err(format!(
+                "(ValueError) act() must return [row, col] with two ints, got {}",
+                shot.py_repr()
+            ));
+        };
         if !(0..SIZE as i64).contains(&r) || !(0..SIZE as i64).contains(&c) {
-            return Err(format!("(ValueError) shot [{r}, {c}] is off the board (rows and columns are 0 to 7)"));
+            return Err(format!(
+                "(ValueError) shot [{r}, {c}] is off the board (rows and columns are 0 to 7)"
+            ));
         }
         let (r, c) = (r as usize, c as usize);
         let mut row: Vec<char> = rows[r].chars().collect();
         if row[c] != '.' {
-            return Err(format!("(ValueError) square [{r}, {c}] was already fired at (it shows '{}')", row[c]));
+            return Err(format!(
+                "(ValueError) square [{r}, {c}] was already fired at (it shows '{}')",
+                row[c]
+            ));
         }
         row[c] = if self.ships[r][c] { 'X' } else { 'O' };
         let mut rows = rows;
@@ -95,7 +119,9 @@ impl Board {
 
 fn hits(map: &Value) -> usize {
     match map {
-        Value::List(rows) => rows.iter().filter_map(Value::as_str).map(|r| r.matches('X').count()).sum(),
+        Value::List(rows) => {
+            rows.iter().filter_map(Value::as_str).map(|r| r.matches('X').count()).sum()
+        }
         _ => 0,
     }
 }
@@ -141,13 +167,17 @@ impl Task for BattleshipTask {
 
     fn forward(&self, graph: &Graph, params: &[Node], seed: u64, _step: usize) -> Result<Node> {
         let [reason_param, act_param] = params else {
-            return Err(crate::Error::Task { task: self.name(), reason: "expects the parameters reason and act".into() });
+            return Err(crate::Error::Task {
+                task: self.name(),
+                reason: "expects the parameters reason and act".into(),
+            });
         };
         let reason = TracedCode::bind(reason_param, REASON)?;
         let act = TracedCode::bind(act_param, ACT)?;
         let board = self.board(seed);
         let fire = FnSpec::new("fire", "Fires at the square [row, col] of the hidden board and returns the map with 'X' (hit) or 'O' (miss) there.", &["map", "shot"]);
-        let mut map = graph.value_named("map", Value::List(vec![Value::Str(".".repeat(SIZE)); SIZE]));
+        let mut map =
+            graph.value_named("map", Value::List(vec![Value::Str(".".repeat(SIZE)); SIZE]));
         for _ in 0..SHOTS {
             let plan = reason.call(self.sandbox.as_ref(), &[&map])?;
             let shot = act.call(self.sandbox.as_ref(), &[&map, &plan])?;
@@ -199,7 +229,10 @@ mod tests {
             .collect();
         for (i, e) in errors.iter().enumerate() {
             assert!(e.contains("already fired"), "{e}");
-            assert!(errors[i + 1..].iter().all(|other| other != e), "seeds must not fail identically: {errors:?}");
+            assert!(
+                errors[i + 1..].iter().all(|other| other != e),
+                "seeds must not fail identically: {errors:?}"
+            );
         }
     }
 

@@ -21,8 +21,14 @@ pub enum BbhTask {
 }
 
 impl BbhTask {
-    pub const ALL: [BbhTask; 6] =
-        [BbhTask::WordSorting, BbhTask::ObjectCounting, BbhTask::BooleanExpressions, BbhTask::Dyck, BbhTask::MultistepArithmetic, BbhTask::Navigate];
+    pub const ALL: [BbhTask; 6] = [
+        BbhTask::WordSorting,
+        BbhTask::ObjectCounting,
+        BbhTask::BooleanExpressions,
+        BbhTask::Dyck,
+        BbhTask::MultistepArithmetic,
+        BbhTask::Navigate,
+    ];
 
     pub fn name(&self) -> &'static str {
         match self {
@@ -38,7 +44,10 @@ impl BbhTask {
     pub fn from_name(name: &str) -> Result<BbhTask> {
         BbhTask::ALL.into_iter().find(|t| t.name() == name).ok_or_else(|| {
             let names: Vec<&str> = BbhTask::ALL.iter().map(|t| t.name()).collect();
-            Error::Task { task: "prompt".into(), reason: format!("unknown question set `{name}`; available: {}", names.join(", ")) }
+            Error::Task {
+                task: "prompt".into(),
+                reason: format!("unknown question set `{name}`; available: {}", names.join(", ")),
+            }
         })
     }
 
@@ -46,7 +55,8 @@ impl BbhTask {
     /// longer list starts with the shorter one.
     pub fn generate(&self, n: usize, seed: u64) -> Vec<Item> {
         let index = BbhTask::ALL.iter().position(|t| t == self).unwrap_or(0) as u64;
-        let mut rng = StdRng::seed_from_u64(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ (0xBB40 + index));
+        let mut rng =
+            StdRng::seed_from_u64(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ (0xBB40 + index));
         (0..n)
             .map(|id| {
                 let (input, expected) = match self {
@@ -64,12 +74,30 @@ impl BbhTask {
 
     /// Train, validation and test items from `seed`, no question in two splits (generated
     /// questions can repeat by chance; repeats are skipped).
-    pub fn splits(&self, train: usize, validation: usize, test: usize, seed: u64) -> Result<Splits> {
+    pub fn splits(
+        &self,
+        train: usize,
+        validation: usize,
+        test: usize,
+        seed: u64,
+    ) -> Result<Splits> {
         let need = train + validation + test;
         let mut seen = std::collections::HashSet::new();
-        let unique: Vec<Item> = self.generate(need * 4, seed).into_iter().filter(|i| seen.insert(i.input.clone())).take(need).collect();
+        let unique: Vec<Item> = self
+            .generate(need * 4, seed)
+            .into_iter()
+            .filter(|i| seen.insert(i.input.clone()))
+            .take(need)
+            .collect();
         if unique.len() < need {
-            return Err(Error::Task { task: "prompt".into(), reason: format!("{} has only {} distinct questions for seed {seed}; {need} are needed", self.name(), unique.len()) });
+            return Err(Error::Task {
+                task: "prompt".into(),
+                reason: format!(
+                    "{} has only {} distinct questions for seed {seed}; {need} are needed",
+                    self.name(),
+                    unique.len()
+                ),
+            });
         }
         let mut rest = unique.into_iter();
         let train: Vec<Item> = rest.by_ref().take(train).collect();
@@ -79,10 +107,13 @@ impl BbhTask {
 }
 
 const WORDS: &[&str] = &[
-    "apple", "river", "candle", "mountain", "zebra", "orbit", "velvet", "harbor", "pencil", "quartz", "meadow", "lantern", "falcon", "garden",
-    "island", "jacket", "kettle", "lemon", "marble", "needle", "oyster", "pepper", "quiver", "rocket", "saddle", "tunnel", "umbrella", "violin",
-    "walnut", "yogurt", "anchor", "bridge", "copper", "dragon", "ember", "forest", "glacier", "hammer", "iris", "jungle", "kitten", "ladder",
-    "mirror", "nectar", "object", "puzzle", "ribbon", "silver", "timber", "valley", "window", "badge", "cobalt", "domino", "engine", "fabric",
+    "apple", "river", "candle", "mountain", "zebra", "orbit", "velvet", "harbor", "pencil",
+    "quartz", "meadow", "lantern", "falcon", "garden", "island", "jacket", "kettle", "lemon",
+    "marble", "needle", "oyster", "pepper", "quiver", "rocket", "saddle", "tunnel", "umbrella",
+    "violin", "walnut", "yogurt", "anchor", "bridge", "copper", "dragon", "ember", "forest",
+    "glacier", "hammer", "iris", "jungle", "kitten", "ladder", "mirror", "nectar", "object",
+    "puzzle", "ribbon", "silver", "timber", "valley", "window", "badge", "cobalt", "domino",
+    "engine", "fabric",
 ];
 
 fn word_sorting(rng: &mut StdRng) -> (String, String) {
@@ -90,13 +121,19 @@ fn word_sorting(rng: &mut StdRng) -> (String, String) {
     let words: Vec<&str> = WORDS.choose_multiple(rng, n).copied().collect();
     let mut sorted = words.clone();
     sorted.sort_unstable();
-    (format!("Sort the following words alphabetically: List: {}", words.join(" ")), sorted.join(" "))
+    (
+        format!("Sort the following words alphabetically: List: {}", words.join(" ")),
+        sorted.join(" "),
+    )
 }
 
-const FRUITS: &[&str] = &["apple", "banana", "orange", "peach", "plum", "grape", "strawberry", "nectarine"];
-const VEGETABLES: &[&str] = &["carrot", "onion", "potato", "cabbage", "lettuce head", "stalk of celery", "yam", "garlic"];
+const FRUITS: &[&str] =
+    &["apple", "banana", "orange", "peach", "plum", "grape", "strawberry", "nectarine"];
+const VEGETABLES: &[&str] =
+    &["carrot", "onion", "potato", "cabbage", "lettuce head", "stalk of celery", "yam", "garlic"];
 const ANIMALS: &[&str] = &["cat", "dog", "rabbit", "goat", "cow", "pig", "duck", "snake"];
-const INSTRUMENTS: &[&str] = &["piano", "flute", "trumpet", "violin", "drum", "clarinet", "accordion", "trombone"];
+const INSTRUMENTS: &[&str] =
+    &["piano", "flute", "trumpet", "violin", "drum", "clarinet", "accordion", "trombone"];
 
 fn count_word(n: usize) -> &'static str {
     ["", "a", "two", "three", "four"][n]
@@ -122,7 +159,12 @@ fn plural(word: &str, n: usize) -> String {
 }
 
 fn object_counting(rng: &mut StdRng) -> (String, String) {
-    let groups: [(&str, &[&str]); 4] = [("fruits", FRUITS), ("vegetables", VEGETABLES), ("animals", ANIMALS), ("musical instruments", INSTRUMENTS)];
+    let groups: [(&str, &[&str]); 4] = [
+        ("fruits", FRUITS),
+        ("vegetables", VEGETABLES),
+        ("animals", ANIMALS),
+        ("musical instruments", INSTRUMENTS),
+    ];
     let asked = rng.gen_range(0..groups.len());
     let mut things: Vec<(usize, String)> = Vec::new();
     let mut total = 0;
@@ -137,9 +179,19 @@ fn object_counting(rng: &mut StdRng) -> (String, String) {
         }
     }
     things.shuffle(rng);
-    let listed: Vec<String> = things.iter().map(|(n, w)| if *n == 1 && (w.starts_with(['a', 'e', 'i', 'o', 'u'])) { format!("an {w}") } else { format!("{} {w}", count_word(*n)) }).collect();
+    let listed: Vec<String> = things
+        .iter()
+        .map(|(n, w)| {
+            if *n == 1 && (w.starts_with(['a', 'e', 'i', 'o', 'u'])) {
+                format!("an {w}")
+            } else {
+                format!("{} {w}", count_word(*n))
+            }
+        })
+        .collect();
     let (last, head) = listed.split_last().expect("at least two things");
-    let question = format!("I have {}, and {last}. How many {} do I have?", head.join(", "), groups[asked].0);
+    let question =
+        format!("I have {}, and {last}. How many {} do I have?", head.join(", "), groups[asked].0);
     (question, total.to_string())
 }
 
@@ -168,7 +220,11 @@ impl BoolExpr {
             BoolExpr::And(a, b) | BoolExpr::Or(a, b) => {
                 let op = if matches!(self, BoolExpr::And(..)) { "and" } else { "or" };
                 let inner = format!("{} {op} {}", a.text(false), b.text(false));
-                if top { inner } else { format!("( {inner} )") }
+                if top {
+                    inner
+                } else {
+                    format!("( {inner} )")
+                }
             }
         }
     }
@@ -181,8 +237,14 @@ fn random_bool(rng: &mut StdRng, depth: usize) -> BoolExpr {
     }
     match rng.gen_range(0..5) {
         0 => BoolExpr::Not(Box::new(random_bool(rng, depth - 1))),
-        1 | 2 => BoolExpr::And(Box::new(random_bool(rng, depth - 1)), Box::new(random_bool(rng, depth - 1))),
-        _ => BoolExpr::Or(Box::new(random_bool(rng, depth - 1)), Box::new(random_bool(rng, depth - 1))),
+        1 | 2 => BoolExpr::And(
+            Box::new(random_bool(rng, depth - 1)),
+            Box::new(random_bool(rng, depth - 1)),
+        ),
+        _ => BoolExpr::Or(
+            Box::new(random_bool(rng, depth - 1)),
+            Box::new(random_bool(rng, depth - 1)),
+        ),
     }
 }
 
@@ -194,7 +256,10 @@ fn boolean_expression(rng: &mut StdRng) -> (String, String) {
             break e;
         }
     };
-    (format!("Evaluate the boolean expression: {} is", e.text(true)), (if e.eval() { "True" } else { "False" }).to_string())
+    (
+        format!("Evaluate the boolean expression: {} is", e.text(true)),
+        (if e.eval() { "True" } else { "False" }).to_string(),
+    )
 }
 
 fn dyck(rng: &mut StdRng) -> (String, String) {
@@ -224,7 +289,8 @@ fn arithmetic(rng: &mut StdRng) -> (String, String) {
     let mut num = || rng.gen_range(-9i64..=9);
     let (a, b, c, d) = (num(), num(), num(), num());
     let ops = ['+', '-', '*'];
-    let (o1, o2, o3) = (ops[rng.gen_range(0..3)], ops[rng.gen_range(0..3)], ops[rng.gen_range(0..3)]);
+    let (o1, o2, o3) =
+        (ops[rng.gen_range(0..3)], ops[rng.gen_range(0..3)], ops[rng.gen_range(0..3)]);
     let apply = |x: i64, o: char, y: i64| match o {
         '+' => x + y,
         '-' => x - y,
@@ -248,7 +314,8 @@ fn navigate(rng: &mut StdRng) -> (String, String) {
     // Moves on a grid, always facing forward; half the questions return to the start.
     let dirs = ["forward", "backward", "left", "right"];
     let returns = rng.gen_bool(0.5);
-    let mut moves: Vec<(usize, i64)> = (0..rng.gen_range(2..=4)).map(|_| (rng.gen_range(0..4), rng.gen_range(1..=9))).collect();
+    let mut moves: Vec<(usize, i64)> =
+        (0..rng.gen_range(2..=4)).map(|_| (rng.gen_range(0..4), rng.gen_range(1..=9))).collect();
     if returns {
         let (x, y) = position(&moves);
         if y != 0 {
@@ -262,7 +329,10 @@ fn navigate(rng: &mut StdRng) -> (String, String) {
         moves.push((0, 1));
     }
     let back = position(&moves) == (0, 0);
-    let steps: Vec<String> = moves.iter().map(|&(d, n)| format!("Take {n} step{} {}.", if n == 1 { "" } else { "s" }, dirs[d])).collect();
+    let steps: Vec<String> = moves
+        .iter()
+        .map(|&(d, n)| format!("Take {n} step{} {}.", if n == 1 { "" } else { "s" }, dirs[d]))
+        .collect();
     (
         format!("If you follow these instructions, do you return to the starting point? Always face forward. {} Options: Yes or No.", steps.join(" ")),
         (if back { "Yes" } else { "No" }).to_string(),
@@ -281,10 +351,21 @@ mod tests {
             assert_eq!(&a[..5], &task.generate(5, 7)[..], "{}", task.name());
             assert_ne!(a, task.generate(20, 8), "{}", task.name());
             let s = task.splits(15, 5, 100, 0).unwrap();
-            assert_eq!((s.train.len(), s.validation.len(), s.test.len()), (15, 5, 100), "{}", task.name());
-            let train: std::collections::HashSet<&str> = s.train.iter().chain(&s.validation).map(|i| i.input.as_str()).collect();
-            assert!(s.test.iter().all(|i| !train.contains(i.input.as_str())), "{}: a test question was seen in training", task.name());
-            let distinct: std::collections::HashSet<&str> = a.iter().map(|i| i.input.as_str()).collect();
+            assert_eq!(
+                (s.train.len(), s.validation.len(), s.test.len()),
+                (15, 5, 100),
+                "{}",
+                task.name()
+            );
+            let train: std::collections::HashSet<&str> =
+                s.train.iter().chain(&s.validation).map(|i| i.input.as_str()).collect();
+            assert!(
+                s.test.iter().all(|i| !train.contains(i.input.as_str())),
+                "{}: a test question was seen in training",
+                task.name()
+            );
+            let distinct: std::collections::HashSet<&str> =
+                a.iter().map(|i| i.input.as_str()).collect();
             assert!(distinct.len() >= 15, "{}: {} distinct of 20", task.name(), distinct.len());
         }
     }
@@ -302,8 +383,20 @@ mod tests {
             // Re-evaluate the printed expression independently.
             let parts: Vec<&str> = q.trim_end_matches(" =").split(' ').collect();
             let n = |s: &str| s.trim_matches(|c| c == '(' || c == ')').parse::<i64>().unwrap();
-            let op = |x: i64, o: &str, y: i64| match o { "+" => x + y, "-" => x - y, _ => x * y };
-            assert_eq!(a.parse::<i64>().unwrap(), op(op(n(parts[0]), parts[1], n(parts[2])), parts[3], op(n(parts[4]), parts[5], n(parts[6]))), "{q}");
+            let op = |x: i64, o: &str, y: i64| match o {
+                "+" => x + y,
+                "-" => x - y,
+                _ => x * y,
+            };
+            assert_eq!(
+                a.parse::<i64>().unwrap(),
+                op(
+                    op(n(parts[0]), parts[1], n(parts[2])),
+                    parts[3],
+                    op(n(parts[4]), parts[5], n(parts[6]))
+                ),
+                "{q}"
+            );
             let (q, a) = dyck(&mut rng);
             // The input followed by the answer is balanced.
             let all = format!("{} {a}", q.split("Input: ").nth(1).unwrap());
@@ -314,13 +407,22 @@ mod tests {
                     _ => {
                         let open = stack.pop().expect("balanced");
                         assert_eq!(format!("{open}{t}").as_str().len(), 2);
-                        assert!(["()", "[]", "{}", "<>"].contains(&format!("{open}{t}").as_str()), "{q} -> {a}");
+                        assert!(
+                            ["()", "[]", "{}", "<>"].contains(&format!("{open}{t}").as_str()),
+                            "{q} -> {a}"
+                        );
                     }
                 }
             }
             assert!(stack.is_empty(), "{q} -> {a}");
         }
-        let (q, a) = (BoolExpr::And(Box::new(BoolExpr::Not(Box::new(BoolExpr::Lit(false)))), Box::new(BoolExpr::Lit(true))), "True");
+        let (q, a) = (
+            BoolExpr::And(
+                Box::new(BoolExpr::Not(Box::new(BoolExpr::Lit(false)))),
+                Box::new(BoolExpr::Lit(true)),
+            ),
+            "True",
+        );
         assert_eq!((q.text(true), q.eval()), ("not False and True".to_string(), a == "True"));
     }
 
@@ -334,7 +436,14 @@ mod tests {
             for part in q.split("Take ").skip(1) {
                 let mut w = part.split(' ');
                 let n: i64 = w.next().unwrap().parse().unwrap();
-                match w.nth(1).unwrap().trim_end_matches(|c| c == '.' || c == ' ').split('.').next().unwrap() {
+                match w
+                    .nth(1)
+                    .unwrap()
+                    .trim_end_matches(|c| c == '.' || c == ' ')
+                    .split('.')
+                    .next()
+                    .unwrap()
+                {
                     "forward" => y += n,
                     "backward" => y -= n,
                     "left" => x -= n,

@@ -120,7 +120,12 @@ impl NumericTask {
             // of a division), and near the solution everywhere: the output a model sees is a
             // number and the problem is not decided by a singularity
             Level::Paper => {
-                let wild = (0..=80).filter(|i| !self.h(X_RANGE.0 + *i as f64 * 0.25).is_finite() || self.h(X_RANGE.0 + *i as f64 * 0.25).abs() >= 1e6).count();
+                let wild = (0..=80)
+                    .filter(|i| {
+                        !self.h(X_RANGE.0 + *i as f64 * 0.25).is_finite()
+                            || self.h(X_RANGE.0 + *i as f64 * 0.25).abs() >= 1e6
+                    })
+                    .count();
                 let near = (-10..=10).all(|i| self.h(self.x_star + i as f64 * 0.05).abs() < 1e6);
                 wild <= 2 && near
             }
@@ -155,7 +160,11 @@ impl NumericTask {
                 ops.push(Op::Pair { a: latest, b: other, op });
             } else {
                 let op = [Arith::Add, Arith::Sub, Arith::Mul][rng.gen_range(0..3)];
-                let c = if op == Arith::Mul { [2, 3, -2, 4, -3][rng.gen_range(0..5)] } else { rng.gen_range(1..=9) };
+                let c = if op == Arith::Mul {
+                    [2, 3, -2, 4, -3][rng.gen_range(0..5)]
+                } else {
+                    rng.gen_range(1..=9)
+                };
                 ops.push(Op::Const { input: latest, op, c });
             }
         }
@@ -243,7 +252,8 @@ impl NumericTask {
         if seed == 0 {
             return 0.0;
         }
-        let mut rng = rand::rngs::StdRng::seed_from_u64(seed.wrapping_mul(0x9E37_79B9) ^ self.problem as u64);
+        let mut rng =
+            rand::rngs::StdRng::seed_from_u64(seed.wrapping_mul(0x9E37_79B9) ^ self.problem as u64);
         for _ in 0..1000 {
             let x = rng.gen_range(-10..=10) as f64;
             let y = self.h(x);
@@ -295,7 +305,10 @@ impl Task for NumericTask {
     }
 
     fn forward(&self, graph: &Graph, params: &[Node], _seed: u64, _step: usize) -> Result<Node> {
-        let x = params.first().cloned().ok_or_else(|| crate::Error::Task { task: self.name(), reason: "expects one parameter x".into() })?;
+        let x = params.first().cloned().ok_or_else(|| crate::Error::Task {
+            task: self.name(),
+            reason: "expects one parameter x".into(),
+        })?;
         let mut v = vec![x];
         for op in &self.ops {
             let r = match *op {
@@ -310,7 +323,11 @@ impl Task for NumericTask {
 
     fn evaluate(&self, output: &Node, _seed: u64, _step: usize) -> Evaluation {
         let Some(y) = output.value().as_f64().filter(|y| y.is_finite()) else {
-            return Evaluation { score: f64::NEG_INFINITY, feedback: format!("The output is not a finite number: {}", output.value()), success: false };
+            return Evaluation {
+                score: f64::NEG_INFINITY,
+                feedback: format!("The output is not a finite number: {}", output.value()),
+                success: false,
+            };
         };
         let error = (y - self.target).abs();
         let success = error <= self.tolerance();
@@ -369,9 +386,15 @@ mod tests {
     fn the_paper_level_is_not_solved_by_guessing_integers() {
         let tasks: Vec<NumericTask> = (0..30).map(NumericTask::new).collect();
         let integer_solutions = tasks.iter().filter(|t| t.x_star.fract() == 0.0).count();
-        assert!(integer_solutions <= 3, "{integer_solutions} of 30 paper problems have an integer x*");
+        assert!(
+            integer_solutions <= 3,
+            "{integer_solutions} of 30 paper problems have an integer x*"
+        );
         // an integer in the range solves a problem only by accident
-        let by_integers = tasks.iter().filter(|t| (-10..=10).any(|k| (t.h(k as f64) - t.target).abs() <= t.tolerance())).count();
+        let by_integers = tasks
+            .iter()
+            .filter(|t| (-10..=10).any(|k| (t.h(k as f64) - t.target).abs() <= t.tolerance()))
+            .count();
         assert!(by_integers <= 5, "{by_integers} of 30 paper problems are solved by some integer");
         // the operators beyond + - * appear
         let uses = |pred: fn(&Op) -> bool| tasks.iter().any(|t| t.ops.iter().any(pred));
@@ -402,7 +425,12 @@ mod tests {
                 let g2 = Graph::new();
                 let p2 = vec![g2.param_named("x", task.x_star)];
                 let out = task.forward(&g2, &p2, 0, 0).unwrap();
-                assert!(task.evaluate(&out, 0, 0).success, "{} at x* = {}", task.name(), task.x_star);
+                assert!(
+                    task.evaluate(&out, 0, 0).success,
+                    "{} at x* = {}",
+                    task.name(),
+                    task.x_star
+                );
             }
         }
     }
@@ -410,13 +438,18 @@ mod tests {
     #[test]
     fn a_division_by_zero_is_an_exception_node_not_a_panic() {
         // h(x) = (x - 2) / (x - 2): undefined at 2
-        let ops = vec![Op::Const { input: 0, op: Arith::Sub, c: 2 }, Op::Pair { a: 1, b: 1, op: Arith::Div }];
+        let ops = vec![
+            Op::Const { input: 0, op: Arith::Sub, c: 2 },
+            Op::Pair { a: 1, b: 1, op: Arith::Div },
+        ];
         let task = NumericTask { problem: 0, level: Level::Paper, ops, x_star: 1.0, target: 1.0 };
         assert!(task.h(2.0).is_nan());
         let g = Graph::new();
         let p = vec![g.param_named("x", 2.0)];
         match task.forward(&g, &p, 0, 0) {
-            Err(crate::Error::Execution { node: Some(node), .. }) => assert!(node.error_text().unwrap().contains("ZeroDivisionError")),
+            Err(crate::Error::Execution { node: Some(node), .. }) => {
+                assert!(node.error_text().unwrap().contains("ZeroDivisionError"))
+            }
             other => panic!("expected an exception node, got {other:?}"),
         }
         let g = Graph::new();

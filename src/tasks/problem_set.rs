@@ -17,14 +17,24 @@ pub struct ProblemSet {
 impl ProblemSet {
     /// `problems` are (problem index, task) pairs; every problem runs `seeds_per_problem` seeds
     /// numbered from `first_seed`, as a single-problem run would number them.
-    pub fn new(name: impl Into<String>, problems: Vec<(usize, Box<dyn Task>)>, seeds_per_problem: usize, first_seed: u64) -> Result<Self> {
+    pub fn new(
+        name: impl Into<String>,
+        problems: Vec<(usize, Box<dyn Task>)>,
+        seeds_per_problem: usize,
+        first_seed: u64,
+    ) -> Result<Self> {
         if problems.is_empty() {
             return Err(Error::invalid("--problems", "names no problem"));
         }
         if seeds_per_problem == 0 {
             return Err(Error::invalid("--seeds", "must be at least 1"));
         }
-        Ok(ProblemSet { name: name.into(), problems, seeds_per_problem: seeds_per_problem as u64, first_seed })
+        Ok(ProblemSet {
+            name: name.into(),
+            problems,
+            seeds_per_problem: seeds_per_problem as u64,
+            first_seed,
+        })
     }
 
     /// How many runs the trainer must step (problems × seeds).
@@ -71,7 +81,11 @@ impl Task for ProblemSet {
         task.evaluate(output, seed, step)
     }
     fn candidate_evaluation(&self) -> CandidateEvaluation {
-        if self.problems.iter().all(|(_, t)| t.candidate_evaluation() == CandidateEvaluation::Offline) {
+        if self
+            .problems
+            .iter()
+            .all(|(_, t)| t.candidate_evaluation() == CandidateEvaluation::Offline)
+        {
             CandidateEvaluation::Offline
         } else {
             CandidateEvaluation::ActsOnWorld
@@ -87,7 +101,9 @@ impl Task for ProblemSet {
 
 /// Parses `--problems`: `3`, `0-29` (inclusive), or a comma list of either (`0-4,9`).
 pub fn parse_problems(text: &str) -> Result<Vec<usize>> {
-    let bad = |why: &str| Error::invalid("--problems", format!("`{text}`: {why} (write e.g. 0-29 or 0,3,5)"));
+    let bad = |why: &str| {
+        Error::invalid("--problems", format!("`{text}`: {why} (write e.g. 0-29 or 0,3,5)"))
+    };
     let mut out = Vec::new();
     for part in text.split(',').map(str::trim) {
         if part.is_empty() {
@@ -120,7 +136,13 @@ mod tests {
 
     #[test]
     fn runs_map_to_problems_and_their_own_seeds() {
-        let set = ProblemSet::new("numeric", (4..7).map(|p| (p, Box::new(NumericTask::new(p)) as Box<dyn Task>)).collect(), 2, 10).unwrap();
+        let set = ProblemSet::new(
+            "numeric",
+            (4..7).map(|p| (p, Box::new(NumericTask::new(p)) as Box<dyn Task>)).collect(),
+            2,
+            10,
+        )
+        .unwrap();
         assert_eq!(set.runs(), 6);
         let located: Vec<(usize, u64)> = (10..16).map(|s| set.locate(s)).collect();
         assert_eq!(located, vec![(4, 10), (4, 11), (5, 10), (5, 11), (6, 10), (6, 11)]);

@@ -32,8 +32,18 @@ pub struct PromptProgram {
 impl PromptProgram {
     /// `llm` answers the questions (share the optimizer's); `call_params` are the answers'
     /// generation settings (their `max_tokens` bounds each reply).
-    pub fn new(name: impl Into<String>, llm: Arc<dyn Llm>, call_params: GenerationParams, sandbox: Arc<dyn Sandbox>) -> Self {
-        PromptProgram { name: name.into(), call: LlmCall::new(llm, call_params), sandbox, initial_template: INITIAL_TEMPLATE.into() }
+    pub fn new(
+        name: impl Into<String>,
+        llm: Arc<dyn Llm>,
+        call_params: GenerationParams,
+        sandbox: Arc<dyn Sandbox>,
+    ) -> Self {
+        PromptProgram {
+            name: name.into(),
+            call: LlmCall::new(llm, call_params),
+            sandbox,
+            initial_template: INITIAL_TEMPLATE.into(),
+        }
     }
 
     /// Starts from another template.
@@ -55,26 +65,51 @@ impl DatasetProgram for PromptProgram {
     fn parameters(&self, graph: &Graph) -> Vec<Node> {
         let template = template_parameter(graph, "prompt", &self.initial_template);
         // The initial extractor is a constant that parses: this cannot fail.
-        let code = TracedCode::new(graph, INITIAL_EXTRACTOR).map(|c| c.param().clone()).unwrap_or_else(|_| graph.param(Value::Code(INITIAL_EXTRACTOR.into())));
+        let code = TracedCode::new(graph, INITIAL_EXTRACTOR)
+            .map(|c| c.param().clone())
+            .unwrap_or_else(|_| graph.param(Value::Code(INITIAL_EXTRACTOR.into())));
         vec![template, code]
     }
 
     fn run(&self, graph: &Graph, params: &[Node], items: &[Item]) -> Result<Vec<ItemRun>> {
         let [template, code] = params else {
-            return Err(Error::Task { task: self.name.clone(), reason: format!("expected 2 parameters (prompt, extraction code), got {}", params.len()) });
+            return Err(Error::Task {
+                task: self.name.clone(),
+                reason: format!(
+                    "expected 2 parameters (prompt, extraction code), got {}",
+                    params.len()
+                ),
+            });
         };
         let extract = TracedCode::bind(code, INITIAL_EXTRACTOR)?;
-        let questions: Vec<Node> = items.iter().enumerate().map(|(i, item)| graph.value_named(&format!("question{i}"), item.input.as_str())).collect();
+        let questions: Vec<Node> = items
+            .iter()
+            .enumerate()
+            .map(|(i, item)| graph.value_named(&format!("question{i}"), item.input.as_str()))
+            .collect();
         let replies = self.call.call_many(template, &questions)?;
         replies
             .into_iter()
             .map(|reply| {
                 let mut notes: Vec<String> = reply.problem.iter().cloned().collect();
                 let run = match extract.call(self.sandbox.as_ref(), &[&reply.node]) {
-                    Ok(answer) => ItemRun { answer: Some(answer.value().py_str()), output: answer, notes, generated_tokens: reply.generated_tokens },
+                    Ok(answer) => ItemRun {
+                        answer: Some(answer.value().py_str()),
+                        output: answer,
+                        notes,
+                        generated_tokens: reply.generated_tokens,
+                    },
                     Err(Error::Execution { node: Some(node), message, .. }) => {
-                        notes.push(format!("extract_answer failed: {}", node.error_text().unwrap_or(message)));
-                        ItemRun { output: node, answer: None, notes, generated_tokens: reply.generated_tokens }
+                        notes.push(format!(
+                            "extract_answer failed: {}",
+                            node.error_text().unwrap_or(message)
+                        ));
+                        ItemRun {
+                            output: node,
+                            answer: None,
+                            notes,
+                            generated_tokens: reply.generated_tokens,
+                        }
                     }
                     Err(e) => return Err(e),
                 };
@@ -93,8 +128,15 @@ mod tests {
 
     #[test]
     fn a_reply_flows_through_the_extractor_and_feedback_reaches_both_parameters() {
-        let llm = Arc::new(ScriptedLlm::from_fn(|r| Ok(format!("Let me think. {} Answer: 4", r.messages[0].content.len()))));
-        let program = PromptProgram::new("t", llm, GenerationParams::default(), Arc::new(MontySandbox::default()));
+        let llm = Arc::new(ScriptedLlm::from_fn(|r| {
+            Ok(format!("Let me think. {} Answer: 4", r.messages[0].content.len()))
+        }));
+        let program = PromptProgram::new(
+            "t",
+            llm,
+            GenerationParams::default(),
+            Arc::new(MontySandbox::default()),
+        );
         let g = Graph::new();
         let params = program.parameters(&g);
         let mark = g.mark();
@@ -103,23 +145,44 @@ mod tests {
         let runs = program.run(&g, &params, std::slice::from_ref(&item)).unwrap();
         assert!(runs[0].answer.as_deref().unwrap().ends_with("Answer: 4"));
         // A better extractor (as the optimizer would write it) reads the answer out.
-        params[1].set_value(Value::Code("def extract_answer(reply):\n    return reply.split('Answer:')[-1].strip()\n".into()));
+        params[1].set_value(Value::Code(
+            "def extract_answer(reply):\n    return reply.split('Answer:')[-1].strip()\n".into(),
+        ));
         g.rewind(mark);
         let runs = program.run(&g, &params, std::slice::from_ref(&item)).unwrap();
         assert_eq!(runs[0].answer.as_deref(), Some("4"));
         runs[0].output.backward("Correct.").unwrap();
         let s = summarize(&params);
-        assert_eq!(s.code, vec!["call_llm0 = call_llm(template=prompt, input=question0)", "eval0 = eval(reply=call_llm0, __code=__code0)"]);
+        assert_eq!(
+            s.code,
+            vec![
+                "call_llm0 = call_llm(template=prompt, input=question0)",
+                "eval0 = eval(reply=call_llm0, __code=__code0)"
+            ]
+        );
     }
 
     #[test]
     fn an_extractor_that_raises_is_a_wrong_answer_with_its_traceback() {
         let llm = Arc::new(ScriptedLlm::from_fn(|_| Ok("no answer here".into())));
-        let program = PromptProgram::new("t", llm, GenerationParams::default(), Arc::new(MontySandbox::default()));
+        let program = PromptProgram::new(
+            "t",
+            llm,
+            GenerationParams::default(),
+            Arc::new(MontySandbox::default()),
+        );
         let g = Graph::new();
         let params = program.parameters(&g);
-        params[1].set_value(Value::Code("def extract_answer(reply):\n    return reply.split('Answer:')[1]\n".into()));
-        let runs = program.run(&g, &params, &[Item { id: 0, input: "q".into(), expected: "a".into(), split: None }]).unwrap();
+        params[1].set_value(Value::Code(
+            "def extract_answer(reply):\n    return reply.split('Answer:')[1]\n".into(),
+        ));
+        let runs = program
+            .run(
+                &g,
+                &params,
+                &[Item { id: 0, input: "q".into(), expected: "a".into(), split: None }],
+            )
+            .unwrap();
         assert_eq!(runs[0].answer, None);
         assert!(runs[0].output.is_exception());
         assert!(runs[0].notes[0].contains("IndexError"), "{:?}", runs[0].notes);

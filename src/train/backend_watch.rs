@@ -30,7 +30,9 @@ impl<'a> BackendWatch<'a> {
 impl Llm for BackendWatch<'_> {
     fn generate(&self, requests: &[Request]) -> Vec<Result<Reply>> {
         let replies = self.inner.generate(requests);
-        if let Some(Err(Error::Unavailable { backend, reason })) = replies.iter().find(|r| matches!(r, Err(Error::Unavailable { .. }))) {
+        if let Some(Err(Error::Unavailable { backend, reason })) =
+            replies.iter().find(|r| matches!(r, Err(Error::Unavailable { .. })))
+        {
             let mut slot = self.unavailable.lock().unwrap_or_else(|e| e.into_inner());
             slot.get_or_insert_with(|| (backend.clone(), reason.clone()));
         }

@@ -7,7 +7,8 @@ use super::log::StepEvent;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-pub const COLORS: [&str; 8] = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf"];
+pub const COLORS: [&str; 8] =
+    ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf"];
 
 const W: f64 = 900.0;
 const H: f64 = 320.0;
@@ -30,7 +31,11 @@ pub fn nice_ticks(lo: f64, hi: f64, target: usize) -> (Vec<f64>, usize) {
     let raw = span / target.max(1) as f64;
     let magnitude = 10f64.powf(raw.log10().floor());
     // The round step nearest the raw one (in ratio), so a range gets 4 to 8 ticks.
-    let step = [1.0, 2.0, 5.0, 10.0].iter().map(|m| m * magnitude).min_by(|a, b| (a / raw).ln().abs().total_cmp(&(b / raw).ln().abs())).unwrap_or(magnitude);
+    let step = [1.0, 2.0, 5.0, 10.0]
+        .iter()
+        .map(|m| m * magnitude)
+        .min_by(|a, b| (a / raw).ln().abs().total_cmp(&(b / raw).ln().abs()))
+        .unwrap_or(magnitude);
     let first = (lo / step).floor();
     let mut ticks = Vec::new();
     for i in 0..50 {
@@ -46,7 +51,10 @@ pub fn nice_ticks(lo: f64, hi: f64, target: usize) -> (Vec<f64>, usize) {
 
 /// Integer step ticks for `0..=max_step`, at most about 12.
 fn step_ticks(max_step: usize) -> Vec<usize> {
-    let every = [1usize, 2, 5, 10, 20, 50, 100, 200, 500, 1000].into_iter().find(|e| max_step / e <= 12).unwrap_or(max_step.max(1));
+    let every = [1usize, 2, 5, 10, 20, 50, 100, 200, 500, 1000]
+        .into_iter()
+        .find(|e| max_step / e <= 12)
+        .unwrap_or(max_step.max(1));
     (0..=max_step).step_by(every).collect()
 }
 
@@ -71,7 +79,9 @@ pub fn score_chart(events: &[StepEvent]) -> Chart {
         };
         return Chart { svg: None, note: Some(note) };
     }
-    let (lo, hi) = finite.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &v| (lo.min(v), hi.max(v)));
+    let (lo, hi) = finite
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &v| (lo.min(v), hi.max(v)));
     let (lo, hi) = if hi > lo { (lo, hi) } else { (lo - 1.0, hi + 1.0) };
     let (yticks, decimals) = nice_ticks(lo, hi, 5);
     let (lo, hi) = (yticks[0].min(lo), yticks[yticks.len() - 1].max(hi));
@@ -93,17 +103,36 @@ pub fn score_chart(events: &[StepEvent]) -> Chart {
     for s in step_ticks(max_step) {
         let tx = x(s);
         let _ = write!(svg, "<line class=\"xtick\" x1=\"{tx:.1}\" y1=\"{axis_y:.1}\" x2=\"{tx:.1}\" y2=\"{:.1}\" stroke=\"#999\"/>", axis_y + 5.0);
-        let _ = write!(svg, "<text x=\"{tx:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{s}</text>", axis_y + 18.0);
+        let _ = write!(
+            svg,
+            "<text x=\"{tx:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{s}</text>",
+            axis_y + 18.0
+        );
     }
     let _ = write!(svg, "<line x1=\"{LEFT}\" y1=\"{axis_y:.1}\" x2=\"{:.1}\" y2=\"{axis_y:.1}\" stroke=\"#666\"/><line x1=\"{LEFT}\" y1=\"{TOP}\" x2=\"{LEFT}\" y2=\"{axis_y:.1}\" stroke=\"#666\"/>", W - RIGHT);
-    let _ = write!(svg, "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">step</text>", LEFT + plot_w / 2.0, H - 4.0);
-    let _ = write!(svg, "<text transform=\"translate(14,{:.1}) rotate(-90)\" text-anchor=\"middle\">score</text>", TOP + plot_h / 2.0);
-    let color_of: BTreeMap<u64, &str> = series.keys().enumerate().map(|(i, &s)| (s, COLORS[i % COLORS.len()])).collect();
+    let _ = write!(
+        svg,
+        "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">step</text>",
+        LEFT + plot_w / 2.0,
+        H - 4.0
+    );
+    let _ = write!(
+        svg,
+        "<text transform=\"translate(14,{:.1}) rotate(-90)\" text-anchor=\"middle\">score</text>",
+        TOP + plot_h / 2.0
+    );
+    let color_of: BTreeMap<u64, &str> =
+        series.keys().enumerate().map(|(i, &s)| (s, COLORS[i % COLORS.len()])).collect();
     for (seed, pts) in &series {
         let color = color_of[seed];
-        let path: Vec<String> = pts.iter().map(|&(s, v)| format!("{:.1},{:.1}", x(s), y(v))).collect();
+        let path: Vec<String> =
+            pts.iter().map(|&(s, v)| format!("{:.1},{:.1}", x(s), y(v))).collect();
         if pts.len() > 1 {
-            let _ = write!(svg, "<polyline fill=\"none\" stroke=\"{color}\" stroke-width=\"2\" points=\"{}\"/>", path.join(" "));
+            let _ = write!(
+                svg,
+                "<polyline fill=\"none\" stroke=\"{color}\" stroke-width=\"2\" points=\"{}\"/>",
+                path.join(" ")
+            );
         }
         for &(s, v) in pts {
             let _ = write!(svg, "<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"3.5\" fill=\"{color}\"><title>seed {seed}, step {s}: score {}</title></circle>", x(s), y(v), format::score(v, 4));

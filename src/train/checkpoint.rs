@@ -44,16 +44,29 @@ pub const CHECKPOINT_FILE: &str = "checkpoint.json";
 impl Checkpoint {
     pub fn save(&self, dir: &Path) -> Result<()> {
         let path = dir.join(CHECKPOINT_FILE);
-        let text = serde_json::to_string_pretty(self).map_err(|e| Error::Checkpoint { path: path.clone(), reason: e.to_string() })?;
+        let text = serde_json::to_string_pretty(self)
+            .map_err(|e| Error::Checkpoint { path: path.clone(), reason: e.to_string() })?;
         crate::util::write_atomic(&path, text.as_bytes())
     }
 
     pub fn load(dir: &Path) -> Result<Checkpoint> {
         let path = dir.join(CHECKPOINT_FILE);
-        let text = std::fs::read_to_string(&path).map_err(|e| Error::Checkpoint { path: path.clone(), reason: format!("cannot read: {e}") })?;
-        let cp: Checkpoint = serde_json::from_str(&text).map_err(|e| Error::Checkpoint { path: path.clone(), reason: format!("not a valid checkpoint: {e}") })?;
+        let text = std::fs::read_to_string(&path).map_err(|e| Error::Checkpoint {
+            path: path.clone(),
+            reason: format!("cannot read: {e}"),
+        })?;
+        let cp: Checkpoint = serde_json::from_str(&text).map_err(|e| Error::Checkpoint {
+            path: path.clone(),
+            reason: format!("not a valid checkpoint: {e}"),
+        })?;
         if cp.version != CHECKPOINT_VERSION {
-            return Err(Error::Checkpoint { path, reason: format!("version {} is not supported (expected {CHECKPOINT_VERSION})", cp.version) });
+            return Err(Error::Checkpoint {
+                path,
+                reason: format!(
+                    "version {} is not supported (expected {CHECKPOINT_VERSION})",
+                    cp.version
+                ),
+            });
         }
         Ok(cp)
     }

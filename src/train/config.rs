@@ -2,6 +2,13 @@
 
 use serde::{Deserialize, Serialize};
 
+/// Steps of a run unless told otherwise (the CLI's `--steps` default too).
+pub const DEFAULT_STEPS: usize = 10;
+/// Past (variables, feedback) pairs the optimizer is shown (the CLI's `--memory` default too).
+pub const DEFAULT_MEMORY: usize = 5;
+/// Token cap of an optimizer reply (the CLI's `--max-tokens` default too).
+pub const DEFAULT_MAX_TOKENS: usize = 400;
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RunConfig {
     pub task: String,
@@ -31,4 +38,31 @@ pub struct RunConfig {
     /// The search over candidates (absent: the optimizer's own one-candidate step).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub search: Option<crate::train::search::SearchSettings>,
+}
+
+impl Default for RunConfig {
+    /// One seed of problem 0 with OptoPrime and the CLI's defaults: a program sets `task` and
+    /// `model` (and what it changes) and takes the rest, `RunConfig { task, ..Default::default() }`.
+    fn default() -> Self {
+        RunConfig {
+            task: String::new(),
+            problem: 0,
+            optimizer: "optoprime".into(),
+            seeds: 1,
+            first_seed: 0,
+            steps: DEFAULT_STEPS,
+            memory: DEFAULT_MEMORY,
+            model: String::new(),
+            model_sha256: None,
+            temperature: 0.0,
+            max_tokens: DEFAULT_MAX_TOKENS,
+            threads: None,
+            device: "cpu".into(),
+            batch_size: 1,
+            stop_on_success: true,
+            opto_version: env!("CARGO_PKG_VERSION").into(),
+            problems: Vec::new(),
+            search: None,
+        }
+    }
 }

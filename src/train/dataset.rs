@@ -111,35 +111,70 @@ fn dataset_err(path: &Path, line: Option<usize>, reason: impl Into<String>) -> E
 /// number or bool), and optionally `split` (`train`, `validation` or `test`). Blank lines are
 /// skipped.
 pub fn load_jsonl(path: &Path) -> Result<(Vec<Item>, DataSource)> {
-    let bytes = std::fs::read(path).map_err(|e| dataset_err(path, None, format!("cannot read: {e}")))?;
-    let text = std::str::from_utf8(&bytes).map_err(|e| dataset_err(path, None, format!("not UTF-8 text: {e}")))?;
+    let bytes =
+        std::fs::read(path).map_err(|e| dataset_err(path, None, format!("cannot read: {e}")))?;
+    let text = std::str::from_utf8(&bytes)
+        .map_err(|e| dataset_err(path, None, format!("not UTF-8 text: {e}")))?;
     let mut items = Vec::new();
     for (i, line) in text.lines().enumerate() {
         let n = i + 1;
         if line.trim().is_empty() {
             continue;
         }
-        let value: serde_json::Value = serde_json::from_str(line).map_err(|e| dataset_err(path, Some(n), format!("not valid JSON: {e}")))?;
-        let obj = value.as_object().ok_or_else(|| dataset_err(path, Some(n), "expected a JSON object with the fields `input` and `answer`"))?;
+        let value: serde_json::Value = serde_json::from_str(line)
+            .map_err(|e| dataset_err(path, Some(n), format!("not valid JSON: {e}")))?;
+        let obj = value.as_object().ok_or_else(|| {
+            dataset_err(
+                path,
+                Some(n),
+                "expected a JSON object with the fields `input` and `answer`",
+            )
+        })?;
         let input = match obj.get("input") {
             Some(serde_json::Value::String(s)) if !s.trim().is_empty() => s.clone(),
-            Some(serde_json::Value::String(_)) => return Err(dataset_err(path, Some(n), "field `input` is empty")),
-            Some(other) => return Err(dataset_err(path, Some(n), format!("field `input` must be a string, got {other}"))),
+            Some(serde_json::Value::String(_)) => {
+                return Err(dataset_err(path, Some(n), "field `input` is empty"))
+            }
+            Some(other) => {
+                return Err(dataset_err(
+                    path,
+                    Some(n),
+                    format!("field `input` must be a string, got {other}"),
+                ))
+            }
             None => return Err(dataset_err(path, Some(n), "missing field `input`")),
         };
         let expected = match obj.get("answer") {
             Some(serde_json::Value::String(s)) if !s.trim().is_empty() => s.clone(),
-            Some(serde_json::Value::String(_)) => return Err(dataset_err(path, Some(n), "field `answer` is empty")),
+            Some(serde_json::Value::String(_)) => {
+                return Err(dataset_err(path, Some(n), "field `answer` is empty"))
+            }
             Some(v @ (serde_json::Value::Number(_) | serde_json::Value::Bool(_))) => v.to_string(),
-            Some(other) => return Err(dataset_err(path, Some(n), format!("field `answer` must be a string, a number or a bool, got {other}"))),
+            Some(other) => {
+                return Err(dataset_err(
+                    path,
+                    Some(n),
+                    format!("field `answer` must be a string, a number or a bool, got {other}"),
+                ))
+            }
             None => return Err(dataset_err(path, Some(n), "missing field `answer`")),
         };
         let split = match obj.get("split") {
             None | Some(serde_json::Value::Null) => None,
-            Some(serde_json::Value::String(s)) => {
-                Some(Split::parse(s).ok_or_else(|| dataset_err(path, Some(n), format!("field `split` is `{s}`; expected train, validation or test")))?)
+            Some(serde_json::Value::String(s)) => Some(Split::parse(s).ok_or_else(|| {
+                dataset_err(
+                    path,
+                    Some(n),
+                    format!("field `split` is `{s}`; expected train, validation or test"),
+                )
+            })?),
+            Some(other) => {
+                return Err(dataset_err(
+                    path,
+                    Some(n),
+                    format!("field `split` must be a string, got {other}"),
+                ))
             }
-            Some(other) => return Err(dataset_err(path, Some(n), format!("field `split` must be a string, got {other}"))),
         };
         items.push(Item { id: n, input, expected, split });
     }
@@ -147,7 +182,11 @@ pub fn load_jsonl(path: &Path) -> Result<(Vec<Item>, DataSource)> {
         return Err(dataset_err(path, None, "holds no items (expected one JSON object per line)"));
     }
     let sha256 = hex::encode(Sha256::digest(&bytes));
-    let source = DataSource { path: std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf()), sha256, items: items.len() };
+    let source = DataSource {
+        path: std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf()),
+        sha256,
+        items: items.len(),
+    };
     Ok((items, source))
 }
 
@@ -158,9 +197,14 @@ pub fn split(items: Vec<Item>, sizes: SplitSizes, seed: u64, path: &Path) -> Res
     let labelled = items.iter().filter(|i| i.split.is_some()).count();
     let splits = if labelled > 0 {
         if let Some(missing) = items.iter().find(|i| i.split.is_none()) {
-            return Err(dataset_err(path, Some(missing.id), "missing field `split` (other lines have one: give it on every line or on none)"));
+            return Err(dataset_err(
+                path,
+                Some(missing.id),
+                "missing field `split` (other lines have one: give it on every line or on none)",
+            ));
         }
-        let of = |s: Split| items.iter().filter(|i| i.split == Some(s)).cloned().collect::<Vec<_>>();
+        let of =
+            |s: Split| items.iter().filter(|i| i.split == Some(s)).cloned().collect::<Vec<_>>();
         Splits { train: of(Split::Train), validation: of(Split::Validation), test: of(Split::Test) }
     } else {
         let need = sizes.train + sizes.validation + sizes.test.unwrap_or(1);
@@ -186,7 +230,9 @@ pub fn split(items: Vec<Item>, sizes: SplitSizes, seed: u64, path: &Path) -> Res
         let test: Vec<Item> = rest.take(test_len).collect();
         Splits { train, validation, test }
     };
-    for (name, list) in [("train", &splits.train), ("validation", &splits.validation), ("test", &splits.test)] {
+    for (name, list) in
+        [("train", &splits.train), ("validation", &splits.validation), ("test", &splits.test)]
+    {
         if list.is_empty() {
             return Err(dataset_err(path, None, format!("the {name} split is empty")));
         }
@@ -237,25 +283,47 @@ mod tests {
 
     #[test]
     fn splits_need_enough_items_and_none_may_be_empty() {
-        let items: Vec<Item> = (0..10).map(|i| Item { id: i + 1, input: format!("q{i}"), expected: format!("a{i}"), split: None }).collect();
+        let items: Vec<Item> = (0..10)
+            .map(|i| Item {
+                id: i + 1,
+                input: format!("q{i}"),
+                expected: format!("a{i}"),
+                split: None,
+            })
+            .collect();
         let p = Path::new("d.jsonl");
-        let s = split(items.clone(), SplitSizes { train: 5, validation: 2, test: None }, 1, p).unwrap();
+        let s =
+            split(items.clone(), SplitSizes { train: 5, validation: 2, test: None }, 1, p).unwrap();
         assert_eq!((s.train.len(), s.validation.len(), s.test.len()), (5, 2, 3));
-        let mut ids: Vec<usize> = s.train.iter().chain(&s.validation).chain(&s.test).map(|i| i.id).collect();
+        let mut ids: Vec<usize> =
+            s.train.iter().chain(&s.validation).chain(&s.test).map(|i| i.id).collect();
         ids.sort();
         assert_eq!(ids, (1..=10).collect::<Vec<_>>(), "every item in exactly one split");
-        let e = split(items.clone(), SplitSizes { train: 8, validation: 2, test: None }, 1, p).unwrap_err().to_string();
-        assert!(e.contains("too few items: 10 for 8 train + 2 validation + at least 1 test"), "{e}");
+        let e = split(items.clone(), SplitSizes { train: 8, validation: 2, test: None }, 1, p)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("too few items: 10 for 8 train + 2 validation + at least 1 test"),
+            "{e}"
+        );
         // Labelled: the labels decide, and an empty split is named.
-        let labelled: Vec<Item> = items.iter().cloned().map(|mut i| {
-            i.split = Some(if i.id <= 8 { Split::Train } else { Split::Test });
-            i
-        }).collect();
-        let e = split(labelled, SplitSizes { train: 5, validation: 2, test: None }, 1, p).unwrap_err().to_string();
+        let labelled: Vec<Item> = items
+            .iter()
+            .cloned()
+            .map(|mut i| {
+                i.split = Some(if i.id <= 8 { Split::Train } else { Split::Test });
+                i
+            })
+            .collect();
+        let e = split(labelled, SplitSizes { train: 5, validation: 2, test: None }, 1, p)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("the validation split is empty"), "{e}");
         let mut partly = items;
         partly[0].split = Some(Split::Train);
-        let e = split(partly, SplitSizes { train: 5, validation: 2, test: None }, 1, p).unwrap_err().to_string();
+        let e = split(partly, SplitSizes { train: 5, validation: 2, test: None }, 1, p)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("line 2") && e.contains("missing field `split`"), "{e}");
     }
 

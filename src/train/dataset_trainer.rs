@@ -161,7 +161,8 @@ pub struct DatasetSummary {
 }
 
 /// Builds the optimizer over the program's parameters.
-pub type DatasetOptimizerFactory = dyn Fn(Vec<Node>, Arc<dyn Llm>) -> Box<dyn Optimizer> + Send + Sync;
+pub type DatasetOptimizerFactory =
+    dyn Fn(Vec<Node>, Arc<dyn Llm>) -> Box<dyn Optimizer> + Send + Sync;
 
 pub struct DatasetTrainer {
     pub program: Arc<dyn DatasetProgram>,
@@ -193,7 +194,9 @@ fn values(params: &[Node]) -> IndexMap<String, Value> {
 
 fn set_values(params: &[Node], values: &IndexMap<String, Value>, what: &str) -> Result<()> {
     for p in params {
-        let v = values.get(&p.name()).ok_or_else(|| Error::Graph(format!("{what} lacks parameter `{}`", p.name())))?;
+        let v = values
+            .get(&p.name())
+            .ok_or_else(|| Error::Graph(format!("{what} lacks parameter `{}`", p.name())))?;
         p.set_value(v.clone());
     }
     Ok(())
@@ -203,7 +206,10 @@ impl DatasetTrainer {
     fn check(&self) -> Result<()> {
         let o = &self.options;
         if o.steps == 0 || o.minibatch == 0 || o.eval_batch == 0 {
-            return Err(Error::invalid("dataset options", "steps, minibatch and eval batch must be at least 1"));
+            return Err(Error::invalid(
+                "dataset options",
+                "steps, minibatch and eval batch must be at least 1",
+            ));
         }
         Ok(())
     }
@@ -220,21 +226,42 @@ impl DatasetTrainer {
     pub fn run(&self) -> Result<DatasetSummary> {
         self.check()?;
         if self.out_dir.join(CHECKPOINT_FILE).exists() {
-            return Err(Error::invalid("--out", format!("{} already holds a run; use --resume to continue it", self.out_dir.display())));
+            return Err(Error::invalid(
+                "--out",
+                format!(
+                    "{} already holds a run; use --resume to continue it",
+                    self.out_dir.display()
+                ),
+            ));
         }
         std::fs::create_dir_all(&self.out_dir).map_err(|e| Error::io(&self.out_dir, e))?;
         let text = serde_json::to_string_pretty(&self.config).unwrap_or_default();
         crate::util::write_atomic(&self.out_dir.join("config.json"), text.as_bytes())?;
         let live = self.start_live();
         let initial_params = values(&live.params);
-        self.say(format!("{}: scoring the starting parameters on {} test items", self.program.name(), self.splits.test.len()));
+        self.say(format!(
+            "{}: scoring the starting parameters on {} test items",
+            self.program.name(),
+            self.splits.test.len()
+        ));
         let test_before = self.score(&live, &self.splits.test)?;
         let validation = self.score(&live, &self.splits.validation)?;
         self.say(format!("test {test_before} · validation {validation} before training"));
         let best = Best { accuracy: validation, after_step: 0, params: initial_params.clone() };
-        let cp = DatasetCheckpoint { version: CHECKPOINT_VERSION, next_step: 0, params: initial_params.clone(), optimizer: live.optimizer.state(), best, test_before, validation_before: validation, initial_params, step_seconds: Vec::new() };
+        let cp = DatasetCheckpoint {
+            version: CHECKPOINT_VERSION,
+            next_step: 0,
+            params: initial_params.clone(),
+            optimizer: live.optimizer.state(),
+            best,
+            test_before,
+            validation_before: validation,
+            initial_params,
+            step_seconds: Vec::new(),
+        };
         self.save_checkpoint(&cp)?;
-        std::fs::write(self.out_dir.join(DATASET_EVENTS_FILE), b"").map_err(|e| Error::io(self.out_dir.join(DATASET_EVENTS_FILE), e))?;
+        std::fs::write(self.out_dir.join(DATASET_EVENTS_FILE), b"")
+            .map_err(|e| Error::io(self.out_dir.join(DATASET_EVENTS_FILE), e))?;
         self.drive(live, cp)
     }
 
@@ -242,10 +269,22 @@ impl DatasetTrainer {
     pub fn resume(&self) -> Result<DatasetSummary> {
         self.check()?;
         let path = self.out_dir.join(CHECKPOINT_FILE);
-        let text = std::fs::read_to_string(&path).map_err(|e| Error::Checkpoint { path: path.clone(), reason: format!("cannot read: {e}") })?;
-        let cp: DatasetCheckpoint = serde_json::from_str(&text).map_err(|e| Error::Checkpoint { path: path.clone(), reason: format!("not a dataset-run checkpoint: {e}") })?;
+        let text = std::fs::read_to_string(&path).map_err(|e| Error::Checkpoint {
+            path: path.clone(),
+            reason: format!("cannot read: {e}"),
+        })?;
+        let cp: DatasetCheckpoint = serde_json::from_str(&text).map_err(|e| Error::Checkpoint {
+            path: path.clone(),
+            reason: format!("not a dataset-run checkpoint: {e}"),
+        })?;
         if cp.version != CHECKPOINT_VERSION {
-            return Err(Error::Checkpoint { path, reason: format!("version {} is not supported (expected {CHECKPOINT_VERSION})", cp.version) });
+            return Err(Error::Checkpoint {
+                path,
+                reason: format!(
+                    "version {} is not supported (expected {CHECKPOINT_VERSION})",
+                    cp.version
+                ),
+            });
         }
         let mut live = self.start_live();
         set_values(&live.params, &cp.params, "the checkpoint")?;
@@ -255,7 +294,9 @@ impl DatasetTrainer {
         if let Ok(old) = std::fs::read_to_string(&events) {
             let kept: Vec<&str> = old
                 .lines()
-                .filter(|l| serde_json::from_str::<DatasetEvent>(l).is_ok_and(|e| e.step < cp.next_step))
+                .filter(|l| {
+                    serde_json::from_str::<DatasetEvent>(l).is_ok_and(|e| e.step < cp.next_step)
+                })
                 .collect();
             let mut text = kept.join("\n");
             if !text.is_empty() {
@@ -263,7 +304,11 @@ impl DatasetTrainer {
             }
             crate::util::write_atomic(&events, text.as_bytes())?;
         }
-        self.say(format!("resuming at step {} (best validation so far {})", cp.next_step + 1, cp.best.accuracy));
+        self.say(format!(
+            "resuming at step {} (best validation so far {})",
+            cp.next_step + 1,
+            cp.best.accuracy
+        ));
         self.drive(live, cp)
     }
 
@@ -273,7 +318,10 @@ impl DatasetTrainer {
         for step in cp.next_step..self.options.steps {
             let t0 = std::time::Instant::now();
             let minibatch: Vec<Item> = (0..self.options.minibatch.min(order.len()))
-                .map(|k| self.splits.train[order[(step * self.options.minibatch + k) % order.len()]].clone())
+                .map(|k| {
+                    self.splits.train[order[(step * self.options.minibatch + k) % order.len()]]
+                        .clone()
+                })
                 .collect();
             // Forward on the minibatch; every output gets its own feedback.
             live.graph.rewind(live.mark);
@@ -316,7 +364,11 @@ impl DatasetTrainer {
             let validation_s = t2.elapsed().as_secs_f64();
             // A later step must do strictly better to replace the kept parameters.
             if validation.correct > cp.best.accuracy.correct {
-                cp.best = Best { accuracy: validation, after_step: step + 1, params: values(&live.params) };
+                cp.best = Best {
+                    accuracy: validation,
+                    after_step: step + 1,
+                    params: values(&live.params),
+                };
             }
             let step_s = t0.elapsed().as_secs_f64();
             cp.step_seconds.push(step_s);
@@ -348,7 +400,11 @@ impl DatasetTrainer {
         }
         // Test with the parameters kept on validation.
         set_values(&live.params, &cp.best.params, "the best parameters")?;
-        self.say(format!("scoring the kept parameters (after step {}) on {} test items", cp.best.after_step, self.splits.test.len()));
+        self.say(format!(
+            "scoring the kept parameters (after step {}) on {} test items",
+            cp.best.after_step,
+            self.splits.test.len()
+        ));
         let test_after = self.score(&live, &self.splits.test)?;
         self.say(format!("test accuracy {} before → {} after", cp.test_before, test_after));
         let summary = DatasetSummary {
@@ -381,8 +437,16 @@ impl DatasetTrainer {
     fn feedback(&self, item: &Item, run: &ItemRun) -> (bool, String) {
         let (correct, mut text) = match &run.answer {
             Some(answer) if self.grader.is_correct(item, answer) => (true, "Correct.".to_string()),
-            Some(answer) => (false, format!("Wrong answer: the expected answer is {:?}, the program returned {:?}.", item.expected, answer)),
-            None => (false, format!("The program failed; the expected answer is {:?}.", item.expected)),
+            Some(answer) => (
+                false,
+                format!(
+                    "Wrong answer: the expected answer is {:?}, the program returned {:?}.",
+                    item.expected, answer
+                ),
+            ),
+            None => {
+                (false, format!("The program failed; the expected answer is {:?}.", item.expected))
+            }
         };
         for note in &run.notes {
             text.push(' ');
@@ -397,7 +461,13 @@ impl DatasetTrainer {
         for chunk in items.chunks(self.options.eval_batch) {
             live.graph.rewind(live.mark);
             let runs = self.program.run(&live.graph, &live.params, chunk)?;
-            acc.correct += chunk.iter().zip(&runs).filter(|(item, run)| run.answer.as_deref().is_some_and(|a| self.grader.is_correct(item, a))).count();
+            acc.correct += chunk
+                .iter()
+                .zip(&runs)
+                .filter(|(item, run)| {
+                    run.answer.as_deref().is_some_and(|a| self.grader.is_correct(item, a))
+                })
+                .count();
         }
         live.graph.rewind(live.mark);
         Ok(acc)
@@ -405,15 +475,21 @@ impl DatasetTrainer {
 
     fn save_checkpoint(&self, cp: &DatasetCheckpoint) -> Result<()> {
         let path = self.out_dir.join(CHECKPOINT_FILE);
-        let text = serde_json::to_string_pretty(cp).map_err(|e| Error::Checkpoint { path: path.clone(), reason: e.to_string() })?;
+        let text = serde_json::to_string_pretty(cp)
+            .map_err(|e| Error::Checkpoint { path: path.clone(), reason: e.to_string() })?;
         crate::util::write_atomic(&path, text.as_bytes())
     }
 
     fn append_event(&self, event: &DatasetEvent) -> Result<()> {
         let path = self.out_dir.join(DATASET_EVENTS_FILE);
-        let mut line = serde_json::to_string(event).map_err(|e| Error::Checkpoint { path: path.clone(), reason: e.to_string() })?;
+        let mut line = serde_json::to_string(event)
+            .map_err(|e| Error::Checkpoint { path: path.clone(), reason: e.to_string() })?;
         line.push('\n');
-        let mut f = std::fs::OpenOptions::new().create(true).append(true).open(&path).map_err(|e| Error::io(&path, e))?;
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(|e| Error::io(&path, e))?;
         f.write_all(line.as_bytes()).map_err(|e| Error::io(&path, e))
     }
 

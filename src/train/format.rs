@@ -45,11 +45,17 @@ pub fn short_value(value: &Value, limit: usize) -> String {
         Value::Code(source) => {
             let lines: Vec<&str> = source.lines().filter(|l| !l.trim().is_empty()).collect();
             let first = lines.first().map(|l| l.trim()).unwrap_or("");
-            let whole = if lines.len() > 1 { format!("{first} … ({} lines)", lines.len()) } else { first.to_string() };
+            let whole = if lines.len() > 1 {
+                format!("{first} … ({} lines)", lines.len())
+            } else {
+                first.to_string()
+            };
             // Too long: the function's name and size say more than a cut header.
             let name = first.strip_prefix("def ").and_then(|rest| rest.split('(').next());
             match name {
-                Some(name) if whole.chars().count() > limit => format!("def {name} ({} lines)", lines.len()),
+                Some(name) if whole.chars().count() > limit => {
+                    format!("def {name} ({} lines)", lines.len())
+                }
                 _ => whole,
             }
         }
@@ -61,7 +67,15 @@ pub fn short_value(value: &Value, limit: usize) -> String {
 /// `name = value` pairs, each shortened, joined by `; ` and cut to `limit` characters.
 pub fn short_params(params: &IndexMap<String, Value>, limit: usize) -> String {
     let each = if params.is_empty() { limit } else { (limit / params.len()).max(16) };
-    let parts: Vec<String> = params.iter().map(|(name, v)| format!("{name} = {}", short_value(v, each.saturating_sub(name.chars().count() + 3).max(8)))).collect();
+    let parts: Vec<String> = params
+        .iter()
+        .map(|(name, v)| {
+            format!(
+                "{name} = {}",
+                short_value(v, each.saturating_sub(name.chars().count() + 3).max(8))
+            )
+        })
+        .collect();
     cut_words(&parts.join("; "), limit)
 }
 
@@ -87,7 +101,8 @@ mod tests {
 
     #[test]
     fn code_is_shown_by_its_first_line_and_length() {
-        let v = Value::Code("def act(map, plan):\n    \"\"\"Doc.\"\"\"\n    return [0, 0]\n".into());
+        let v =
+            Value::Code("def act(map, plan):\n    \"\"\"Doc.\"\"\"\n    return [0, 0]\n".into());
         assert_eq!(short_value(&v, 60), "def act(map, plan): … (3 lines)");
         assert_eq!(short_value(&v, 20), "def act (3 lines)");
         assert_eq!(short_value(&Value::Float(2.5), 10), "2.5");
@@ -98,7 +113,10 @@ mod tests {
         let mut p = IndexMap::new();
         p.insert("x".to_string(), Value::Float(-3.0));
         assert_eq!(short_params(&p, 40), "x = -3.0");
-        p.insert("prompt".to_string(), Value::Str("a long instruction that goes on and on and on".into()));
+        p.insert(
+            "prompt".to_string(),
+            Value::Str("a long instruction that goes on and on and on".into()),
+        );
         assert!(short_params(&p, 40).chars().count() <= 40, "{}", short_params(&p, 40));
     }
 }

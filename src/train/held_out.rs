@@ -27,7 +27,11 @@ pub struct HeldOutFigures {
 
 /// Evaluates every seed (in parallel) and writes `held_out.json` into `out_dir`; an empty list
 /// (and no file) when the task has no held-out cases.
-pub fn evaluate_seeds(task: &dyn Task, seeds: &[SeedRun], out_dir: &Path) -> Result<Vec<HeldOutFigures>> {
+pub fn evaluate_seeds(
+    task: &dyn Task,
+    seeds: &[SeedRun],
+    out_dir: &Path,
+) -> Result<Vec<HeldOutFigures>> {
     // The parameter sets first (a seed's optimizer is not `Sync`), then the rollouts in parallel.
     let sets: Vec<_> = seeds.iter().map(|s| (s.seed, s.values(), s.best_params.clone())).collect();
     let figures: Vec<HeldOutFigures> = sets

@@ -27,7 +27,13 @@ impl RunLock {
     pub fn acquire(dir: &Path) -> Result<RunLock> {
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
         let path = dir.join(LOCK_FILE);
-        let mut file = File::options().create(true).truncate(false).read(true).write(true).open(&path).map_err(|e| Error::io(&path, e))?;
+        let mut file = File::options()
+            .create(true)
+            .truncate(false)
+            .read(true)
+            .write(true)
+            .open(&path)
+            .map_err(|e| Error::io(&path, e))?;
         match file.try_lock() {
             Ok(()) => {}
             Err(std::fs::TryLockError::WouldBlock) => {
@@ -45,7 +51,11 @@ impl RunLock {
             Err(std::fs::TryLockError::Error(e)) => return Err(Error::io(&path, e)),
         }
         // Ours now: record who holds it (for the message another process will show).
-        let _ = file.set_len(0).and_then(|_| file.rewind()).and_then(|_| write!(file, "{}", std::process::id())).and_then(|_| file.flush());
+        let _ = file
+            .set_len(0)
+            .and_then(|_| file.rewind())
+            .and_then(|_| write!(file, "{}", std::process::id()))
+            .and_then(|_| file.flush());
         Ok(RunLock { _file: file, path })
     }
 
@@ -74,7 +84,10 @@ mod tests {
         let first = RunLock::acquire(&run).unwrap();
         let err = RunLock::acquire(&run).unwrap_err().to_string();
         assert!(err.contains("in use by a live run"), "{err}");
-        assert!(err.contains(&format!("process {}", std::process::id())), "names the holder: {err}");
+        assert!(
+            err.contains(&format!("process {}", std::process::id())),
+            "names the holder: {err}"
+        );
         assert!(RunLock::check_free(&run).is_err());
         drop(first);
         RunLock::check_free(&run).unwrap();

@@ -60,12 +60,17 @@ impl EventLog {
                 crate::util::write_atomic(&path, text.as_bytes())?;
             }
         }
-        let file = std::fs::OpenOptions::new().create(true).append(true).open(&path).map_err(|e| Error::io(&path, e))?;
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(|e| Error::io(&path, e))?;
         Ok(EventLog { path, file })
     }
 
     pub fn append(&mut self, event: &StepEvent) -> Result<()> {
-        let mut line = serde_json::to_string(event).map_err(|e| Error::Checkpoint { path: self.path.clone(), reason: e.to_string() })?;
+        let mut line = serde_json::to_string(event)
+            .map_err(|e| Error::Checkpoint { path: self.path.clone(), reason: e.to_string() })?;
         line.push('\n');
         self.file.write_all(line.as_bytes()).map_err(|e| Error::io(&self.path, e))?;
         self.file.flush().map_err(|e| Error::io(&self.path, e))
@@ -78,6 +83,11 @@ pub fn read_events(path: &Path) -> Result<Vec<StepEvent>> {
     text.lines()
         .enumerate()
         .filter(|(_, l)| !l.trim().is_empty())
-        .map(|(i, l)| serde_json::from_str(l).map_err(|e| Error::Checkpoint { path: path.into(), reason: format!("line {}: {e}", i + 1) }))
+        .map(|(i, l)| {
+            serde_json::from_str(l).map_err(|e| Error::Checkpoint {
+                path: path.into(),
+                reason: format!("line {}: {e}", i + 1),
+            })
+        })
         .collect()
 }

@@ -24,6 +24,8 @@ pub mod trainer;
 pub use checkpoint::Checkpoint;
 pub use config::RunConfig;
 pub use dataset::{DataSource, Grader, Item, Split, SplitSizes, Splits};
-pub use dataset_trainer::{Accuracy, DatasetOptions, DatasetProgram, DatasetSummary, DatasetTrainer, ItemRun};
+pub use dataset_trainer::{
+    Accuracy, DatasetOptions, DatasetProgram, DatasetSummary, DatasetTrainer, ItemRun,
+};
 pub use task::{CandidateEvaluation, Evaluation, HeldOut, Task};
 pub use trainer::{default_out_dir, RunSummary, Trainer};

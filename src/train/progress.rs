@@ -26,7 +26,8 @@ pub struct StepStatus {
 
 impl StepStatus {
     fn of(seeds: &[SeedRun], done: usize, steps: usize, step_s: f64, elapsed_s: f64) -> Self {
-        let best = seeds.iter().filter_map(|s| s.best_score).filter(|b| !b.is_nan()).reduce(f64::max);
+        let best =
+            seeds.iter().filter_map(|s| s.best_score).filter(|b| !b.is_nan()).reduce(f64::max);
         let solved = seeds.iter().filter(|s| s.solved_at.is_some()).count();
         StepStatus { done, steps, best, solved, seeds: seeds.len(), step_s, elapsed_s }
     }
@@ -67,7 +68,9 @@ impl StepProgress {
     pub fn start(trainer: &Trainer, first_step: usize) -> StepProgress {
         let display = match (trainer.progress, std::io::stderr().is_terminal()) {
             (false, _) => Display::Quiet,
-            (true, true) => Display::Bar(bar(&trainer.task.name(), trainer.config.steps, first_step)),
+            (true, true) => {
+                Display::Bar(bar(&trainer.task.name(), trainer.config.steps, first_step))
+            }
             (true, false) => Display::Lines(Box::new(std::io::stderr())),
         };
         Self::with_display(display, trainer, first_step)
@@ -75,10 +78,22 @@ impl StepProgress {
 
     fn with_display(display: Display, trainer: &Trainer, first_step: usize) -> StepProgress {
         let now = Instant::now();
-        let mut p = StepProgress { display, prefix: trainer.task.name(), steps: trainer.config.steps, started: now, last: now, last_line: None };
+        let mut p = StepProgress {
+            display,
+            prefix: trainer.task.name(),
+            steps: trainer.config.steps,
+            started: now,
+            last: now,
+            last_line: None,
+        };
         let (steps, seeds) = (trainer.config.steps, trainer.config.seeds);
-        let what = if first_step == 0 { format!("{steps} steps") } else { format!("resuming at step {}/{steps}", first_step + 1) };
-        let seeds = if seeds == 1 { "1 seed".to_string() } else { format!("{seeds} seeds in one batch") };
+        let what = if first_step == 0 {
+            format!("{steps} steps")
+        } else {
+            format!("resuming at step {}/{steps}", first_step + 1)
+        };
+        let seeds =
+            if seeds == 1 { "1 seed".to_string() } else { format!("{seeds} seeds in one batch") };
         p.say(&format!("{what}, {seeds}; run folder {}", trainer.out_dir.display()));
         p
     }
@@ -98,13 +113,25 @@ impl StepProgress {
     /// After step `step` (0-based) finished.
     pub fn step(&mut self, step: usize, seeds: &[SeedRun]) {
         let now = Instant::now();
-        let status = StepStatus::of(seeds, step + 1, self.steps, (now - self.last).as_secs_f64(), (now - self.started).as_secs_f64());
+        let status = StepStatus::of(
+            seeds,
+            step + 1,
+            self.steps,
+            (now - self.last).as_secs_f64(),
+            (now - self.started).as_secs_f64(),
+        );
         self.last = now;
         let line = status.line();
         match &mut self.display {
             Display::Bar(bar) => {
-                let best = status.best.map(|b| format::score(b, 3)).unwrap_or_else(|| "none yet".into());
-                bar.set_message(format!("best {best} · solved {}/{} · {}/step", status.solved, status.seeds, format::duration(status.step_s)));
+                let best =
+                    status.best.map(|b| format::score(b, 3)).unwrap_or_else(|| "none yet".into());
+                bar.set_message(format!(
+                    "best {best} · solved {}/{} · {}/step",
+                    status.solved,
+                    status.seeds,
+                    format::duration(status.step_s)
+                ));
                 bar.set_position(status.done as u64);
             }
             Display::Lines(_) => self.say(&line),
@@ -129,7 +156,10 @@ impl StepProgress {
 
 fn bar(task: &str, steps: usize, first_step: usize) -> indicatif::ProgressBar {
     let bar = indicatif::ProgressBar::new(steps as u64);
-    let style = indicatif::ProgressStyle::with_template("{prefix} [{bar:30}] step {pos}/{len} {msg} ({elapsed})").unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
+    let style = indicatif::ProgressStyle::with_template(
+        "{prefix} [{bar:30}] step {pos}/{len} {msg} ({elapsed})",
+    )
+    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
     bar.set_style(style.progress_chars("=> "));
     bar.set_prefix(task.to_string());
     bar.set_position(first_step as u64);
@@ -144,7 +174,15 @@ mod tests {
 
     #[test]
     fn a_step_line_names_step_best_solved_and_seconds() {
-        let s = StepStatus { done: 3, steps: 10, best: Some(-0.00001), solved: 1, seeds: 4, step_s: 7.24, elapsed_s: 21.6 };
+        let s = StepStatus {
+            done: 3,
+            steps: 10,
+            best: Some(-0.00001),
+            solved: 1,
+            seeds: 4,
+            step_s: 7.24,
+            elapsed_s: 21.6,
+        };
         assert_eq!(s.line(), "step 3/10 · best score 0.000 · solved 1/4 · 7.2 s (total 21.6 s)");
         let none = StepStatus { best: None, ..s };
         assert!(none.line().contains("best score none yet"), "{}", none.line());

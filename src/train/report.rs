@@ -36,7 +36,9 @@ fn outcome_rows(events: &[StepEvent]) -> String {
     for e in events {
         by_seed.entry(e.seed).or_default().push(e);
     }
-    let mut html = String::from("<table><tr><th>seed</th><th>best score</th><th>solved</th><th>final parameters</th></tr>");
+    let mut html = String::from(
+        "<table><tr><th>seed</th><th>best score</th><th>solved</th><th>final parameters</th></tr>",
+    );
     for (seed, evs) in &by_seed {
         let best = evs.iter().map(|e| e.score).reduce(f64::max).unwrap_or(f64::NEG_INFINITY);
         let solved = evs.iter().filter(|e| e.success).map(|e| e.step).min();
@@ -60,22 +62,42 @@ fn value_cell(name: &str, value: &crate::graph::Value) -> String {
     if text.chars().count() <= VALUE_SHOWN {
         return format!("<pre>{} = {}</pre>", esc(name), esc(&text));
     }
-    format!("<details><summary>{} = {}</summary><pre>{}</pre></details>", esc(name), esc(&format::short_value(value, 60)), esc(&text))
+    format!(
+        "<details><summary>{} = {}</summary><pre>{}</pre></details>",
+        esc(name),
+        esc(&format::short_value(value, 60)),
+        esc(&text)
+    )
 }
 
 /// Writes `report.html` for the run folder `dir` (from its config, events and graph).
 pub fn write_report(dir: &Path) -> Result<()> {
     let events_path = dir.join(EVENTS_FILE);
     if !events_path.exists() {
-        return Err(Error::Checkpoint { path: dir.into(), reason: "not a run folder (no events.jsonl)".into() });
+        return Err(Error::Checkpoint {
+            path: dir.into(),
+            reason: "not a run folder (no events.jsonl)".into(),
+        });
     }
     let events = read_events(&events_path)?;
     let config = std::fs::read_to_string(dir.join("config.json")).unwrap_or_default();
-    let title = serde_json::from_str::<serde_json::Value>(&config).ok().and_then(|c| c.get("task").and_then(|t| t.as_str()).map(str::to_string)).unwrap_or_else(|| "run".into());
+    let title = serde_json::from_str::<serde_json::Value>(&config)
+        .ok()
+        .and_then(|c| c.get("task").and_then(|t| t.as_str()).map(str::to_string))
+        .unwrap_or_else(|| "run".into());
     let mut html = format!("<!doctype html><html><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>opto: {}</title><style>{STYLE}</style></head><body>", esc(&title));
-    let _ = write!(html, "<h1>opto run: {}</h1><p>{}</p>", esc(&title), esc(&dir.display().to_string()));
+    let _ = write!(
+        html,
+        "<h1>opto run: {}</h1><p>{}</p>",
+        esc(&title),
+        esc(&dir.display().to_string())
+    );
     let _ = write!(html, "<h2>Outcome</h2>{}", outcome_rows(&events));
-    let _ = write!(html, "<details><summary>Configuration (config.json)</summary><pre>{}</pre></details>", esc(&config));
+    let _ = write!(
+        html,
+        "<details><summary>Configuration (config.json)</summary><pre>{}</pre></details>",
+        esc(&config)
+    );
     html.push_str("<h2>Score per step</h2>");
     let chart = score_chart(&events);
     if let Some(note) = &chart.note {
@@ -88,7 +110,8 @@ pub fn write_report(dir: &Path) -> Result<()> {
     html.push_str("<h2>Parameters and feedback per step</h2><table class=\"history\"><colgroup><col style=\"width:6%\"><col style=\"width:9%\"><col style=\"width:9%\"><col style=\"width:38%\"><col style=\"width:38%\"></colgroup><tr><th>seed</th><th>step</th><th>score</th><th>feedback</th><th>parameters</th></tr>");
     for e in &events {
         let params: String = e.params.iter().map(|(k, v)| value_cell(k, v)).collect();
-        let step = if e.kind == "final" { format!("{} (final)", e.step) } else { e.step.to_string() };
+        let step =
+            if e.kind == "final" { format!("{} (final)", e.step) } else { e.step.to_string() };
         let _ = write!(
             html,
             "<tr><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td><div class=\"text\">{}</div></td><td>{}</td></tr>",
@@ -108,7 +131,11 @@ pub fn write_report(dir: &Path) -> Result<()> {
                 html.push_str(&svg);
             }
             Err(why) => {
-                let _ = write!(html, "<p class=\"note\">No picture: {}. The DOT text is below.</p>", esc(&why));
+                let _ = write!(
+                    html,
+                    "<p class=\"note\">No picture: {}. The DOT text is below.</p>",
+                    esc(&why)
+                );
             }
         }
         let _ = write!(html, "<details><summary>DOT text (graph.dot; <code>dot -Tsvg</code> draws it with Graphviz)</summary><pre>{}</pre></details>", esc(&dot));
@@ -117,7 +144,16 @@ pub fn write_report(dir: &Path) -> Result<()> {
     for e in events.iter().filter(|e| e.optimizer.is_some()) {
         let opt = e.optimizer.as_ref().cloned().unwrap_or_default();
         let messages = opt.get("messages").and_then(|m| m.as_array()).cloned().unwrap_or_default();
-        let prompt: Vec<String> = messages.iter().map(|m| format!("[{}]\n{}", m["role"].as_str().unwrap_or("?"), m["content"].as_str().unwrap_or(""))).collect();
+        let prompt: Vec<String> = messages
+            .iter()
+            .map(|m| {
+                format!(
+                    "[{}]\n{}",
+                    m["role"].as_str().unwrap_or("?"),
+                    m["content"].as_str().unwrap_or("")
+                )
+            })
+            .collect();
         let reply = opt.get("reply").and_then(|r| r.as_str()).unwrap_or("");
         let error = opt.get("error").and_then(|r| r.as_str()).unwrap_or("");
         let _ = write!(

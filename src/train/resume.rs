@@ -31,9 +31,15 @@ pub fn disagreements(folder: &RunConfig, asked: &RunConfig) -> Vec<(&'static str
     cmp("--memory", folder.memory.to_string(), asked.memory.to_string());
     cmp("--temperature", folder.temperature.to_string(), asked.temperature.to_string());
     cmp("--max-tokens", folder.max_tokens.to_string(), asked.max_tokens.to_string());
-    cmp("--no-stop-on-success", (!folder.stop_on_success).to_string(), (!asked.stop_on_success).to_string());
+    cmp(
+        "--no-stop-on-success",
+        (!folder.stop_on_success).to_string(),
+        (!asked.stop_on_success).to_string(),
+    );
     cmp("--problems", format!("{:?}", folder.problems), format!("{:?}", asked.problems));
-    let search = |s: &Option<crate::train::search::SearchSettings>| serde_json::to_string(s).unwrap_or_default();
+    let search = |s: &Option<crate::train::search::SearchSettings>| {
+        serde_json::to_string(s).unwrap_or_default()
+    };
     cmp("--search", search(&folder.search), search(&asked.search));
     if let (Some(a), Some(b)) = (&folder.model_sha256, &asked.model_sha256) {
         cmp("--model (sha256)", a.clone(), b.clone());
@@ -66,33 +72,55 @@ pub fn check_against_events(dir: &Path, cp: &Checkpoint) -> Result<()> {
     let cp_path = dir.join(CHECKPOINT_FILE);
     let bad = |reason: String| Error::Checkpoint { path: cp_path.clone(), reason };
     if cp.next_step > cp.config.steps {
-        return Err(bad(format!("says {} steps are done, but the run has only {}", cp.next_step, cp.config.steps)));
+        return Err(bad(format!(
+            "says {} steps are done, but the run has only {}",
+            cp.next_step, cp.config.steps
+        )));
     }
     if cp.seeds.len() != cp.config.seeds {
-        return Err(bad(format!("holds {} seeds, its configuration {}", cp.seeds.len(), cp.config.seeds)));
+        return Err(bad(format!(
+            "holds {} seeds, its configuration {}",
+            cp.seeds.len(),
+            cp.config.seeds
+        )));
     }
     let events_path = dir.join(EVENTS_FILE);
     if !events_path.exists() {
         if cp.next_step == 0 {
             return Ok(());
         }
-        return Err(bad(format!("says {} steps are done, but {} is missing", cp.next_step, events_path.display())));
+        return Err(bad(format!(
+            "says {} steps are done, but {} is missing",
+            cp.next_step,
+            events_path.display()
+        )));
     }
     let events = read_events(&events_path)?;
     for (index, state) in cp.seeds.iter().enumerate() {
         let expected_seed = cp.config.first_seed.checked_add(index as u64);
         if Some(state.seed) != expected_seed {
-            return Err(bad(format!("seed {index} is numbered {}, its configuration says {expected_seed:?}", state.seed)));
+            return Err(bad(format!(
+                "seed {index} is numbered {}, its configuration says {expected_seed:?}",
+                state.seed
+            )));
         }
-        let logged: Vec<(usize, f64)> =
-            events.iter().filter(|e| e.seed == state.seed && e.kind == "step" && e.step < cp.next_step).map(|e| (e.step, e.score)).collect();
+        let logged: Vec<(usize, f64)> = events
+            .iter()
+            .filter(|e| e.seed == state.seed && e.kind == "step" && e.step < cp.next_step)
+            .map(|e| (e.step, e.score))
+            .collect();
         // A seed steps every step until it is solved (and stops there when the run says so).
         let expected = match state.solved_at {
             Some(at) if cp.config.stop_on_success => (at + 1).min(cp.next_step),
             _ => cp.next_step,
         };
-        let steps_in_order = logged.len() == expected && logged.iter().enumerate().all(|(i, (step, _))| *step == i);
-        let same_scores = logged.len() == state.scores.len() && logged.iter().zip(&state.scores).all(|((_, a), b)| a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan()));
+        let steps_in_order =
+            logged.len() == expected && logged.iter().enumerate().all(|(i, (step, _))| *step == i);
+        let same_scores = logged.len() == state.scores.len()
+            && logged
+                .iter()
+                .zip(&state.scores)
+                .all(|((_, a), b)| a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan()));
         if !steps_in_order || !same_scores {
             return Err(bad(format!(
                 "does not match {}: seed {} has {} scores in the checkpoint (next step {}) but {} logged steps before it; the checkpoint or the log was edited or mixed with another run",
@@ -105,7 +133,10 @@ pub fn check_against_events(dir: &Path, cp: &Checkpoint) -> Result<()> {
         }
         if let Some(at) = state.solved_at {
             if at > cp.next_step {
-                return Err(bad(format!("seed {} is marked solved at step {at}, after the next step {}", state.seed, cp.next_step)));
+                return Err(bad(format!(
+                    "seed {} is marked solved at step {at}, after the next step {}",
+                    state.seed, cp.next_step
+                )));
             }
         }
     }
@@ -118,7 +149,10 @@ pub fn check_against_events(dir: &Path, cp: &Checkpoint) -> Result<()> {
 pub fn record_extension(dir: &Path, from: usize, to: usize) -> Result<()> {
     let path = dir.join(CONFIG_FILE);
     let mut json: serde_json::Value = match std::fs::read_to_string(&path) {
-        Ok(text) => serde_json::from_str(&text).map_err(|e| Error::Checkpoint { path: path.clone(), reason: format!("not valid JSON: {e}") })?,
+        Ok(text) => serde_json::from_str(&text).map_err(|e| Error::Checkpoint {
+            path: path.clone(),
+            reason: format!("not valid JSON: {e}"),
+        })?,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => serde_json::json!({}),
         Err(e) => return Err(Error::io(&path, e)),
     };

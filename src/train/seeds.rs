@@ -2,10 +2,10 @@
 //! in parallel without sharing anything but the LLM.
 
 use super::checkpoint::SeedState;
+use super::search::History;
 use super::task::{Evaluation, Task};
 use crate::error::{Error, Result};
 use crate::graph::{Graph, Node, Value};
-use super::search::History;
 use crate::optim::Optimizer;
 use indexmap::IndexMap;
 
@@ -35,7 +35,13 @@ pub struct ForwardOutcome {
 
 /// Runs the task once on `graph` (whose parameters already hold the values to run) and scores
 /// it; a program that fails yields its exception node and −inf, its error the feedback.
-pub fn run_and_score(task: &dyn Task, graph: &Graph, params: &[Node], seed: u64, step: usize) -> Result<(Node, Evaluation)> {
+pub fn run_and_score(
+    task: &dyn Task,
+    graph: &Graph,
+    params: &[Node],
+    seed: u64,
+    step: usize,
+) -> Result<(Node, Evaluation)> {
     match task.forward(graph, params, seed, step) {
         Ok(out) => {
             let e = task.evaluate(&out, seed, step);
@@ -50,7 +56,12 @@ pub fn run_and_score(task: &dyn Task, graph: &Graph, params: &[Node], seed: u64,
 }
 
 /// Scores `values` on a fresh graph of their own (a candidate: nothing of the run is touched).
-pub fn score_values(task: &dyn Task, seed: u64, step: usize, values: &IndexMap<String, Value>) -> Result<(Evaluation, Option<String>)> {
+pub fn score_values(
+    task: &dyn Task,
+    seed: u64,
+    step: usize,
+    values: &IndexMap<String, Value>,
+) -> Result<(Evaluation, Option<String>)> {
     let graph = Graph::new();
     let params = task.parameters(&graph, seed);
     set_values(&params, values)?;
@@ -61,7 +72,10 @@ pub fn score_values(task: &dyn Task, seed: u64, step: usize, values: &IndexMap<S
 /// Puts `values` on the parameters of the same names; a name the parameters lack is an error.
 pub fn set_values(params: &[Node], values: &IndexMap<String, Value>) -> Result<()> {
     for (name, v) in values {
-        let p = params.iter().find(|p| &p.name() == name).ok_or_else(|| Error::Graph(format!("no parameter named `{name}` to set")))?;
+        let p = params
+            .iter()
+            .find(|p| &p.name() == name)
+            .ok_or_else(|| Error::Graph(format!("no parameter named `{name}` to set")))?;
         p.set_value(v.clone());
     }
     Ok(())
@@ -74,7 +88,12 @@ impl SeedRun {
 
     /// Rewinds the graph, runs the task, scores it, tracks the best, and (unless `no_backward`)
     /// gives the feedback to the output so the optimizer can step.
-    pub fn forward(&mut self, task: &dyn Task, step: usize, no_backward: bool) -> Result<ForwardOutcome> {
+    pub fn forward(
+        &mut self,
+        task: &dyn Task,
+        step: usize,
+        no_backward: bool,
+    ) -> Result<ForwardOutcome> {
         let start = std::time::Instant::now();
         self.graph.rewind(self.mark);
         let params = self.values();
@@ -93,7 +112,12 @@ impl SeedRun {
             output.backward(&evaluation.feedback)?;
         }
         let output_text = Some(output.value().py_str());
-        Ok(ForwardOutcome { params, evaluation, output: output_text, forward_s: start.elapsed().as_secs_f64() })
+        Ok(ForwardOutcome {
+            params,
+            evaluation,
+            output: output_text,
+            forward_s: start.elapsed().as_secs_f64(),
+        })
     }
 
     pub fn state(&self) -> SeedState {
@@ -112,11 +136,16 @@ impl SeedRun {
     /// Restores a checkpointed seed into this freshly built one (same task, same seed).
     pub fn restore(&mut self, state: &SeedState) -> Result<()> {
         if state.seed != self.seed {
-            return Err(Error::Graph(format!("checkpoint holds seed {} where seed {} was expected", state.seed, self.seed)));
+            return Err(Error::Graph(format!(
+                "checkpoint holds seed {} where seed {} was expected",
+                state.seed, self.seed
+            )));
         }
         for p in &self.params {
             let name = p.name();
-            let value = state.params.get(&name).ok_or_else(|| Error::Graph(format!("checkpoint of seed {} lacks parameter `{name}`", self.seed)))?;
+            let value = state.params.get(&name).ok_or_else(|| {
+                Error::Graph(format!("checkpoint of seed {} lacks parameter `{name}`", self.seed))
+            })?;
             p.set_value(value.clone());
         }
         self.optimizer.load_state(state.optimizer.clone())?;

@@ -17,7 +17,8 @@ pub fn outcome_table(summary: &RunSummary, events: &[StepEvent], first_seed: u64
     let mut rows = vec![header];
     for (i, (solved_at, best)) in summary.solved_at.iter().zip(&summary.best_scores).enumerate() {
         let seed = first_seed + i as u64;
-        let last = events.iter().filter(|e| e.seed == seed).max_by_key(|e| (e.step, e.kind == "final"));
+        let last =
+            events.iter().filter(|e| e.seed == seed).max_by_key(|e| (e.step, e.kind == "final"));
         rows.push([
             seed.to_string(),
             best.map(|b| format::score(b, 4)).unwrap_or_else(|| "none".into()),
@@ -25,7 +26,8 @@ pub fn outcome_table(summary: &RunSummary, events: &[StepEvent], first_seed: u64
             last.map(|e| format::short_params(&e.params, PARAMS_WIDTH)).unwrap_or_default(),
         ]);
     }
-    let widths: Vec<usize> = (0..4).map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0)).collect();
+    let widths: Vec<usize> =
+        (0..4).map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0)).collect();
     let mut out = String::new();
     for row in &rows {
         // Numbers right-aligned, text left-aligned; the last column is not padded.
@@ -47,12 +49,27 @@ pub fn outcome_table(summary: &RunSummary, events: &[StepEvent], first_seed: u64
     let per_step = if summary.batch_seconds.is_empty() {
         String::new()
     } else {
-        format!(" · {} per LLM batch", format::duration(summary.batch_seconds.iter().sum::<f64>() / summary.batch_seconds.len() as f64))
+        format!(
+            " · {} per LLM batch",
+            format::duration(
+                summary.batch_seconds.iter().sum::<f64>() / summary.batch_seconds.len() as f64
+            )
+        )
     };
     // Steps actually taken: a run whose seeds all solved early stops before `steps_done`.
-    let steps_run = events.iter().filter(|e| e.kind == "step").map(|e| e.step + 1).max().unwrap_or(summary.steps_done);
+    let steps_run = events
+        .iter()
+        .filter(|e| e.kind == "step")
+        .map(|e| e.step + 1)
+        .max()
+        .unwrap_or(summary.steps_done);
     let all_failed = summary.best_scores.iter().all(|b| b.is_none_or(|b| b == f64::NEG_INFINITY));
-    out.push_str(&format!("solved {solved} of {seeds} seed{} · {} steps{per_step} · {} in all\n", if seeds == 1 { "" } else { "s" }, steps_run, format::duration(summary.total_s)));
+    out.push_str(&format!(
+        "solved {solved} of {seeds} seed{} · {} steps{per_step} · {} in all\n",
+        if seeds == 1 { "" } else { "s" },
+        steps_run,
+        format::duration(summary.total_s)
+    ));
     if all_failed && seeds > 0 {
         out.push_str("every program failed (score -inf): the report's feedback column shows why\n");
     }
@@ -68,7 +85,20 @@ mod tests {
     fn event(seed: u64, step: usize, x: f64, kind: &str) -> StepEvent {
         let mut params = IndexMap::new();
         params.insert("x".to_string(), Value::Float(x));
-        StepEvent { step, seed, params, score: -x.abs(), feedback: String::new(), success: false, optimizer: None, batch_s: None, batch_size: None, forward_s: 0.0, kind: kind.into(), search: None }
+        StepEvent {
+            step,
+            seed,
+            params,
+            score: -x.abs(),
+            feedback: String::new(),
+            success: false,
+            optimizer: None,
+            batch_s: None,
+            batch_size: None,
+            forward_s: 0.0,
+            kind: kind.into(),
+            search: None,
+        }
     }
 
     #[test]
@@ -82,7 +112,12 @@ mod tests {
             total_s: 20.0,
             held_out: Vec::new(),
         };
-        let events = vec![event(0, 0, 1.0, "step"), event(0, 2, 0.0, "step"), event(1, 2, 7.0, "step"), event(1, 3, 8.0, "final")];
+        let events = vec![
+            event(0, 0, 1.0, "step"),
+            event(0, 2, 0.0, "step"),
+            event(1, 2, 7.0, "step"),
+            event(1, 3, 8.0, "final"),
+        ];
         let table = outcome_table(&summary, &events, 0);
         let lines: Vec<&str> = table.lines().collect();
         assert_eq!(lines[0], "seed  best score  solved     final parameters");
@@ -94,7 +129,15 @@ mod tests {
 
     #[test]
     fn an_all_failed_run_says_so() {
-        let summary = RunSummary { out_dir: "r".into(), steps_done: 1, solved_at: vec![None], best_scores: vec![Some(f64::NEG_INFINITY)], batch_seconds: vec![], total_s: 1.0, held_out: Vec::new() };
+        let summary = RunSummary {
+            out_dir: "r".into(),
+            steps_done: 1,
+            solved_at: vec![None],
+            best_scores: vec![Some(f64::NEG_INFINITY)],
+            batch_seconds: vec![],
+            total_s: 1.0,
+            held_out: Vec::new(),
+        };
         let table = outcome_table(&summary, &[], 5);
         assert!(table.contains("\n   5        -inf  no\n"), "{table}");
         assert!(table.contains("every program failed"), "{table}");

@@ -40,7 +40,11 @@ pub struct HeldOut {
 
 impl HeldOut {
     pub fn rate(&self) -> f64 {
-        if self.trials == 0 { 0.0 } else { self.successes as f64 / self.trials as f64 }
+        if self.trials == 0 {
+            0.0
+        } else {
+            self.successes as f64 / self.trials as f64
+        }
     }
 }
 

@@ -18,7 +18,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 /// Builds the optimizer of one seed over its parameters.
-pub type OptimizerFactory = dyn Fn(Vec<Node>, Arc<dyn Llm>, u64) -> Box<dyn Optimizer> + Send + Sync;
+pub type OptimizerFactory =
+    dyn Fn(Vec<Node>, Arc<dyn Llm>, u64) -> Box<dyn Optimizer> + Send + Sync;
 
 /// How a run ended.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -55,7 +56,18 @@ impl Trainer {
                 let params = self.task.parameters(&graph, seed);
                 let mark = graph.mark();
                 let optimizer = (self.make_optimizer)(params.clone(), self.llm.clone(), seed);
-                SeedRun { seed, graph, mark, params, optimizer, scores: Vec::new(), best_score: None, best_params: Default::default(), solved_at: None, history: Default::default() }
+                SeedRun {
+                    seed,
+                    graph,
+                    mark,
+                    params,
+                    optimizer,
+                    scores: Vec::new(),
+                    best_score: None,
+                    best_params: Default::default(),
+                    solved_at: None,
+                    history: Default::default(),
+                }
             })
             .collect()
     }
@@ -64,7 +76,13 @@ impl Trainer {
     pub fn run(&self) -> Result<RunSummary> {
         let _lock = super::lock::RunLock::acquire(&self.out_dir)?;
         if self.out_dir.join(super::checkpoint::CHECKPOINT_FILE).exists() {
-            return Err(Error::invalid("--out", format!("{} already holds a run; use --resume to continue it", self.out_dir.display())));
+            return Err(Error::invalid(
+                "--out",
+                format!(
+                    "{} already holds a run; use --resume to continue it",
+                    self.out_dir.display()
+                ),
+            ));
         }
         std::fs::create_dir_all(&self.out_dir).map_err(|e| Error::io(&self.out_dir, e))?;
         let text = serde_json::to_string_pretty(&self.config).unwrap_or_default();
@@ -80,7 +98,10 @@ impl Trainer {
         let cp = super::resume::prepare_resume(&self.out_dir, &self.config)?;
         let mut seeds = self.build_seeds();
         if cp.seeds.len() != seeds.len() {
-            return Err(Error::Checkpoint { path: self.out_dir.clone(), reason: format!("holds {} seeds, the run has {}", cp.seeds.len(), seeds.len()) });
+            return Err(Error::Checkpoint {
+                path: self.out_dir.clone(),
+                reason: format!("holds {} seeds, the run has {}", cp.seeds.len(), seeds.len()),
+            });
         }
         for (run, state) in seeds.iter_mut().zip(&cp.seeds) {
             run.restore(state)?;
@@ -89,7 +110,12 @@ impl Trainer {
         self.drive(seeds, cp.next_step, log)
     }
 
-    fn drive(&self, mut seeds: Vec<SeedRun>, first_step: usize, mut log: EventLog) -> Result<RunSummary> {
+    fn drive(
+        &self,
+        mut seeds: Vec<SeedRun>,
+        first_step: usize,
+        mut log: EventLog,
+    ) -> Result<RunSummary> {
         let started = std::time::Instant::now();
         let steps = self.config.steps;
         let mut progress = super::progress::StepProgress::start(self, first_step);
@@ -99,16 +125,26 @@ impl Trainer {
             // Forward + backward of every seed still running, in parallel.
             let outcomes: Vec<Option<Result<ForwardOutcome>>> = seeds
                 .par_iter_mut()
-                .map(|s| if stop && s.solved_at.is_some() { None } else { Some(s.forward(self.task.as_ref(), step, false)) })
+                .map(|s| {
+                    if stop && s.solved_at.is_some() {
+                        None
+                    } else {
+                        Some(s.forward(self.task.as_ref(), step, false))
+                    }
+                })
                 .collect();
-            let mut outcomes: Vec<Option<ForwardOutcome>> = outcomes.into_iter().map(|o| o.transpose()).collect::<Result<_>>()?;
+            let mut outcomes: Vec<Option<ForwardOutcome>> =
+                outcomes.into_iter().map(|o| o.transpose()).collect::<Result<_>>()?;
             // Seeds solved by this forward pass need no optimizer step.
-            let stepping: Vec<usize> = (0..seeds.len()).filter(|&i| outcomes[i].as_ref().is_some_and(|o| !o.evaluation.success)).collect();
+            let stepping: Vec<usize> = (0..seeds.len())
+                .filter(|&i| outcomes[i].as_ref().is_some_and(|o| !o.evaluation.success))
+                .collect();
             let batch_start = std::time::Instant::now();
             // A backend that cannot answer stops the run here: this step is neither logged nor
             // checkpointed.
             let watch = super::backend_watch::BackendWatch::new(self.llm.as_ref());
-            let (reports, mut searched) = self.step_optimizers(&watch, &mut seeds, &outcomes, &stepping, step);
+            let (reports, mut searched) =
+                self.step_optimizers(&watch, &mut seeds, &outcomes, &stepping, step);
             watch.check()?;
             let batch_s = batch_start.elapsed().as_secs_f64();
             if !stepping.is_empty() {
@@ -118,7 +154,11 @@ impl Trainer {
             let mut searched = searched.iter_mut();
             for (i, s) in seeds.iter().enumerate() {
                 let Some(outcome) = outcomes[i].take() else { continue };
-                let search = if stepping.contains(&i) { searched.next().and_then(Option::take) } else { None };
+                let search = if stepping.contains(&i) {
+                    searched.next().and_then(Option::take)
+                } else {
+                    None
+                };
                 let optimizer = if stepping.contains(&i) {
                     Some(match reports.next() {
                         Some(Ok(r)) => serde_json::to_value(&r).unwrap_or_default(),
@@ -194,12 +234,21 @@ impl Trainer {
     /// task that cannot score candidates without acting on the world.
     pub fn active_search(&self) -> Option<&SearchSettings> {
         let s = self.config.search.as_ref()?;
-        (s.strategy.scores_candidates() && self.task.candidate_evaluation() == CandidateEvaluation::Offline).then_some(s)
+        (s.strategy.scores_candidates()
+            && self.task.candidate_evaluation() == CandidateEvaluation::Offline)
+            .then_some(s)
     }
 
     /// Steps the optimizers of the `stepping` seeds: one lockstep LLM batch, or a search step.
     /// Returns each stepping seed's report and, under a search, its search report.
-    fn step_optimizers(&self, llm: &dyn Llm, seeds: &mut [SeedRun], outcomes: &[Option<ForwardOutcome>], stepping: &[usize], step: usize) -> (Vec<Result<StepReport>>, Vec<Option<SearchReport>>) {
+    fn step_optimizers(
+        &self,
+        llm: &dyn Llm,
+        seeds: &mut [SeedRun],
+        outcomes: &[Option<ForwardOutcome>],
+        stepping: &[usize],
+        step: usize,
+    ) -> (Vec<Result<StepReport>>, Vec<Option<SearchReport>>) {
         if let Some(settings) = self.active_search() {
             let mut runs: Vec<&mut SeedRun> = Vec::new();
             let mut current: Vec<&ForwardOutcome> = Vec::new();
@@ -230,7 +279,13 @@ impl Trainer {
     }
 
     fn checkpoint(&self, seeds: &[SeedRun], next_step: usize) -> Result<()> {
-        Checkpoint { version: CHECKPOINT_VERSION, config: self.config.clone(), next_step, seeds: seeds.iter().map(SeedRun::state).collect() }.save(&self.out_dir)
+        Checkpoint {
+            version: CHECKPOINT_VERSION,
+            config: self.config.clone(),
+            next_step,
+            seeds: seeds.iter().map(SeedRun::state).collect(),
+        }
+        .save(&self.out_dir)
     }
 }
 

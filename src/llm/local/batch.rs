@@ -73,7 +73,13 @@ impl Batch {
 
     /// Prefills `request` and adds it to the batch; a request that cannot start (an empty prompt,
     /// an unusable schema, a prompt over the context) is answered at once with its error.
-    pub fn admit(&mut self, engine: &Engine, ticket: Ticket, request: Request, submitted: Instant) -> Option<(Ticket, Result<Reply>)> {
+    pub fn admit(
+        &mut self,
+        engine: &Engine,
+        ticket: Ticket,
+        request: Request,
+        submitted: Instant,
+    ) -> Option<(Ticket, Result<Reply>)> {
         match prefill(engine, ticket, request, submitted) {
             Ok(seq) => {
                 self.live.push(seq);
@@ -92,7 +98,8 @@ impl Batch {
         }
         // Each sequence samples (and masks to its schema) on its own thread: a vocabulary-wide
         // pass per sequence, which one after another would grow the step with the batch.
-        let outcomes: Vec<Outcome> = self.live.par_iter_mut().map(|seq| advance(engine, seq)).collect();
+        let outcomes: Vec<Outcome> =
+            self.live.par_iter_mut().map(|seq| advance(engine, seq)).collect();
         let mut feed: Vec<(Seq, u32)> = Vec::with_capacity(self.live.len());
         for (seq, outcome) in self.live.drain(..).zip(outcomes) {
             match outcome {
@@ -105,9 +112,15 @@ impl Batch {
         }
         let tokens: Vec<[u32; 1]> = feed.iter().map(|(_, t)| [*t]).collect();
         let logits = {
-            let mut steps: Vec<Step<'_>> =
-                feed.iter_mut().zip(&tokens).map(|((s, _), t)| Step { tokens: t.as_slice(), cache: &mut s.cache }).collect();
-            engine.model.forward(&mut steps).and_then(|l| l.to_vec2::<f32>().map_err(|e| Error::tensor("logits", e)))
+            let mut steps: Vec<Step<'_>> = feed
+                .iter_mut()
+                .zip(&tokens)
+                .map(|((s, _), t)| Step { tokens: t.as_slice(), cache: &mut s.cache })
+                .collect();
+            engine
+                .model
+                .forward(&mut steps)
+                .and_then(|l| l.to_vec2::<f32>().map_err(|e| Error::tensor("logits", e)))
         };
         match logits {
             Ok(rows) => {
@@ -145,12 +158,23 @@ fn prefill(engine: &Engine, ticket: Ticket, request: Request, submitted: Instant
         None => None,
     };
     // Room for the prompt and the start of the reply; the cache doubles if the reply runs on.
-    let room = tokens.len().saturating_add(request.params.max_tokens.min(INITIAL_REPLY_ROOM)).min(engine.model.max_positions());
+    let room = tokens
+        .len()
+        .saturating_add(request.params.max_tokens.min(INITIAL_REPLY_ROOM))
+        .min(engine.model.max_positions());
     let hit = engine.prefix_lookup(&tokens);
     let mut cache = match &hit {
         Some(h) => {
             let c = &engine.model.cfg;
-            KvCache::from_snapshot(&h.kv, h.len, room - h.len.min(room), c.layers, c.kv_heads, c.head_dim, engine.model.device())?
+            KvCache::from_snapshot(
+                &h.kv,
+                h.len,
+                room - h.len.min(room),
+                c.layers,
+                c.kv_heads,
+                c.head_dim,
+                engine.model.device(),
+            )?
         }
         None => engine.model.new_cache(),
     };
@@ -162,7 +186,10 @@ fn prefill(engine: &Engine, ticket: Ticket, request: Request, submitted: Instant
         logits = Some(engine.model.forward(&mut [Step { tokens: chunk, cache: &mut cache }])?);
     }
     let logits = logits.ok_or_else(|| llm_err("nothing to prefill"))?;
-    let logits = logits.squeeze(0).and_then(|l| l.to_vec1::<f32>()).map_err(|e| Error::tensor("logits", e))?;
+    let logits = logits
+        .squeeze(0)
+        .and_then(|l| l.to_vec1::<f32>())
+        .map_err(|e| Error::tensor("logits", e))?;
     engine.prefix_insert(&tokens, &cache, hit.as_ref())?;
     Ok(Seq {
         ticket,
@@ -173,7 +200,11 @@ fn prefill(engine: &Engine, ticket: Ticket, request: Request, submitted: Instant
         constraint,
         generated: Vec::new(),
         text: Vec::new(),
-        usage: Usage { prompt_tokens: tokens.len(), cached_prompt_tokens: cached, generated_tokens: 0 },
+        usage: Usage {
+            prompt_tokens: tokens.len(),
+            cached_prompt_tokens: cached,
+            generated_tokens: 0,
+        },
         prefill_s: start.elapsed().as_secs_f64(),
         decode_start: Instant::now(),
         submitted,
@@ -186,7 +217,11 @@ fn finish(seq: &Seq, reason: FinishReason) -> Result<Reply> {
         text: String::from_utf8_lossy(&seq.text).into_owned(),
         finish: reason,
         usage: Usage { generated_tokens: seq.generated.len(), ..seq.usage.clone() },
-        timings: Timings { prefill_s: seq.prefill_s, decode_s, total_s: seq.submitted.elapsed().as_secs_f64() },
+        timings: Timings {
+            prefill_s: seq.prefill_s,
+            decode_s,
+            total_s: seq.submitted.elapsed().as_secs_f64(),
+        },
     })
 }
 
@@ -209,7 +244,9 @@ fn advance(engine: &Engine, seq: &mut Seq) -> Outcome {
         }
     }
     let Some(tok) = seq.sampler.sample(&logits) else {
-        return Outcome::Done(Err(llm_err("no token is allowed at this point (all logits masked or not finite)")));
+        return Outcome::Done(Err(llm_err(
+            "no token is allowed at this point (all logits masked or not finite)",
+        )));
     };
     let tokenizer = &engine.tokenizer;
     if tokenizer.is_stop(tok) {
@@ -246,7 +283,8 @@ fn advance(engine: &Engine, seq: &mut Seq) -> Outcome {
 fn cut(seq: &Seq, max: usize) -> Result<Reply> {
     if seq.constraint.is_some() {
         let text = String::from_utf8_lossy(&seq.text);
-        let tail: String = text.chars().rev().take(120).collect::<Vec<_>>().into_iter().rev().collect();
+        let tail: String =
+            text.chars().rev().take(120).collect::<Vec<_>>().into_iter().rev().collect();
         Err(llm_err(format!("the reply was cut at {max} tokens (max_tokens) before its JSON was complete; it ended with: {tail}")))
     } else {
         finish(seq, FinishReason::Length)

@@ -65,22 +65,52 @@ impl fmt::Display for BenchReport {
         writeln!(f, "load       {:.2} s", self.load_s)?;
         writeln!(f, "prompt     {} tokens", self.prompt_tokens)?;
         writeln!(f, "prefill    {:.1} tok/s", self.prefill_tok_s)?;
-        writeln!(f, "TTFT       {:.3} s cold, {:.3} s with {} cached prompt tokens ({:.1}x)", self.ttft_cold_s, self.ttft_cached_s, self.cached_prompt_tokens, self.ttft_cold_s / self.ttft_cached_s.max(1e-9))?;
+        writeln!(
+            f,
+            "TTFT       {:.3} s cold, {:.3} s with {} cached prompt tokens ({:.1}x)",
+            self.ttft_cold_s,
+            self.ttft_cached_s,
+            self.cached_prompt_tokens,
+            self.ttft_cold_s / self.ttft_cached_s.max(1e-9)
+        )?;
         for d in &self.decode {
-            let ratio = d.vs_single.filter(|_| d.batch != 1).map(|r| format!(", {r:.2}x b=1")).unwrap_or_default();
+            let ratio = d
+                .vs_single
+                .filter(|_| d.batch != 1)
+                .map(|r| format!(", {r:.2}x b=1"))
+                .unwrap_or_default();
             let rounds = if d.rounds_tok_s.len() > 1 {
-                format!("; rounds {}", d.rounds_tok_s.iter().map(|x| format!("{x:.1}")).collect::<Vec<_>>().join(" "))
+                format!(
+                    "; rounds {}",
+                    d.rounds_tok_s.iter().map(|x| format!("{x:.1}")).collect::<Vec<_>>().join(" ")
+                )
             } else {
                 String::new()
             };
-            writeln!(f, "decode b={:<3} {:.1} tok/s total{ratio} ({} tokens a round{rounds})", d.batch, d.decode_tok_s, d.generated_tokens)?;
+            writeln!(
+                f,
+                "decode b={:<3} {:.1} tok/s total{ratio} ({} tokens a round{rounds})",
+                d.batch, d.decode_tok_s, d.generated_tokens
+            )?;
         }
         match &self.constrained_error {
-            None => writeln!(f, "decode b=1 constrained {:.1} tok/s ({} tokens)", self.constrained_decode_tok_s, self.constrained_tokens)?,
+            None => writeln!(
+                f,
+                "decode b=1 constrained {:.1} tok/s ({} tokens)",
+                self.constrained_decode_tok_s, self.constrained_tokens
+            )?,
             Some(e) => writeln!(f, "decode b=1 constrained failed: {e}")?,
         }
-        let mib = |b: Option<u64>| b.map(|b| format!("{:.1} MiB", b as f64 / (1 << 20) as f64)).unwrap_or_else(|| "unknown".into());
-        writeln!(f, "RSS        {} after load, {} peak", mib(self.rss_after_load_bytes), mib(self.peak_rss_bytes))
+        let mib = |b: Option<u64>| {
+            b.map(|b| format!("{:.1} MiB", b as f64 / (1 << 20) as f64))
+                .unwrap_or_else(|| "unknown".into())
+        };
+        writeln!(
+            f,
+            "RSS        {} after load, {} peak",
+            mib(self.rss_after_load_bytes),
+            mib(self.peak_rss_bytes)
+        )
     }
 }
 
@@ -103,7 +133,23 @@ fn proc_status_bytes(key: &str) -> Option<u64> {
 
 /// A system prompt of about `tokens` tokens for this model.
 fn filler_prompt(llm: &LocalLlm, tokens: usize) -> String {
-    const WORDS: &[&str] = &["the", "optimizer", "reads", "feedback", "and", "updates", "each", "parameter", "with", "care", "numbers", "matter", "keep", "answers", "short"];
+    const WORDS: &[&str] = &[
+        "the",
+        "optimizer",
+        "reads",
+        "feedback",
+        "and",
+        "updates",
+        "each",
+        "parameter",
+        "with",
+        "care",
+        "numbers",
+        "matter",
+        "keep",
+        "answers",
+        "short",
+    ];
     let mut text = String::from("You improve programs. Background notes follow.\n");
     let mut i = 0;
     while llm.count_tokens(&text).unwrap_or(usize::MAX) < tokens {
@@ -119,9 +165,19 @@ fn filler_prompt(llm: &LocalLlm, tokens: usize) -> String {
 /// Runs the benchmark: `prompt_tokens` of system prompt, `gen` generated tokens per sequence,
 /// decode measured for each batch size in `batches`, the batch sizes taking turns `rounds`
 /// times.
-pub fn bench_llm(path: &Path, opts: LocalOptions, prompt_tokens: usize, gen: usize, batches: &[usize], rounds: usize) -> Result<BenchReport> {
+pub fn bench_llm(
+    path: &Path,
+    opts: LocalOptions,
+    prompt_tokens: usize,
+    gen: usize,
+    batches: &[usize],
+    rounds: usize,
+) -> Result<BenchReport> {
     if prompt_tokens == 0 || gen == 0 || rounds == 0 || batches.is_empty() || batches.contains(&0) {
-        return Err(Error::invalid("bench", "prompt tokens, generated tokens, rounds and batch sizes must be positive"));
+        return Err(Error::invalid(
+            "bench",
+            "prompt tokens, generated tokens, rounds and batch sizes must be positive",
+        ));
     }
     let t0 = Instant::now();
     let llm = LocalLlm::load(path, opts)?;
@@ -132,7 +188,9 @@ pub fn bench_llm(path: &Path, opts: LocalOptions, prompt_tokens: usize, gen: usi
         Request::new(vec![Message::system(system.clone()), Message::user(user.to_string())])
             .with_params(GenerationParams { max_tokens, ..GenerationParams::default() })
     };
-    let one = |req: Request| -> Result<crate::llm::Reply> { llm.generate(&[req]).pop().unwrap_or_else(|| Err(Error::invalid("bench", "no reply"))) };
+    let one = |req: Request| -> Result<crate::llm::Reply> {
+        llm.generate(&[req]).pop().unwrap_or_else(|| Err(Error::invalid("bench", "no reply")))
+    };
 
     llm.clear_prefix_cache();
     let cold = one(request("Summarize the notes in one line.", 1))?;
@@ -153,8 +211,16 @@ pub fn bench_llm(path: &Path, opts: LocalOptions, prompt_tokens: usize, gen: usi
         .zip(&runs)
         .map(|(&batch, r)| {
             let rounds_tok_s: Vec<f64> = r.iter().map(|x| x.0).collect();
-            let vs_single = single.as_ref().map(|s| median(&rounds_tok_s.iter().zip(s).map(|(x, one)| x / one.0).collect::<Vec<_>>()));
-            BatchFigure { batch, decode_tok_s: median(&rounds_tok_s), rounds_tok_s, vs_single, generated_tokens: r[0].1 }
+            let vs_single = single.as_ref().map(|s| {
+                median(&rounds_tok_s.iter().zip(s).map(|(x, one)| x / one.0).collect::<Vec<_>>())
+            });
+            BatchFigure {
+                batch,
+                decode_tok_s: median(&rounds_tok_s),
+                rounds_tok_s,
+                vs_single,
+                generated_tokens: r[0].1,
+            }
         })
         .collect();
     // Constrained decoding: the same kind of request, its reply held to a suggestion schema
@@ -162,13 +228,29 @@ pub fn bench_llm(path: &Path, opts: LocalOptions, prompt_tokens: usize, gen: usi
     let schema = crate::llm::ReplySchema::suggestion(
         // Bounded fields only (the reasoning has a cap, numbers are capped by the guard), so
         // the reply ends within its token cap whatever the model writes.
-        [("limit", crate::llm::ParamType::Int), ("ratio", crate::llm::ParamType::Float), ("strict", crate::llm::ParamType::Bool)],
-        &crate::llm::schema::SuggestionSchemaOptions { with_answer: false, reasoning_max_chars: 3 * gen },
+        [
+            ("limit", crate::llm::ParamType::Int),
+            ("ratio", crate::llm::ParamType::Float),
+            ("strict", crate::llm::ParamType::Bool),
+        ],
+        &crate::llm::schema::SuggestionSchemaOptions {
+            with_answer: false,
+            reasoning_max_chars: 3 * gen,
+        },
     );
     let start = Instant::now();
-    let constrained = llm.generate(&[request("Suggest a better limit, ratio and strictness.", 8 * gen).with_schema(schema)]).pop();
+    let constrained = llm
+        .generate(&[
+            request("Suggest a better limit, ratio and strictness.", 8 * gen).with_schema(schema)
+        ])
+        .pop();
     let (constrained_decode_tok_s, constrained_tokens, constrained_error) = match constrained {
-        Some(Ok(r)) => (r.usage.generated_tokens as f64 / (start.elapsed().as_secs_f64() - r.timings.prefill_s).max(1e-9), r.usage.generated_tokens, None),
+        Some(Ok(r)) => (
+            r.usage.generated_tokens as f64
+                / (start.elapsed().as_secs_f64() - r.timings.prefill_s).max(1e-9),
+            r.usage.generated_tokens,
+            None,
+        ),
         Some(Err(e)) => (f64::NAN, 0, Some(e.to_string())),
         None => (f64::NAN, 0, Some("no reply".into())),
     };
@@ -193,7 +275,12 @@ pub fn bench_llm(path: &Path, opts: LocalOptions, prompt_tokens: usize, gen: usi
 /// One decode run of `b` sequences that each generate exactly `gen` tokens (as llama.cpp's
 /// benchmark does): the batch's tok/s over the decoding time (each reply's own prefill taken
 /// out), and the tokens generated.
-fn decode_run(llm: &LocalLlm, request: &dyn Fn(&str, usize) -> Request, b: usize, gen: usize) -> Result<(f64, usize)> {
+fn decode_run(
+    llm: &LocalLlm,
+    request: &dyn Fn(&str, usize) -> Request,
+    b: usize,
+    gen: usize,
+) -> Result<(f64, usize)> {
     let reqs: Vec<Request> = (0..b)
         .map(|i| {
             let r = request(&format!("Write a long story about the notes, part {i}."), gen);

@@ -72,25 +72,41 @@ impl PrefixCache {
 
     /// Whether an entry already holds all of `tokens` (then inserting them adds nothing).
     pub fn covers(&self, tokens: &[u32]) -> bool {
-        self.entries.iter().any(|e| e.tokens.len() >= tokens.len() && e.tokens[..tokens.len()] == tokens[..])
+        self.entries
+            .iter()
+            .any(|e| e.tokens.len() >= tokens.len() && e.tokens[..tokens.len()] == tokens[..])
     }
 
     /// Keeps the kv of `tokens` (all of them: `kv.len() == tokens.len()`).
     pub fn insert(&mut self, tokens: Vec<u32>, kv: KvSnapshot) {
-        if !self.is_enabled() || tokens.is_empty() || kv.len() != tokens.len() || kv.chain().map(|s| s.bytes()).sum::<usize>() > self.max_bytes {
+        if !self.is_enabled()
+            || tokens.is_empty()
+            || kv.len() != tokens.len()
+            || kv.chain().map(|s| s.bytes()).sum::<usize>() > self.max_bytes
+        {
             return;
         }
         self.clock += 1;
         // An entry that extends (or equals) an existing one replaces it; one that is already
         // covered by a longer entry only refreshes that entry.
-        if let Some(e) = self.entries.iter_mut().find(|e| e.tokens.len() >= tokens.len() && e.tokens[..tokens.len()] == tokens[..]) {
+        if let Some(e) = self
+            .entries
+            .iter_mut()
+            .find(|e| e.tokens.len() >= tokens.len() && e.tokens[..tokens.len()] == tokens[..])
+        {
             e.last_used = self.clock;
             return;
         }
-        self.entries.retain(|e| !(e.tokens.len() < tokens.len() && tokens[..e.tokens.len()] == e.tokens[..]));
+        self.entries.retain(|e| {
+            !(e.tokens.len() < tokens.len() && tokens[..e.tokens.len()] == e.tokens[..])
+        });
         self.entries.push(Entry { tokens, kv: Arc::new(kv), last_used: self.clock });
         while self.entries.len() > self.max_entries || self.bytes() > self.max_bytes {
-            let Some((oldest, _)) = self.entries.iter().enumerate().min_by_key(|(_, e)| e.last_used) else { break };
+            let Some((oldest, _)) =
+                self.entries.iter().enumerate().min_by_key(|(_, e)| e.last_used)
+            else {
+                break;
+            };
             self.entries.remove(oldest);
         }
     }
@@ -126,7 +142,11 @@ mod tests {
         put(&mut c, &[1, 2, 9]);
         assert_eq!(c.lookup(&[1, 2, 3, 4, 7, 8]).unwrap().len, 4);
         assert_eq!(c.lookup(&[1, 2, 9, 9]).unwrap().len, 3);
-        assert_eq!(c.lookup(&[1, 2, 3, 4, 5]).unwrap().len, 4, "the last prompt token is always computed");
+        assert_eq!(
+            c.lookup(&[1, 2, 3, 4, 5]).unwrap().len,
+            4,
+            "the last prompt token is always computed"
+        );
         assert!(c.lookup(&[7, 1, 2]).is_none());
         assert!(c.lookup(&[1]).is_none());
     }

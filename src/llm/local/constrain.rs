@@ -30,7 +30,9 @@ impl TokenizerEnv for Env {
 
     fn tokenize_bytes(&self, s: &[u8]) -> Vec<TokenId> {
         match std::str::from_utf8(s) {
-            Ok(text) => self.tokenizer.encode(text).unwrap_or_else(|_| self.trie.greedy_tokenize(s)),
+            Ok(text) => {
+                self.tokenizer.encode(text).unwrap_or_else(|_| self.trie.greedy_tokenize(s))
+            }
             Err(_) => self.trie.greedy_tokenize(s),
         }
     }
@@ -48,15 +50,22 @@ impl Grammar {
     /// `vocab_size`: the model's logit count (may exceed the tokenizer's token count).
     pub fn new(tokenizer: Arc<GgufTokenizer>, vocab_size: usize) -> Result<Self> {
         let digit_tokens = Arc::new(
-            (0..tokenizer.vocab_size() as u32).filter(|&i| tokenizer.text_bytes(i).first().is_some_and(u8::is_ascii_digit)).collect(),
+            (0..tokenizer.vocab_size() as u32)
+                .filter(|&i| tokenizer.text_bytes(i).first().is_some_and(u8::is_ascii_digit))
+                .collect(),
         );
         let mut words = tokenizer.token_bytes.clone();
         words.resize(vocab_size.max(words.len()), Vec::new());
         let eos = tokenizer.stop_tokens[0];
-        let info = TokRxInfo { tok_end_of_turn: Some(eos), tok_bos: tokenizer.bos, ..TokRxInfo::new(words.len() as u32, eos) };
+        let info = TokRxInfo {
+            tok_end_of_turn: Some(eos),
+            tok_bos: tokenizer.bos,
+            ..TokRxInfo::new(words.len() as u32, eos)
+        };
         let trie = TokTrie::from(&info, &words).with_eos_tokens(&tokenizer.stop_tokens);
         let env: TokEnv = Arc::new(Env { trie, tokenizer });
-        let mut factory = ParserFactory::new_simple(&env).map_err(|e| llm_err(format!("grammar setup: {e}")))?;
+        let mut factory =
+            ParserFactory::new_simple(&env).map_err(|e| llm_err(format!("grammar setup: {e}")))?;
         factory.quiet();
         Ok(Grammar { factory, vocab_size: words.len(), digit_tokens })
     }
@@ -67,15 +76,24 @@ impl Grammar {
         let mut json = schema.json.clone();
         bound_integers(&mut json);
         if let Some(obj) = json.as_object_mut() {
-            obj.entry("x-guidance").or_insert_with(|| serde_json::json!({"whitespace_flexible": false}));
+            obj.entry("x-guidance")
+                .or_insert_with(|| serde_json::json!({"whitespace_flexible": false}));
         }
         let grammar = TopLevelGrammar::from_json_schema(json);
-        let parser = self.factory.create_parser(grammar).map_err(|e| llm_err(format!("reply schema: {e}")))?;
+        let parser = self
+            .factory
+            .create_parser(grammar)
+            .map_err(|e| llm_err(format!("reply schema: {e}")))?;
         let matcher = Matcher::new(Ok(parser));
         if let Some(e) = matcher.get_error() {
             return Err(llm_err(format!("reply schema: {e}")));
         }
-        Ok(Constraint { matcher, vocab_size: self.vocab_size, numbers: NumberGuard::default(), digit_tokens: self.digit_tokens.clone() })
+        Ok(Constraint {
+            matcher,
+            vocab_size: self.vocab_size,
+            numbers: NumberGuard::default(),
+            digit_tokens: self.digit_tokens.clone(),
+        })
     }
 }
 
@@ -108,7 +126,9 @@ impl Constraint {
 
     /// Feeds the sampled token (and its text) to the grammar state.
     pub fn commit(&mut self, token: u32, text: &[u8]) -> Result<()> {
-        self.matcher.consume_token(token).map_err(|e| llm_err(format!("grammar rejected token {token}: {e}")))?;
+        self.matcher
+            .consume_token(token)
+            .map_err(|e| llm_err(format!("grammar rejected token {token}: {e}")))?;
         text.iter().for_each(|&b| self.numbers.push(b));
         Ok(())
     }

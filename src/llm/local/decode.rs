@@ -45,12 +45,15 @@ impl CpuDecoder {
         let rows = caches.len();
         let (h, hd) = (cfg.hidden, cfg.head_dim);
         let (q_w, kv_w) = (cfg.heads * hd, cfg.kv_heads * hd);
-        let rope: Vec<(Vec<f32>, Vec<f32>)> = caches.iter().map(|c| self.rotation(c.len())).collect();
+        let rope: Vec<(Vec<f32>, Vec<f32>)> =
+            caches.iter().map(|c| self.rotation(c.len())).collect();
         let mut normed = vec![0f32; rows * h];
         for (li, l) in self.layers.iter().enumerate() {
             rms_norm_rows(x, &l.attn_norm, cfg.rms_eps, &mut normed);
             let [mut q, mut k, mut v]: [Vec<f32>; 3] =
-                PackedWeight::matmul_many(&[&l.q, &l.k, &l.v], &normed, rows).try_into().unwrap_or_else(|_| unreachable!("three outputs"));
+                PackedWeight::matmul_many(&[&l.q, &l.k, &l.v], &normed, rows)
+                    .try_into()
+                    .unwrap_or_else(|_| unreachable!("three outputs"));
             if let Some([bq, bk, bv]) = &l.qkv_bias {
                 add_rows(&mut q, bq);
                 add_rows(&mut k, bk);
@@ -69,7 +72,9 @@ impl CpuDecoder {
             add_into(x, &o);
             rms_norm_rows(x, &l.ffn_norm, cfg.rms_eps, &mut normed);
             let [mut g, u]: [Vec<f32>; 2] =
-                PackedWeight::matmul_many(&[&l.gate, &l.up], &normed, rows).try_into().unwrap_or_else(|_| unreachable!("two outputs"));
+                PackedWeight::matmul_many(&[&l.gate, &l.up], &normed, rows)
+                    .try_into()
+                    .unwrap_or_else(|_| unreachable!("two outputs"));
             for (g, u) in g.iter_mut().zip(&u) {
                 *g = silu(*g) * u;
             }
@@ -81,15 +86,25 @@ impl CpuDecoder {
 
     /// cos and sin of every rotary frequency at `position` (the rotary tables' row).
     fn rotation(&self, position: usize) -> (Vec<f32>, Vec<f32>) {
-        self.inv_freq.iter().map(|f| (position as f32 * f).cos()).zip(self.inv_freq.iter().map(|f| (position as f32 * f).sin())).unzip()
+        self.inv_freq
+            .iter()
+            .map(|f| (position as f32 * f).cos())
+            .zip(self.inv_freq.iter().map(|f| (position as f32 * f).sin()))
+            .unzip()
     }
 }
 
 /// Decode attention of every row's query heads over its cache (which already holds the row's own
 /// key and value): `[rows, heads * head_dim]`.
-pub fn attend_rows(cfg: &ModelConfig, layer: usize, q: &[f32], caches: &[&KvCache]) -> Result<Vec<f32>> {
+pub fn attend_rows(
+    cfg: &ModelConfig,
+    layer: usize,
+    q: &[f32],
+    caches: &[&KvCache],
+) -> Result<Vec<f32>> {
     let heads = Heads { heads: cfg.heads, kv_heads: cfg.kv_heads, head_dim: cfg.head_dim };
-    let guards = caches.iter().map(|c| c.layer_f16(layer, c.len() + 1)).collect::<Result<Vec<_>>>()?;
+    let guards =
+        caches.iter().map(|c| c.layer_f16(layer, c.len() + 1)).collect::<Result<Vec<_>>>()?;
     let views = guards.iter().map(|g| g.view()).collect::<Result<Vec<KvView<'_>>>>()?;
     Ok(attend_batch(heads, &views, q))
 }
@@ -152,7 +167,10 @@ mod tests {
         for i in -2000..=2000 {
             let x = i as f32 * 0.01;
             let want = x as f64 / (1.0 + (-(x as f64)).exp());
-            assert!((super::silu(x) as f64 - want).abs() <= 1e-5 * want.abs().max(1e-3), "silu({x})");
+            assert!(
+                (super::silu(x) as f64 - want).abs() <= 1e-5 * want.abs().max(1e-3),
+                "silu({x})"
+            );
         }
         assert!(super::silu(-200.0).abs() < 1e-30);
         assert_eq!(super::silu(200.0), 200.0);

@@ -36,7 +36,10 @@ pub fn exp_nonpositive(x: f32) -> f32 {
     let rounded = t + ROUNDING_MAGIC; // holds n = round(t) in its low mantissa bits
     let n = rounded - ROUNDING_MAGIC;
     let f = (t - n) * std::f32::consts::LN_2; // e^f = 2^(t - n), |f| <= ln2/2
-    let p = 1.0 + f * (1.0 + f * (0.5 + f * (1.0 / 6.0 + f * (1.0 / 24.0 + f * (1.0 / 120.0 + f * (1.0 / 720.0))))));
+    let p = 1.0
+        + f * (1.0
+            + f * (0.5
+                + f * (1.0 / 6.0 + f * (1.0 / 24.0 + f * (1.0 / 120.0 + f * (1.0 / 720.0))))));
     // 2^n through the exponent bits (n >= -126 here), with integer arithmetic on `rounded`'s
     // bits: `n as i32` is a saturating conversion that keeps loops from vectorizing.
     let biased = rounded.to_bits().wrapping_sub(ROUNDING_MAGIC.to_bits()).wrapping_add(127);
@@ -49,7 +52,19 @@ mod tests {
 
     #[test]
     fn nearest_int_rounds_ties_to_even_on_both_signs() {
-        for (x, want) in [(0.0, 0), (0.4, 0), (0.5, 0), (0.6, 1), (1.5, 2), (2.5, 2), (-0.5, 0), (-1.5, -2), (-2.6, -3), (127.0, 127), (-127.0, -127)] {
+        for (x, want) in [
+            (0.0, 0),
+            (0.4, 0),
+            (0.5, 0),
+            (0.6, 1),
+            (1.5, 2),
+            (2.5, 2),
+            (-0.5, 0),
+            (-1.5, -2),
+            (-2.6, -3),
+            (127.0, 127),
+            (-127.0, -127),
+        ] {
             assert_eq!(nearest_int(x), want, "{x}");
         }
     }

@@ -107,7 +107,10 @@ pub fn write_tiny(path: &Path, spec: &TinySpec) -> Result<()> {
     let vocab_size = tokens.len();
     let h = spec.hidden;
     if h == 0 || !h.is_multiple_of(32) || spec.layers == 0 {
-        return Err(Error::invalid("tiny model", "hidden must be a positive multiple of 32 and layers > 0"));
+        return Err(Error::invalid(
+            "tiny model",
+            "hidden must be a positive multiple of 32 and layers > 0",
+        ));
     }
     let heads = 4;
     let kv_heads = 2;
@@ -141,8 +144,14 @@ pub fn write_tiny(path: &Path, spec: &TinySpec) -> Result<()> {
             tensors.push((n("attn_norm.weight"), f32t(vec![1.0; h])?));
             tensors.push((n("ffn_norm.weight"), f32t(vec![1.0; h])?));
             tensors.push((n("attn_q.weight"), q8(rng.vec(h * h, w), &[h, h])?));
-            tensors.push((n("attn_k.weight"), q8(rng.vec(kv_heads * hd * h, w), &[kv_heads * hd, h])?));
-            tensors.push((n("attn_v.weight"), q8(rng.vec(kv_heads * hd * h, w), &[kv_heads * hd, h])?));
+            tensors.push((
+                n("attn_k.weight"),
+                q8(rng.vec(kv_heads * hd * h, w), &[kv_heads * hd, h])?,
+            ));
+            tensors.push((
+                n("attn_v.weight"),
+                q8(rng.vec(kv_heads * hd * h, w), &[kv_heads * hd, h])?,
+            ));
             tensors.push((n("attn_output.weight"), q8(rng.vec(h * h, w), &[h, h])?));
             tensors.push((n("ffn_gate.weight"), q8(rng.vec(ffn * h, w), &[ffn, h])?));
             tensors.push((n("ffn_up.weight"), q8(rng.vec(ffn * h, w), &[ffn, h])?));
@@ -208,7 +217,10 @@ pub fn write_tiny(path: &Path, spec: &TinySpec) -> Result<()> {
         ("tokenizer.ggml.model".into(), s("gpt2")),
         ("tokenizer.ggml.pre".into(), s(pre)),
         ("tokenizer.ggml.tokens".into(), Value::Array(tokens.iter().map(|t| s(t)).collect())),
-        ("tokenizer.ggml.token_type".into(), Value::Array(types.iter().map(|&t| Value::I32(t)).collect())),
+        (
+            "tokenizer.ggml.token_type".into(),
+            Value::Array(types.iter().map(|&t| Value::I32(t)).collect()),
+        ),
         ("tokenizer.ggml.merges".into(), Value::Array(merges)),
         ("tokenizer.ggml.bos_token_id".into(), u(bos)),
         ("tokenizer.ggml.eos_token_id".into(), u(eos)),

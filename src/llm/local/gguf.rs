@@ -36,7 +36,9 @@ impl GgufFile {
     pub fn string(&self, key: &str) -> Result<String> {
         match self.get(key) {
             Some(Value::String(s)) => Ok(s.clone()),
-            Some(v) => Err(self.err(format!("metadata `{key}` is not a string ({:?})", v.value_type()))),
+            Some(v) => {
+                Err(self.err(format!("metadata `{key}` is not a string ({:?})", v.value_type())))
+            }
             None => Err(self.err(format!("metadata `{key}` is missing"))),
         }
     }
@@ -51,7 +53,8 @@ impl GgufFile {
     /// A non-negative integer of any GGUF integer type.
     pub fn usize(&self, key: &str) -> Result<usize> {
         match self.get(key) {
-            Some(v) => value_usize(v).ok_or_else(|| self.err(format!("metadata `{key}` is not a non-negative integer"))),
+            Some(v) => value_usize(v)
+                .ok_or_else(|| self.err(format!("metadata `{key}` is not a non-negative integer"))),
             None => Err(self.err(format!("metadata `{key}` is missing"))),
         }
     }
@@ -89,7 +92,10 @@ impl GgufFile {
         if info.shape.dims() != dims {
             return Err(model_err(
                 &self.path,
-                format!("tensor `{name}` has shape {:?}, the metadata implies {dims:?}", info.shape.dims()),
+                format!(
+                    "tensor `{name}` has shape {:?}, the metadata implies {dims:?}",
+                    info.shape.dims()
+                ),
             ));
         }
         let block = info.ggml_dtype.block_size();

@@ -81,7 +81,15 @@ impl KvCache {
 
     /// A cache whose first `n` positions are `snap`'s, read in place, with room for `extra`
     /// more of its own.
-    pub fn from_snapshot(snap: &Arc<KvSnapshot>, n: usize, extra: usize, n_layers: usize, kv_heads: usize, head_dim: usize, device: &Device) -> Result<Self> {
+    pub fn from_snapshot(
+        snap: &Arc<KvSnapshot>,
+        n: usize,
+        extra: usize,
+        n_layers: usize,
+        kv_heads: usize,
+        head_dim: usize,
+        device: &Device,
+    ) -> Result<Self> {
         let mut cache = KvCache::new(n_layers, kv_heads, head_dim, device);
         let n = n.min(snap.len);
         if n > 0 {
@@ -108,7 +116,12 @@ impl KvCache {
 
     /// Bytes held by the cache's own buffers (capacity, not length; not the shared part).
     pub fn bytes(&self) -> usize {
-        self.n_layers * 2 * self.kv_heads * self.capacity * self.head_dim * self.dtype.size_in_bytes()
+        self.n_layers
+            * 2
+            * self.kv_heads
+            * self.capacity
+            * self.head_dim
+            * self.dtype.size_in_bytes()
     }
 
     /// Makes room for `extra` more positions, keeping the current contents.
@@ -152,11 +165,24 @@ impl KvCache {
         let n = k.dim(1).map_err(t("kv append"))?;
         let own = self.len - self.shared;
         if own + n > self.capacity || layer >= self.layers.len() {
-            return Err(Error::tensor("kv append", candle_core::Error::Msg("kv cache not reserved".into())));
+            return Err(Error::tensor(
+                "kv append",
+                candle_core::Error::Msg("kv cache not reserved".into()),
+            ));
         }
         let (kb, vb) = &self.layers[layer];
-        kb.slice_set(&k.to_dtype(self.dtype).and_then(|k| k.contiguous()).map_err(t("kv append"))?, 1, own).map_err(t("kv append"))?;
-        vb.slice_set(&v.to_dtype(self.dtype).and_then(|v| v.contiguous()).map_err(t("kv append"))?, 1, own).map_err(t("kv append"))?;
+        kb.slice_set(
+            &k.to_dtype(self.dtype).and_then(|k| k.contiguous()).map_err(t("kv append"))?,
+            1,
+            own,
+        )
+        .map_err(t("kv append"))?;
+        vb.slice_set(
+            &v.to_dtype(self.dtype).and_then(|v| v.contiguous()).map_err(t("kv append"))?,
+            1,
+            own,
+        )
+        .map_err(t("kv append"))?;
         Ok(n)
     }
 
@@ -168,12 +194,18 @@ impl KvCache {
         let row = self.kv_heads * self.head_dim;
         let own = self.len - self.shared;
         if own >= self.capacity || layer >= self.layers.len() || k.len() != row || v.len() != row {
-            return Err(Error::invalid("kv cache", "write past the reserved room or of the wrong width"));
+            return Err(Error::invalid(
+                "kv cache",
+                "write past the reserved room or of the wrong width",
+            ));
         }
         let (kb, vb) = &self.layers[layer];
-        let (head_dim, head_stride, at) = (self.head_dim, self.capacity * self.head_dim, own * self.head_dim);
-        kb.inplace_op1(&WritePosition { rows: k, head_dim, head_stride, at }).map_err(t("kv write"))?;
-        vb.inplace_op1(&WritePosition { rows: v, head_dim, head_stride, at }).map_err(t("kv write"))?;
+        let (head_dim, head_stride, at) =
+            (self.head_dim, self.capacity * self.head_dim, own * self.head_dim);
+        kb.inplace_op1(&WritePosition { rows: k, head_dim, head_stride, at })
+            .map_err(t("kv write"))?;
+        vb.inplace_op1(&WritePosition { rows: v, head_dim, head_stride, at })
+            .map_err(t("kv write"))?;
         Ok(())
     }
 
@@ -183,7 +215,18 @@ impl KvCache {
         if layer >= self.layers.len() || len > self.shared + self.capacity {
             return Err(Error::invalid("kv cache", "layer not reserved"));
         }
-        let runs = self.runs(layer, len).into_iter().map(|r| (r.keys.storage_and_layout(), r.values.storage_and_layout(), r.keys.dims().get(1).copied().unwrap_or(0), r.len)).collect();
+        let runs = self
+            .runs(layer, len)
+            .into_iter()
+            .map(|r| {
+                (
+                    r.keys.storage_and_layout(),
+                    r.values.storage_and_layout(),
+                    r.keys.dims().get(1).copied().unwrap_or(0),
+                    r.len,
+                )
+            })
+            .collect();
         Ok(LayerF16 { runs })
     }
 
@@ -206,7 +249,12 @@ impl KvCache {
     /// A snapshot of the first `n` positions that takes positions `0..shared` from `parent`
     /// and copies only the rest. The caller vouches that this cache's first `shared` positions
     /// are `parent`'s (the cache was restored from it). A long chain is copied whole instead.
-    pub fn snapshot_after(&self, parent: &Arc<KvSnapshot>, shared: usize, n: usize) -> Result<KvSnapshot> {
+    pub fn snapshot_after(
+        &self,
+        parent: &Arc<KvSnapshot>,
+        shared: usize,
+        n: usize,
+    ) -> Result<KvSnapshot> {
         let n = n.min(self.len);
         // Skip parents that contribute nothing below `shared`: the chain stays as short as
         // the nesting of the prompts, not as long as the history of requests.
@@ -223,20 +271,34 @@ impl KvCache {
     }
 
     /// A snapshot of positions `base..n` copied from this cache, on top of `parent`.
-    fn copy_positions(&self, parent: Option<Arc<KvSnapshot>>, base: usize, n: usize) -> Result<KvSnapshot> {
+    fn copy_positions(
+        &self,
+        parent: Option<Arc<KvSnapshot>>,
+        base: usize,
+        n: usize,
+    ) -> Result<KvSnapshot> {
         let n = n.min(self.len);
         let base = if parent.is_some() { base.min(n) } else { 0 };
         if n == base {
             return Ok(KvSnapshot { parent, base, layers: Vec::new(), len: n });
         }
-        let layers = (0..self.layers.len()).map(|layer| gather(&self.runs(layer, n), base, true)).collect::<Result<Vec<_>>>()?;
+        let layers = (0..self.layers.len())
+            .map(|layer| gather(&self.runs(layer, n), base, true))
+            .collect::<Result<Vec<_>>>()?;
         Ok(KvSnapshot { parent, base, layers, len: n })
     }
 }
 
 /// Appends the runs that hold positions `0..n` of `layer` for a cache or snapshot whose positions
 /// `0..base` are `parent`'s and the rest its own `layers`: the parent's runs first.
-fn push_runs<'a>(parent: Option<&'a KvSnapshot>, base: usize, layers: &'a [(Tensor, Tensor)], layer: usize, n: usize, out: &mut Vec<Run<'a>>) {
+fn push_runs<'a>(
+    parent: Option<&'a KvSnapshot>,
+    base: usize,
+    layers: &'a [(Tensor, Tensor)],
+    layer: usize,
+    n: usize,
+    out: &mut Vec<Run<'a>>,
+) {
     if let Some(parent) = parent {
         push_runs(parent.parent.as_deref(), parent.base, &parent.layers, layer, n.min(base), out);
     }
@@ -284,7 +346,14 @@ impl LayerF16<'_> {
         let runs = self
             .runs
             .iter()
-            .map(|((kg, kl), (vg, vl), capacity, len)| Ok(KvRun { keys: f16_data(kg, kl)?, values: f16_data(vg, vl)?, capacity: *capacity, len: *len }))
+            .map(|((kg, kl), (vg, vl), capacity, len)| {
+                Ok(KvRun {
+                    keys: f16_data(kg, kl)?,
+                    values: f16_data(vg, vl)?,
+                    capacity: *capacity,
+                    len: *len,
+                })
+            })
             .collect::<Result<_>>()?;
         Ok(KvView { runs })
     }
@@ -293,7 +362,9 @@ impl LayerF16<'_> {
 /// The f16 data of a contiguous CPU buffer, from its start.
 fn f16_data<'a>(storage: &'a Storage, layout: &Layout) -> Result<&'a [f16]> {
     match storage {
-        Storage::Cpu(CpuStorage::F16(data)) if layout.is_contiguous() => Ok(&data[layout.start_offset()..]),
+        Storage::Cpu(CpuStorage::F16(data)) if layout.is_contiguous() => {
+            Ok(&data[layout.start_offset()..])
+        }
         _ => Err(Error::invalid("kv cache", "expected a contiguous f16 buffer on the CPU")),
     }
 }
@@ -317,7 +388,9 @@ impl candle_core::InplaceOp1 for WritePosition<'_> {
         let start = layout.start_offset() + self.at;
         for (head, src) in self.rows.chunks_exact(self.head_dim).enumerate() {
             let from = start + head * self.head_stride;
-            let Some(dst) = data.get_mut(from..from + self.head_dim) else { candle_core::bail!("kv write past the buffer") };
+            let Some(dst) = data.get_mut(from..from + self.head_dim) else {
+                candle_core::bail!("kv write past the buffer")
+            };
             for (d, s) in dst.iter_mut().zip(src) {
                 *d = f16::from_f32(*s);
             }
@@ -337,7 +410,13 @@ impl KvSnapshot {
 
     /// Bytes this snapshot holds itself (not its parents').
     pub fn bytes(&self) -> usize {
-        self.layers.iter().map(|(k, v)| k.elem_count() * k.dtype().size_in_bytes() + v.elem_count() * v.dtype().size_in_bytes()).sum()
+        self.layers
+            .iter()
+            .map(|(k, v)| {
+                k.elem_count() * k.dtype().size_in_bytes()
+                    + v.elem_count() * v.dtype().size_in_bytes()
+            })
+            .sum()
     }
 
     /// This snapshot and every parent up its chain.
@@ -384,8 +463,19 @@ mod tests {
         r.reserve(1).unwrap();
         let (k, _) = r.append(0, &rows(-1.0, 1), &rows(-1.0, 1)).unwrap();
         // (The values are small integers: exact in f16 too.)
-        let head = k.narrow(1, 0, 7).unwrap().flatten_all().unwrap().to_dtype(DType::F32).unwrap().to_vec1::<f32>().unwrap();
-        assert_eq!(head, expected.narrow(1, 0, 7).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap());
+        let head = k
+            .narrow(1, 0, 7)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_dtype(DType::F32)
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap();
+        assert_eq!(
+            head,
+            expected.narrow(1, 0, 7).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap()
+        );
         // The snapshot holds exactly its positions, not the cache's spare capacity.
         assert!(c.bytes() > snap.bytes());
         assert_eq!(c.dtype(), DType::F16, "the CPU cache holds f16");
@@ -394,7 +484,15 @@ mod tests {
 
     /// Layer 0's keys at positions `0..n`, as f32.
     fn keys(c: &KvCache, n: usize) -> Vec<f32> {
-        gather(&c.runs(0, n), 0, true).unwrap().0.to_dtype(DType::F32).unwrap().flatten_all().unwrap().to_vec1().unwrap()
+        gather(&c.runs(0, n), 0, true)
+            .unwrap()
+            .0
+            .to_dtype(DType::F32)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap()
     }
 
     fn cache_from(snap: &Arc<KvSnapshot>, n: usize, extra: usize) -> KvCache {
@@ -419,7 +517,11 @@ mod tests {
         assert_eq!(s2.depth(), 1);
         assert_eq!(s2.bytes(), b.snapshot(4).unwrap().bytes(), "only positions 6..10 are copied");
         assert_eq!(keys(&cache_from(&s2, 10, 0), 10), keys(&b, 10));
-        assert_eq!(keys(&cache_from(&s2, 5, 0), 5), keys(&a, 5), "a restore inside the shared part");
+        assert_eq!(
+            keys(&cache_from(&s2, 5, 0), 5),
+            keys(&a, 5),
+            "a restore inside the shared part"
+        );
         // A third shares only 5 positions, all of them s1's: it hangs on s1, not on s2.
         let mut d = cache_from(&s2, 5, 3);
         push(&mut d, 900.0, 3);

@@ -19,10 +19,10 @@
 pub mod arch;
 pub mod attention;
 mod batch;
-mod decode;
 pub mod bench;
 pub mod cache;
 pub mod constrain;
+mod decode;
 mod fastmath;
 pub mod fixture;
 pub mod gguf;
@@ -69,7 +69,9 @@ impl FromStr for DeviceSpec {
 
     /// `cpu`, `cuda`, `cuda:N` or `metal`.
     fn from_str(s: &str) -> Result<Self> {
-        let bad = |why: &str| Error::invalid("device", format!("`{s}`: {why} (expected cpu, cuda:N or metal)"));
+        let bad = |why: &str| {
+            Error::invalid("device", format!("`{s}`: {why} (expected cpu, cuda:N or metal)"))
+        };
         match s.trim().to_ascii_lowercase().as_str() {
             "cpu" => Ok(DeviceSpec::Cpu),
             "metal" => Ok(DeviceSpec::Metal),
@@ -88,13 +90,19 @@ impl DeviceSpec {
             DeviceSpec::Cpu => Ok(Device::Cpu),
             DeviceSpec::Cuda(n) => {
                 if !cfg!(feature = "cuda") {
-                    return Err(Error::invalid("device", "this build has no CUDA support (build with --features cuda)"));
+                    return Err(Error::invalid(
+                        "device",
+                        "this build has no CUDA support (build with --features cuda)",
+                    ));
                 }
                 Device::new_cuda(*n).map_err(|e| Error::invalid("device", format!("cuda:{n}: {e}")))
             }
             DeviceSpec::Metal => {
                 if !cfg!(feature = "metal") {
-                    return Err(Error::invalid("device", "this build has no Metal support (build with --features metal)"));
+                    return Err(Error::invalid(
+                        "device",
+                        "this build has no Metal support (build with --features metal)",
+                    ));
                 }
                 Device::new_metal(0).map_err(|e| Error::invalid("device", format!("metal: {e}")))
             }
@@ -120,7 +128,13 @@ pub struct LocalOptions {
 
 impl Default for LocalOptions {
     fn default() -> Self {
-        LocalOptions { threads: 0, device: DeviceSpec::Cpu, prefix_cache_entries: 16, prefix_cache_bytes: 256 << 20, warmup: true }
+        LocalOptions {
+            threads: 0,
+            device: DeviceSpec::Cpu,
+            prefix_cache_entries: 16,
+            prefix_cache_bytes: 256 << 20,
+            warmup: true,
+        }
     }
 }
 
@@ -140,7 +154,12 @@ impl Engine {
 
     /// Keeps the kv of `tokens`; `hit` is the cached prefix that `kv` was restored from, whose
     /// positions the new entry shares instead of copying them.
-    pub(crate) fn prefix_insert(&self, tokens: &[u32], kv: &KvCache, hit: Option<&cache::Hit>) -> Result<()> {
+    pub(crate) fn prefix_insert(
+        &self,
+        tokens: &[u32],
+        kv: &KvCache,
+        hit: Option<&cache::Hit>,
+    ) -> Result<()> {
         let Ok(mut prefix) = self.prefix.lock() else { return Ok(()) };
         // Copying the kv costs time and memory: skip it when an entry already has it all.
         if prefix.is_enabled() && !prefix.covers(tokens) {
@@ -167,11 +186,21 @@ pub struct LocalLlm {
 }
 
 impl LocalLlm {
+    /// Loads a model by id (see `opto models list`; pulled and checked on first use) or by a
+    /// `.gguf` path, with the default options: the one call a program needs to get the local model.
+    pub fn open(name_or_path: &str) -> Result<Self> {
+        Self::load(hub::resolve_model(name_or_path)?, LocalOptions::default())
+    }
+
     /// Loads a GGUF model. Errors name the file and the reason (missing, truncated, corrupt,
     /// unsupported architecture or tokenizer).
     pub fn load(path: impl AsRef<Path>, opts: LocalOptions) -> Result<Self> {
         let path = path.as_ref();
-        let threads = if opts.threads == 0 { std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1) } else { opts.threads };
+        let threads = if opts.threads == 0 {
+            std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+        } else {
+            opts.threads
+        };
         // candle's quantized kernels use a process-wide pool sized from this variable when it is
         // first used; set it before the first load (a later load with another count keeps the
         // first size for those kernels, the rest of the work uses our own pool).
@@ -190,25 +219,46 @@ impl LocalLlm {
         let file_bytes = std::fs::metadata(path).map_err(|e| Error::io(path, e))?.len();
         // candle can still panic on inputs we did not foresee; a model file must never take the
         // process down, so a panic while loading becomes an error about the file.
-        let load = std::panic::AssertUnwindSafe(|| pool.install(|| -> Result<Engine> {
-            let mut file = GgufFile::open(path)?;
-            let cfg = arch::config_from_gguf(&file)?;
-            let tokenizer = Arc::new(GgufTokenizer::from_gguf(&file)?);
-            if tokenizer.vocab_size() > cfg.vocab_size {
-                return Err(file.err(format!(
-                    "the tokenizer has {} tokens but the embedding only {} rows",
-                    tokenizer.vocab_size(),
-                    cfg.vocab_size
-                )));
-            }
-            let name_of = |id: Option<u32>| id.and_then(|i| tokenizer.token_name(i)).unwrap_or("").to_string();
-            let template = ChatTemplate::new(file.opt_string("tokenizer.chat_template"), name_of(tokenizer.bos), name_of(tokenizer.eos));
-            let grammar = Grammar::new(tokenizer.clone(), cfg.vocab_size)?;
-            let model = Model::load(&mut file, cfg, &device)?;
-            Ok(Engine { model, tokenizer, template, grammar, prefix: Mutex::new(PrefixCache::new(opts.prefix_cache_entries, opts.prefix_cache_bytes)) })
-        }));
+        let load = std::panic::AssertUnwindSafe(|| {
+            pool.install(|| -> Result<Engine> {
+                let mut file = GgufFile::open(path)?;
+                let cfg = arch::config_from_gguf(&file)?;
+                let tokenizer = Arc::new(GgufTokenizer::from_gguf(&file)?);
+                if tokenizer.vocab_size() > cfg.vocab_size {
+                    return Err(file.err(format!(
+                        "the tokenizer has {} tokens but the embedding only {} rows",
+                        tokenizer.vocab_size(),
+                        cfg.vocab_size
+                    )));
+                }
+                let name_of = |id: Option<u32>| {
+                    id.and_then(|i| tokenizer.token_name(i)).unwrap_or("").to_string()
+                };
+                let template = ChatTemplate::new(
+                    file.opt_string("tokenizer.chat_template"),
+                    name_of(tokenizer.bos),
+                    name_of(tokenizer.eos),
+                );
+                let grammar = Grammar::new(tokenizer.clone(), cfg.vocab_size)?;
+                let model = Model::load(&mut file, cfg, &device)?;
+                Ok(Engine {
+                    model,
+                    tokenizer,
+                    template,
+                    grammar,
+                    prefix: Mutex::new(PrefixCache::new(
+                        opts.prefix_cache_entries,
+                        opts.prefix_cache_bytes,
+                    )),
+                })
+            })
+        });
         let engine = std::panic::catch_unwind(load).map_err(|p| {
-            let what = p.downcast_ref::<String>().cloned().or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string())).unwrap_or_default();
+            let what = p
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_default();
             gguf::model_err(path, format!("loading failed unexpectedly: {what}"))
         })??;
         let name = match GgufFile::open(path).ok().and_then(|f| f.opt_string("general.name")) {

@@ -11,8 +11,8 @@ use super::arch::{ModelConfig, RopeStyle};
 use super::decode::{self, CpuDecoder, DecodeLayer};
 use super::gguf::GgufFile;
 use super::kv::KvCache;
-use crate::error::{Error, Result};
 use super::weights::{forward_many, Embedding, Proj, WeightLoader};
+use crate::error::{Error, Result};
 use candle_core::{DType, Device, Tensor};
 
 /// Rotary tables are precomputed up to this many positions at most.
@@ -76,7 +76,12 @@ impl Model {
     }
 
     /// As [`Model::load`], the matrices loaded by `loader` (our kernels or candle's).
-    pub fn load_with(file: &mut GgufFile, cfg: ModelConfig, device: &Device, loader: WeightLoader) -> Result<Self> {
+    pub fn load_with(
+        file: &mut GgufFile,
+        cfg: ModelConfig,
+        device: &Device,
+        loader: WeightLoader,
+    ) -> Result<Self> {
         let (h, hd) = (cfg.hidden, cfg.head_dim);
         let q_out = cfg.heads * hd;
         let kv_out = cfg.kv_heads * hd;
@@ -88,13 +93,17 @@ impl Model {
             embed.as_head()?
         };
         let vector = |file: &mut GgufFile, name: &str, n: usize| -> Result<Tensor> {
-            file.tensor(name, &[n], device)?.dequantize(device).map_err(|e| file.err(format!("tensor `{name}`: {e}")))
+            file.tensor(name, &[n], device)?
+                .dequantize(device)
+                .map_err(|e| file.err(format!("tensor `{name}`: {e}")))
         };
         let norm = vector(file, "output_norm.weight", h)?;
         let mut blocks = Vec::with_capacity(cfg.layers);
         for i in 0..cfg.layers {
             let name = |s: &str| format!("blk.{i}.{s}");
-            let mm = |file: &mut GgufFile, s: &str, [n, k]: [usize; 2]| loader.proj(file, &name(s), n, k);
+            let mm = |file: &mut GgufFile, s: &str, [n, k]: [usize; 2]| {
+                loader.proj(file, &name(s), n, k)
+            };
             let q = mm(file, "attn_q.weight", [q_out, h])?;
             let k = mm(file, "attn_k.weight", [kv_out, h])?;
             let v = mm(file, "attn_v.weight", [kv_out, h])?;
@@ -124,9 +133,21 @@ impl Model {
             });
         }
         let max_positions = cfg.context_length.min(MAX_ROPE_POSITIONS);
-        let (cos, sin) = rope_tables(cfg.rope_theta, hd, max_positions, device).map_err(t("rope tables"))?;
+        let (cos, sin) =
+            rope_tables(cfg.rope_theta, hd, max_positions, device).map_err(t("rope tables"))?;
         let decoder = if device.is_cpu() { cpu_decoder(&cfg, &blocks)? } else { None };
-        Ok(Model { cfg, device: device.clone(), embed, blocks, norm, output, cos, sin, max_positions, decoder })
+        Ok(Model {
+            cfg,
+            device: device.clone(),
+            embed,
+            blocks,
+            norm,
+            output,
+            cos,
+            sin,
+            max_positions,
+            decoder,
+        })
     }
 
     /// Whether decode steps run on plain buffers (`decode.rs`) rather than tensor ops.
@@ -161,11 +182,18 @@ impl Model {
             if start + s.tokens.len() > self.max_positions {
                 return Err(Error::invalid(
                     "prompt",
-                    format!("{} tokens exceed the model's {} positions", start + s.tokens.len(), self.max_positions),
+                    format!(
+                        "{} tokens exceed the model's {} positions",
+                        start + s.tokens.len(),
+                        self.max_positions
+                    ),
                 ));
             }
             if let Some(&bad) = s.tokens.iter().find(|&&id| id as usize >= cfg.vocab_size) {
-                return Err(Error::invalid("token", format!("id {bad} is outside the vocabulary of {}", cfg.vocab_size)));
+                return Err(Error::invalid(
+                    "token",
+                    format!("id {bad} is outside the vocabulary of {}", cfg.vocab_size),
+                ));
             }
             ids.extend_from_slice(s.tokens);
             positions.extend((start..start + s.tokens.len()).map(|p| p as u32));
@@ -174,24 +202,39 @@ impl Model {
         let rows = ids.len();
         let dev = &self.device;
         if let Some(decoder) = self.decoder.as_ref().filter(|_| rows == steps.len()) {
-            let mut x = self.embed.lookup(&ids, dev)?.flatten_all().and_then(|x| x.to_vec1::<f32>()).map_err(t("embedding"))?;
+            let mut x = self
+                .embed
+                .lookup(&ids, dev)?
+                .flatten_all()
+                .and_then(|x| x.to_vec1::<f32>())
+                .map_err(t("embedding"))?;
             let mut caches: Vec<&mut KvCache> = steps.iter_mut().map(|s| &mut *s.cache).collect();
             decoder.run(cfg, &mut x, &mut caches)?;
             for c in caches {
                 c.advance(1);
             }
             let x = Tensor::from_vec(x, (rows, cfg.hidden), dev).map_err(t("decode rows"))?;
-            let x = candle_nn::ops::rms_norm(&x, &self.norm, cfg.rms_eps).map_err(t("final norm"))?;
+            let x =
+                candle_nn::ops::rms_norm(&x, &self.norm, cfg.rms_eps).map_err(t("final norm"))?;
             return self.output.forward(&x);
         }
         let pos_t = Tensor::new(positions.as_slice(), dev).map_err(t("positions"))?;
         let half = cfg.head_dim / 2;
-        let cos = self.cos.index_select(&pos_t, 0).and_then(|c| c.reshape((rows, 1, half))).map_err(t("rope"))?;
-        let sin = self.sin.index_select(&pos_t, 0).and_then(|c| c.reshape((rows, 1, half))).map_err(t("rope"))?;
+        let cos = self
+            .cos
+            .index_select(&pos_t, 0)
+            .and_then(|c| c.reshape((rows, 1, half)))
+            .map_err(t("rope"))?;
+        let sin = self
+            .sin
+            .index_select(&pos_t, 0)
+            .and_then(|c| c.reshape((rows, 1, half)))
+            .map_err(t("rope"))?;
 
         let mut x = self.embed.lookup(&ids, dev)?;
         for (li, b) in self.blocks.iter().enumerate() {
-            let h = candle_nn::ops::rms_norm(&x, &b.attn_norm, cfg.rms_eps).map_err(t("attn norm"))?;
+            let h =
+                candle_nn::ops::rms_norm(&x, &b.attn_norm, cfg.rms_eps).map_err(t("attn norm"))?;
             let [q, k, v] = forward_many([&b.q.w, &b.k.w, &b.v.w], &h)?;
             let (q, k, v) = (b.q.add_bias(q)?, b.k.add_bias(k)?, b.v.add_bias(v)?);
             let q = self.rope(&q, cfg.heads, &cos, &sin)?; // [rows, heads, hd]
@@ -211,7 +254,8 @@ impl Model {
             };
             let attn = b.o.forward(&attn)?;
             x = (x + attn).map_err(t("residual"))?;
-            let h = candle_nn::ops::rms_norm(&x, &b.ffn_norm, cfg.rms_eps).map_err(t("ffn norm"))?;
+            let h =
+                candle_nn::ops::rms_norm(&x, &b.ffn_norm, cfg.rms_eps).map_err(t("ffn norm"))?;
             let [g, u] = forward_many([&b.gate, &b.up], &h)?;
             let g = candle_nn::ops::silu(&g).map_err(t("ffn gate"))?;
             let f = b.down.forward(&(g * u).map_err(t("ffn"))?)?;
@@ -250,7 +294,14 @@ impl Model {
 
     /// Decode-step attention on the CPU (every step feeds one token) for the tensor path:
     /// appends each step's key and value, then attends over the cache buffers.
-    fn attend_decode_cpu(&self, layer: usize, q: &Tensor, k: &Tensor, v: &Tensor, steps: &mut [Step<'_>]) -> Result<Tensor> {
+    fn attend_decode_cpu(
+        &self,
+        layer: usize,
+        q: &Tensor,
+        k: &Tensor,
+        v: &Tensor,
+        steps: &mut [Step<'_>],
+    ) -> Result<Tensor> {
         for (i, s) in steps.iter_mut().enumerate() {
             let kn = k.narrow(0, i, 1).and_then(|x| x.transpose(0, 1)).map_err(t("attn k"))?; // [kvh, 1, hd]
             let vn = v.narrow(0, i, 1).and_then(|x| x.transpose(0, 1)).map_err(t("attn v"))?;
@@ -259,12 +310,22 @@ impl Model {
         let q: Vec<f32> = q.flatten_all().and_then(|x| x.to_vec1()).map_err(t("attn q"))?; // [rows, heads, hd]
         let caches: Vec<&KvCache> = steps.iter().map(|s| &*s.cache).collect();
         let out = decode::attend_rows(&self.cfg, layer, &q, &caches)?;
-        Tensor::from_vec(out, (steps.len(), self.cfg.heads * self.cfg.head_dim), &self.device).map_err(t("attn out"))
+        Tensor::from_vec(out, (steps.len(), self.cfg.heads * self.cfg.head_dim), &self.device)
+            .map_err(t("attn out"))
     }
 
     /// Causal attention of one sequence's `n` new rows (starting at row `off`) over its cache.
     #[allow(clippy::too_many_arguments)]
-    fn attend(&self, layer: usize, q: &Tensor, k: &Tensor, v: &Tensor, off: usize, n: usize, cache: &mut KvCache) -> Result<Tensor> {
+    fn attend(
+        &self,
+        layer: usize,
+        q: &Tensor,
+        k: &Tensor,
+        v: &Tensor,
+        off: usize,
+        n: usize,
+        cache: &mut KvCache,
+    ) -> Result<Tensor> {
         let cfg = &self.cfg;
         let (hd, kvh) = (cfg.head_dim, cfg.kv_heads);
         let group = cfg.heads / kvh;
@@ -283,7 +344,10 @@ impl Model {
             .and_then(|x| x.contiguous())
             .and_then(|x| x.reshape((kvh, group * n, hd)))
             .map_err(t("attn q"))?;
-        let scores = qn.matmul(&keys.t().map_err(t("attn kt"))?).and_then(|s| s * scale).map_err(t("attn scores"))?; // [kvh, group*n, T]
+        let scores = qn
+            .matmul(&keys.t().map_err(t("attn kt"))?)
+            .and_then(|s| s * scale)
+            .map_err(t("attn scores"))?; // [kvh, group*n, T]
         let scores = if n > 1 {
             let mask = causal_mask(n, start, &self.device).map_err(t("attn mask"))?; // [n, T]
             scores
@@ -317,9 +381,16 @@ fn inv_freq(theta: f32, head_dim: usize) -> Vec<f32> {
     (0..head_dim / 2).map(|i| 1.0 / theta.powf(2.0 * i as f32 / head_dim as f32)).collect()
 }
 
-fn rope_tables(theta: f32, head_dim: usize, positions: usize, device: &Device) -> candle_core::Result<(Tensor, Tensor)> {
+fn rope_tables(
+    theta: f32,
+    head_dim: usize,
+    positions: usize,
+    device: &Device,
+) -> candle_core::Result<(Tensor, Tensor)> {
     let inv = Tensor::from_vec(inv_freq(theta, head_dim), (1, head_dim / 2), device)?;
-    let pos = Tensor::arange(0u32, positions as u32, device)?.to_dtype(DType::F32)?.reshape((positions, 1))?;
+    let pos = Tensor::arange(0u32, positions as u32, device)?
+        .to_dtype(DType::F32)?
+        .reshape((positions, 1))?;
     let freqs = pos.broadcast_mul(&inv)?;
     Ok((freqs.cos()?.contiguous()?, freqs.sin()?.contiguous()?))
 }
@@ -330,19 +401,37 @@ fn cpu_decoder(cfg: &ModelConfig, blocks: &[Block]) -> Result<Option<CpuDecoder>
         Proj::Packed(w) => Some(w.clone()),
         Proj::Candle(_) => None,
     };
-    let floats = |x: &Tensor| x.flatten_all().and_then(|x| x.to_vec1::<f32>()).map_err(t("decoder weights"));
+    let floats =
+        |x: &Tensor| x.flatten_all().and_then(|x| x.to_vec1::<f32>()).map_err(t("decoder weights"));
     let mut layers = Vec::with_capacity(blocks.len());
     for b in blocks {
-        let (Some(q), Some(k), Some(v), Some(o), Some(gate), Some(up), Some(down)) =
-            (packed(&b.q.w), packed(&b.k.w), packed(&b.v.w), packed(&b.o), packed(&b.gate), packed(&b.up), packed(&b.down))
-        else {
+        let (Some(q), Some(k), Some(v), Some(o), Some(gate), Some(up), Some(down)) = (
+            packed(&b.q.w),
+            packed(&b.k.w),
+            packed(&b.v.w),
+            packed(&b.o),
+            packed(&b.gate),
+            packed(&b.up),
+            packed(&b.down),
+        ) else {
             return Ok(None);
         };
         let qkv_bias = match (&b.q.b, &b.k.b, &b.v.b) {
             (Some(bq), Some(bk), Some(bv)) => Some([floats(bq)?, floats(bk)?, floats(bv)?]),
             _ => None,
         };
-        layers.push(DecodeLayer { attn_norm: floats(&b.attn_norm)?, q, k, v, qkv_bias, o, ffn_norm: floats(&b.ffn_norm)?, gate, up, down });
+        layers.push(DecodeLayer {
+            attn_norm: floats(&b.attn_norm)?,
+            q,
+            k,
+            v,
+            qkv_bias,
+            o,
+            ffn_norm: floats(&b.ffn_norm)?,
+            gate,
+            up,
+            down,
+        });
     }
     Ok(Some(CpuDecoder { layers, inv_freq: inv_freq(cfg.rope_theta, cfg.head_dim) }))
 }

@@ -33,7 +33,12 @@ pub struct RequantReport {
 pub fn is_k_quant(dtype: GgmlDType) -> bool {
     matches!(
         dtype,
-        GgmlDType::Q2K | GgmlDType::Q3K | GgmlDType::Q4K | GgmlDType::Q5K | GgmlDType::Q6K | GgmlDType::Q8K
+        GgmlDType::Q2K
+            | GgmlDType::Q3K
+            | GgmlDType::Q4K
+            | GgmlDType::Q5K
+            | GgmlDType::Q6K
+            | GgmlDType::Q8K
     )
 }
 
@@ -49,11 +54,17 @@ pub fn target_for_row(to: GgmlDType, row_len: usize) -> GgmlDType {
 
 /// Reads `src`, re-quantizes every tensor whose type is in `from` to `to`, and writes the
 /// result to `dst` (through `dst.partial` and a rename, so a failure leaves no `dst`).
-pub fn requantize_file(src: &Path, dst: &Path, from: &[GgmlDType], to: GgmlDType) -> Result<RequantReport> {
+pub fn requantize_file(
+    src: &Path,
+    dst: &Path,
+    from: &[GgmlDType],
+    to: GgmlDType,
+) -> Result<RequantReport> {
     let bad = |reason: String| Error::ModelFile { path: src.to_path_buf(), reason };
     let file = File::open(src).map_err(|e| Error::io(src, e))?;
     let mut reader = BufReader::new(file);
-    let content = gguf_file::Content::read(&mut reader).map_err(|e| bad(format!("not a readable GGUF file: {e}")))?;
+    let content = gguf_file::Content::read(&mut reader)
+        .map_err(|e| bad(format!("not a readable GGUF file: {e}")))?;
 
     // Keep the file's tensor order (the map has none) so the output is deterministic.
     let mut names: Vec<&String> = content.tensor_infos.keys().collect();
@@ -62,8 +73,9 @@ pub fn requantize_file(src: &Path, dst: &Path, from: &[GgmlDType], to: GgmlDType
     let mut report = RequantReport { tensors: names.len(), ..Default::default() };
     let mut tensors: Vec<(&str, QTensor)> = Vec::with_capacity(names.len());
     for name in names {
-        let tensor =
-            content.tensor(&mut reader, name, &Device::Cpu).map_err(|e| bad(format!("tensor `{name}`: {e}")))?;
+        let tensor = content
+            .tensor(&mut reader, name, &Device::Cpu)
+            .map_err(|e| bad(format!("tensor `{name}`: {e}")))?;
         if !from.contains(&tensor.dtype()) {
             report.kept += 1;
             tensors.push((name, tensor));
@@ -78,7 +90,9 @@ pub fn requantize_file(src: &Path, dst: &Path, from: &[GgmlDType], to: GgmlDType
             tensors.push((name, tensor));
             continue;
         }
-        let values = tensor.dequantize(&Device::Cpu).map_err(|e| bad(format!("dequantizing `{name}`: {e}")))?;
+        let values = tensor
+            .dequantize(&Device::Cpu)
+            .map_err(|e| bad(format!("dequantizing `{name}`: {e}")))?;
         let converted = QTensor::quantize(&values, target)
             .map_err(|e| bad(format!("quantizing `{name}` to {target:?}: {e}")))?;
         if target == to {
@@ -90,7 +104,8 @@ pub fn requantize_file(src: &Path, dst: &Path, from: &[GgmlDType], to: GgmlDType
     }
 
     let metadata = metadata_for_writer(&content);
-    let metadata_refs: Vec<(&str, &gguf_file::Value)> = metadata.iter().map(|(k, v)| (k.as_str(), v)).collect();
+    let metadata_refs: Vec<(&str, &gguf_file::Value)> =
+        metadata.iter().map(|(k, v)| (k.as_str(), v)).collect();
     let tensor_refs: Vec<(&str, &QTensor)> = tensors.iter().map(|(k, v)| (*k, v)).collect();
     write_atomically(dst, |out| {
         gguf_file::write(out, &metadata_refs, &tensor_refs).map_err(|e| Error::ModelFile {
@@ -118,7 +133,10 @@ fn metadata_for_writer(content: &gguf_file::Content) -> Vec<(String, gguf_file::
 
 /// Runs `write` on `<dst>.partial`, syncs it, and renames it to `dst`; removes the partial
 /// file on any failure.
-fn write_atomically(dst: &Path, write: impl FnOnce(&mut BufWriter<File>) -> Result<()>) -> Result<()> {
+fn write_atomically(
+    dst: &Path,
+    write: impl FnOnce(&mut BufWriter<File>) -> Result<()>,
+) -> Result<()> {
     let partial = partial_of(dst);
     let outcome = (|| {
         let file = File::create(&partial).map_err(|e| Error::io(&partial, e))?;
@@ -146,12 +164,16 @@ pub fn is_slow_on_cpu(dtype: GgmlDType) -> bool {
     SLOW_ON_CPU.contains(&dtype)
 }
 
-const SLOW_ON_CPU: [GgmlDType; 4] = [GgmlDType::Q4_1, GgmlDType::Q5_0, GgmlDType::Q5_1, GgmlDType::Q8_1];
+const SLOW_ON_CPU: [GgmlDType; 4] =
+    [GgmlDType::Q4_1, GgmlDType::Q5_0, GgmlDType::Q5_1, GgmlDType::Q8_1];
 
 /// Whether `path` holds any tensor that [`requantize`] would convert.
 pub fn needs_requantize(path: &Path) -> Result<bool> {
     let mut f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-    let content = gguf_file::Content::read(&mut f).map_err(|e| Error::ModelFile { path: path.into(), reason: format!("not a readable GGUF file: {e}") })?;
+    let content = gguf_file::Content::read(&mut f).map_err(|e| Error::ModelFile {
+        path: path.into(),
+        reason: format!("not a readable GGUF file: {e}"),
+    })?;
     Ok(content.tensor_infos.values().any(|t| is_slow_on_cpu(t.ggml_dtype)))
 }
 
@@ -159,7 +181,6 @@ pub fn needs_requantize(path: &Path) -> Result<bool> {
 pub fn requantize(src: &Path, dst: &Path, target: GgmlDType) -> Result<usize> {
     requantize_file(src, dst, &SLOW_ON_CPU, target).map(|r| r.requantized + r.fell_back_to_q8_0)
 }
-
 
 #[cfg(test)]
 mod tests {
@@ -180,7 +201,9 @@ mod tests {
         let src = dir.path().join("junk.gguf");
         std::fs::write(&src, b"this is not a gguf file at all").unwrap();
         let dst = dir.path().join("out.gguf");
-        let err = requantize_file(&src, &dst, &[GgmlDType::Q5_0], GgmlDType::Q8_0).unwrap_err().to_string();
+        let err = requantize_file(&src, &dst, &[GgmlDType::Q5_0], GgmlDType::Q8_0)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("junk.gguf") && err.contains("GGUF"), "{err}");
         assert!(!dst.exists() && !partial_of(&dst).exists());
     }

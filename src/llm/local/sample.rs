@@ -15,7 +15,12 @@ pub struct Sampler {
 
 impl Sampler {
     pub fn new(p: &GenerationParams) -> Self {
-        Sampler { temperature: p.temperature, top_k: p.top_k, top_p: p.top_p, rng: StdRng::seed_from_u64(p.seed) }
+        Sampler {
+            temperature: p.temperature,
+            top_k: p.top_k,
+            top_p: p.top_p,
+            rng: StdRng::seed_from_u64(p.seed),
+        }
     }
 
     /// Picks a token among those with a finite logit; `None` when there is none.
@@ -37,7 +42,11 @@ impl Sampler {
             .iter()
             .map(|&l| {
                 let w = exp_nonpositive((l - max) * inv_t);
-                if l.is_finite() { w } else { 0.0 }
+                if l.is_finite() {
+                    w
+                } else {
+                    0.0
+                }
             })
             .collect();
         let nucleus = self.top_p > 0.0 && self.top_p < 1.0;
@@ -46,11 +55,17 @@ impl Sampler {
             let r = self.rng.gen::<f64>() * total;
             return draw(r, (0..weights.len() as u32).map(|i| (i, weights[i as usize])));
         }
-        let mut keys: Vec<u64> = logits.iter().enumerate().filter(|(_, l)| l.is_finite()).map(|(i, &l)| rank_key(l, i as u32)).collect();
+        let mut keys: Vec<u64> = logits
+            .iter()
+            .enumerate()
+            .filter(|(_, l)| l.is_finite())
+            .map(|(i, &l)| rank_key(l, i as u32))
+            .collect();
         let mass = |ranked: &[u32]| ranked.iter().map(|&i| weights[i as usize] as f64).sum::<f64>();
         let mut ranked = if self.top_k > 0 { top(&mut keys, self.top_k) } else { Vec::new() };
         // What top-p keeps a share of: the top-k candidates, or the whole vocabulary.
-        let base = if self.top_k > 0 { mass(&ranked) } else { weights.iter().map(|&w| w as f64).sum() };
+        let base =
+            if self.top_k > 0 { mass(&ranked) } else { weights.iter().map(|&w| w as f64).sum() };
         if self.top_k == 0 {
             // Rank more candidates until they hold the nucleus (usually a few dozen); past a
             // quarter of the vocabulary, one sort of all is cheaper than more selections.
@@ -116,7 +131,8 @@ fn top(keys: &mut [u64], m: usize) -> Vec<u32> {
 
 /// The largest finite logit.
 fn finite_max(logits: &[f32]) -> Option<f32> {
-    let max = lanes_reduce(logits, f32::NEG_INFINITY, |m, l| if l.is_finite() { m.max(l) } else { m });
+    let max =
+        lanes_reduce(logits, f32::NEG_INFINITY, |m, l| if l.is_finite() { m.max(l) } else { m });
     max.is_finite().then_some(max)
 }
 
@@ -165,10 +181,11 @@ mod tests {
 
     #[test]
     fn rank_keys_order_by_logit_then_id() {
-        let mut keys: Vec<u64> = [(-1.5f32, 4u32), (2.0, 9), (0.0, 1), (-0.0, 0), (2.0, 3), (f32::MIN, 2), (1e-30, 7)]
-            .iter()
-            .map(|&(l, i)| rank_key(l, i))
-            .collect();
+        let mut keys: Vec<u64> =
+            [(-1.5f32, 4u32), (2.0, 9), (0.0, 1), (-0.0, 0), (2.0, 3), (f32::MIN, 2), (1e-30, 7)]
+                .iter()
+                .map(|&(l, i)| rank_key(l, i))
+                .collect();
         keys.sort_unstable();
         // -0.0 ranks below 0.0 (total order), as `total_cmp` had it.
         assert_eq!(keys.iter().map(|&k| k as u32).collect::<Vec<_>>(), [3, 9, 7, 1, 0, 4, 2]);
@@ -201,7 +218,11 @@ mod tests {
         let mut s = Sampler::new(&params(1.0, 0, 0.5, 9));
         let draws: Vec<u32> = (0..4000).map(|_| s.sample(&logits).unwrap()).collect();
         assert!(draws.iter().all(|&t| t < 500), "outside the nucleus: {:?}", draws.iter().max());
-        assert!(draws.iter().any(|&t| t >= 400), "the nucleus was cut short: {:?}", draws.iter().max());
+        assert!(
+            draws.iter().any(|&t| t >= 400),
+            "the nucleus was cut short: {:?}",
+            draws.iter().max()
+        );
     }
 
     #[test]

@@ -39,7 +39,11 @@ impl Pending {
             *slot = Some(result);
         }
         if self.left == 0 {
-            let all = self.results.iter_mut().map(|r| r.take().unwrap_or_else(|| Err(llm_err("request was not answered")))).collect();
+            let all = self
+                .results
+                .iter_mut()
+                .map(|r| r.take().unwrap_or_else(|| Err(llm_err("request was not answered"))))
+                .collect();
             // The caller may have gone away (its thread ended): nothing to do then.
             let _ = self.reply.send(all);
             return true;
@@ -90,10 +94,17 @@ impl Scheduler {
         if requests.is_empty() {
             return Vec::new();
         }
-        let stopped = || (0..requests.len()).map(|_| Err(llm_err("the engine's scheduler has stopped"))).collect();
+        let stopped = || {
+            (0..requests.len())
+                .map(|_| Err(llm_err("the engine's scheduler has stopped")))
+                .collect()
+        };
         let Some(tx) = &self.tx else { return stopped() };
         let (reply, answers) = mpsc::channel();
-        if tx.send(Submission { requests: requests.to_vec(), submitted: Instant::now(), reply }).is_err() {
+        if tx
+            .send(Submission { requests: requests.to_vec(), submitted: Instant::now(), reply })
+            .is_err()
+        {
             return stopped();
         }
         answers.recv().unwrap_or_else(|_| stopped())
@@ -138,8 +149,16 @@ fn serve(engine: &Engine, pool: &rayon::ThreadPool, rx: Receiver<Submission>, co
             let job = next_job;
             next_job += 1;
             let n = s.requests.len();
-            pending.insert(job, Pending { results: (0..n).map(|_| None).collect(), left: n, reply: s.reply });
-            admit.extend(s.requests.into_iter().enumerate().map(|(index, r)| (Ticket { job, index }, r, s.submitted)));
+            pending.insert(
+                job,
+                Pending { results: (0..n).map(|_| None).collect(), left: n, reply: s.reply },
+            );
+            admit.extend(
+                s.requests
+                    .into_iter()
+                    .enumerate()
+                    .map(|(index, r)| (Ticket { job, index }, r, s.submitted)),
+            );
         }
         // candle can panic on inputs nobody foresaw: that fails the sequences in flight, not the
         // process, and the scheduler goes on with the next submissions.
@@ -163,12 +182,20 @@ fn serve(engine: &Engine, pool: &rayon::ThreadPool, rx: Receiver<Submission>, co
         let done = match step {
             Ok(done) => done,
             Err(panic) => {
-                let what = panic.downcast_ref::<String>().cloned().or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string())).unwrap_or_default();
+                let what = panic
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                    .unwrap_or_default();
                 batch.drain_tickets();
                 for p in pending.values_mut() {
-                    let open: Vec<usize> = (0..p.results.len()).filter(|&i| p.results[i].is_none()).collect();
+                    let open: Vec<usize> =
+                        (0..p.results.len()).filter(|&i| p.results[i].is_none()).collect();
                     for i in open {
-                        p.answer(i, Err(llm_err(format!("the engine failed unexpectedly: {what}"))));
+                        p.answer(
+                            i,
+                            Err(llm_err(format!("the engine failed unexpectedly: {what}"))),
+                        );
                     }
                 }
                 pending.clear();

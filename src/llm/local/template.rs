@@ -21,9 +21,12 @@ impl ChatTemplate {
             env.set_trim_blocks(true);
             env.set_lstrip_blocks(true);
             env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
-            env.add_function("raise_exception", |msg: String| -> Result<String, minijinja::Error> {
-                Err(minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, msg))
-            });
+            env.add_function(
+                "raise_exception",
+                |msg: String| -> Result<String, minijinja::Error> {
+                    Err(minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, msg))
+                },
+            );
             env.add_template_owned("chat", src).ok()?;
             Some(env)
         });
@@ -42,7 +45,10 @@ impl ChatTemplate {
 
     fn render_native(&self, messages: &[Message]) -> Option<String> {
         let tmpl = self.env.as_ref()?.get_template("chat").ok()?;
-        let msgs: Vec<_> = messages.iter().map(|m| context! { role => m.role.as_str(), content => m.content.clone() }).collect();
+        let msgs: Vec<_> = messages
+            .iter()
+            .map(|m| context! { role => m.role.as_str(), content => m.content.clone() })
+            .collect();
         tmpl.render(context! {
             messages => msgs,
             add_generation_prompt => true,
@@ -85,7 +91,11 @@ mod tests {
     fn falls_back_to_chatml_on_broken_or_failing_template() {
         let broken = ChatTemplate::new(Some("{% for %}".into()), String::new(), String::new());
         assert!(!broken.is_native());
-        let raising = ChatTemplate::new(Some("{{ raise_exception('no') }}".into()), String::new(), String::new());
+        let raising = ChatTemplate::new(
+            Some("{{ raise_exception('no') }}".into()),
+            String::new(),
+            String::new(),
+        );
         let msgs = [Message::system("s"), Message::user("u")];
         let expected = "<|im_start|>system\ns<|im_end|>\n<|im_start|>user\nu<|im_end|>\n<|im_start|>assistant\n";
         assert_eq!(broken.render(&msgs), expected);

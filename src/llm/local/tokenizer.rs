@@ -17,7 +17,8 @@ use toktrie::TokTrie;
 const TYPE_USER_DEFINED: usize = 4;
 
 /// Names that end a turn in the chat formats we know.
-const END_OF_TURN_NAMES: &[&str] = &["<|im_end|>", "<|endoftext|>", "<|eot_id|>", "<|end|>", "<end_of_turn>", "</s>"];
+const END_OF_TURN_NAMES: &[&str] =
+    &["<|im_end|>", "<|endoftext|>", "<|eot_id|>", "<|end|>", "<end_of_turn>", "</s>"];
 
 pub struct GgufTokenizer {
     inner: Tokenizer,
@@ -35,23 +36,33 @@ pub struct GgufTokenizer {
 
 impl GgufTokenizer {
     pub fn from_gguf(file: &GgufFile) -> Result<Self> {
-        let mut inner = Tokenizer::from_gguf(&file.content).map_err(|e| file.err(format!("tokenizer: {e}")))?;
+        let mut inner =
+            Tokenizer::from_gguf(&file.content).map_err(|e| file.err(format!("tokenizer: {e}")))?;
         let pre = file.opt_string("tokenizer.ggml.pre").unwrap_or_default();
         if pre == "smollm" {
             // candle falls back to GPT-2 ByteLevel with a prefix space; SmolLM2's tokenizer.json
             // splits digits individually and adds no prefix space.
-            let seq = Sequence::new(vec![Digits::new(true).into(), ByteLevel::new(false, true, true).into()]);
+            let seq = Sequence::new(vec![
+                Digits::new(true).into(),
+                ByteLevel::new(false, true, true).into(),
+            ]);
             inner.with_pre_tokenizer(Some(seq));
         }
         let tokens: Vec<String> = match file.get("tokenizer.ggml.tokens") {
             Some(Value::Array(a)) => a
                 .iter()
-                .map(|v| v.to_string().cloned().map_err(|_| file.err("tokenizer.ggml.tokens holds a non-string")))
+                .map(|v| {
+                    v.to_string()
+                        .cloned()
+                        .map_err(|_| file.err("tokenizer.ggml.tokens holds a non-string"))
+                })
                 .collect::<Result<_>>()?,
             _ => return Err(file.err("tokenizer.ggml.tokens is missing")),
         };
         let types: Vec<usize> = match file.get("tokenizer.ggml.token_type") {
-            Some(Value::Array(a)) => a.iter().map(|v| super::gguf::value_usize(v).unwrap_or(1)).collect(),
+            Some(Value::Array(a)) => {
+                a.iter().map(|v| super::gguf::value_usize(v).unwrap_or(1)).collect()
+            }
             _ => vec![1; tokens.len()],
         };
         let id = |key: &str| -> Result<Option<u32>> {
@@ -65,7 +76,8 @@ impl GgufTokenizer {
         let mut token_bytes = Vec::with_capacity(tokens.len());
         for (i, tok) in tokens.iter().enumerate() {
             let ty = types.get(i).copied().unwrap_or(1);
-            let is_special = matches!(ty, 2 | 3 | 5) || Some(i as u32) == bos || Some(i as u32) == eos;
+            let is_special =
+                matches!(ty, 2 | 3 | 5) || Some(i as u32) == bos || Some(i as u32) == eos;
             special[i] = is_special;
             let bytes = if is_special {
                 let mut b = vec![TokTrie::SPECIAL_TOKEN_MARKER];
@@ -82,7 +94,8 @@ impl GgufTokenizer {
             };
             token_bytes.push(bytes);
         }
-        let ids: HashMap<String, u32> = tokens.iter().enumerate().map(|(i, t)| (t.clone(), i as u32)).collect();
+        let ids: HashMap<String, u32> =
+            tokens.iter().enumerate().map(|(i, t)| (t.clone(), i as u32)).collect();
         let mut stop_tokens: Vec<u32> = eos.into_iter().chain(eot).collect();
         for name in END_OF_TURN_NAMES {
             if let Some(&i) = ids.get(*name) {
@@ -111,10 +124,10 @@ impl GgufTokenizer {
 
     /// Tokens of `text`; special token names in it become their tokens (chat markup).
     pub fn encode(&self, text: &str) -> Result<Vec<u32>> {
-        self.inner
-            .encode(text, false)
-            .map(|e| e.get_ids().to_vec())
-            .map_err(|e| Error::Llm { backend: "local".into(), reason: format!("tokenizing failed: {e}") })
+        self.inner.encode(text, false).map(|e| e.get_ids().to_vec()).map_err(|e| Error::Llm {
+            backend: "local".into(),
+            reason: format!("tokenizing failed: {e}"),
+        })
     }
 
     /// The text bytes of a token (empty for special tokens, which carry no text).

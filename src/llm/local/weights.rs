@@ -33,7 +33,13 @@ impl Proj {
 /// Several projections of the same input (q, k, v; gate, up): one pass over all their weights
 /// when all are packed, else one after another.
 pub fn forward_many<const N: usize>(projs: [&Proj; N], x: &Tensor) -> Result<[Tensor; N]> {
-    let packed: Option<Vec<&PackedWeight>> = projs.iter().map(|p| match p { Proj::Packed(w) => Some(&**w), Proj::Candle(_) => None }).collect();
+    let packed: Option<Vec<&PackedWeight>> = projs
+        .iter()
+        .map(|p| match p {
+            Proj::Packed(w) => Some(&**w),
+            Proj::Candle(_) => None,
+        })
+        .collect();
     let outs: Vec<Tensor> = match packed {
         Some(ws) => {
             let rows = x.dim(0).map_err(t("matmul input"))?;
@@ -41,7 +47,9 @@ pub fn forward_many<const N: usize>(projs: [&Proj; N], x: &Tensor) -> Result<[Te
             PackedWeight::matmul_many(&ws, &xs, rows)
                 .into_iter()
                 .zip(&ws)
-                .map(|(y, w)| Tensor::from_vec(y, (rows, w.n()), x.device()).map_err(t("matmul output")))
+                .map(|(y, w)| {
+                    Tensor::from_vec(y, (rows, w.n()), x.device()).map_err(t("matmul output"))
+                })
                 .collect::<Result<_>>()?
         }
         None => projs.iter().map(|p| p.forward(x)).collect::<Result<_>>()?,
@@ -77,7 +85,9 @@ impl Embedding {
     pub fn as_head(&self) -> Result<Proj> {
         match self {
             Embedding::Packed(w) => Ok(Proj::Packed(w.clone())),
-            Embedding::Candle(q) => QMatMul::from_arc(q.clone()).map(Proj::Candle).map_err(t("output head")),
+            Embedding::Candle(q) => {
+                QMatMul::from_arc(q.clone()).map(Proj::Candle).map_err(t("output head"))
+            }
         }
     }
 }
@@ -95,7 +105,9 @@ impl WeightLoader {
             _ if !device.is_cpu() => None,
             "candle" => None,
             // The AVX2 kernels on a CPU that also has AVX-512 (to measure or test them there).
-            "avx2" => Some(Kernels::Avx2).filter(|_| Kernels::all_available().contains(&Kernels::Avx2)),
+            "avx2" => {
+                Some(Kernels::Avx2).filter(|_| Kernels::all_available().contains(&Kernels::Avx2))
+            }
             _ => Kernels::best(),
         };
         WeightLoader { device: device.clone(), kernels }
@@ -107,7 +119,13 @@ impl WeightLoader {
     }
 
     /// A quantized matrix `name` of shape `[n, k]`, packed when our kernels take it.
-    fn packed_or(&self, file: &mut GgufFile, name: &str, n: usize, k: usize) -> Result<std::result::Result<Arc<PackedWeight>, QTensor>> {
+    fn packed_or(
+        &self,
+        file: &mut GgufFile,
+        name: &str,
+        n: usize,
+        k: usize,
+    ) -> Result<std::result::Result<Arc<PackedWeight>, QTensor>> {
         let q = file.tensor(name, &[n, k], &self.device)?;
         let Some(kernels) = self.kernels.filter(|_| PackedWeight::supports(q.dtype(), n, k)) else {
             return Ok(Err(q));
@@ -115,18 +133,29 @@ impl WeightLoader {
         let data = q.data().map_err(|e| file.err(format!("tensor `{name}`: {e}")))?;
         match PackedWeight::pack(q.dtype(), &data, n, k, kernels) {
             Some(w) => Ok(Ok(Arc::new(w))),
-            None => Err(file.err(format!("tensor `{name}`: its data does not have the size of a {n}x{k} {:?} matrix", q.dtype()))),
+            None => Err(file.err(format!(
+                "tensor `{name}`: its data does not have the size of a {n}x{k} {:?} matrix",
+                q.dtype()
+            ))),
         }
     }
 
     pub fn proj(&self, file: &mut GgufFile, name: &str, n: usize, k: usize) -> Result<Proj> {
         match self.packed_or(file, name, n, k)? {
             Ok(w) => Ok(Proj::Packed(w)),
-            Err(q) => QMatMul::from_qtensor(q).map(Proj::Candle).map_err(|e| file.err(format!("tensor `{name}`: {e}"))),
+            Err(q) => QMatMul::from_qtensor(q)
+                .map(Proj::Candle)
+                .map_err(|e| file.err(format!("tensor `{name}`: {e}"))),
         }
     }
 
-    pub fn embedding(&self, file: &mut GgufFile, name: &str, n: usize, k: usize) -> Result<Embedding> {
+    pub fn embedding(
+        &self,
+        file: &mut GgufFile,
+        name: &str,
+        n: usize,
+        k: usize,
+    ) -> Result<Embedding> {
         Ok(match self.packed_or(file, name, n, k)? {
             Ok(w) => Embedding::Packed(w),
             Err(q) => Embedding::Candle(Arc::new(q)),

@@ -59,14 +59,24 @@ mod tests {
 
     fn summary(x: f64, feedback: &str) -> Summary {
         Summary {
-            variables: vec![NodeView { name: "x".into(), value: Value::Float(x), constraint: None, description: String::new() }],
+            variables: vec![NodeView {
+                name: "x".into(),
+                value: Value::Float(x),
+                constraint: None,
+                description: String::new(),
+            }],
             feedback: vec![FeedbackEntry { output: "y".into(), feedback: feedback.into() }],
             ..Default::default()
         }
     }
 
     fn tried(x: f64, feedback: &str) -> MemoryEntry {
-        MemoryEntry { variables: [("x".to_string(), serde_json::json!(x))].into_iter().collect(), output: None, feedback: feedback.into(), score: None }
+        MemoryEntry {
+            variables: [("x".to_string(), serde_json::json!(x))].into_iter().collect(),
+            output: None,
+            feedback: feedback.into(),
+            score: None,
+        }
     }
 
     #[test]
@@ -81,7 +91,12 @@ mod tests {
         assert!(bracket_hint(&summary(1.0, "larger"), &[tried(0.0, "larger")]).is_none());
         assert!(bracket_hint(&summary(1.0, "larger"), &[]).is_none());
         let mut two = summary(1.0, "larger");
-        two.variables.push(NodeView { name: "y".into(), value: Value::Float(0.0), constraint: None, description: String::new() });
+        two.variables.push(NodeView {
+            name: "y".into(),
+            value: Value::Float(0.0),
+            constraint: None,
+            description: String::new(),
+        });
         assert!(bracket_hint(&two, &[tried(0.0, "smaller")]).is_none());
     }
 }

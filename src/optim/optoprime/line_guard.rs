@@ -40,8 +40,22 @@ impl Direction {
 /// Reads the direction out of a feedback text; `None` when it names neither way, or both.
 pub fn direction_of(feedback: &str) -> Option<Direction> {
     let text = feedback.to_lowercase();
-    const UP_PHRASES: &[&str] = &["too small", "too low", "not large enough", "not big enough", "not high enough", "below the target"];
-    const DOWN_PHRASES: &[&str] = &["too large", "too big", "too high", "not small enough", "not low enough", "above the target"];
+    const UP_PHRASES: &[&str] = &[
+        "too small",
+        "too low",
+        "not large enough",
+        "not big enough",
+        "not high enough",
+        "below the target",
+    ];
+    const DOWN_PHRASES: &[&str] = &[
+        "too large",
+        "too big",
+        "too high",
+        "not small enough",
+        "not low enough",
+        "above the target",
+    ];
     let up = UP_PHRASES.iter().any(|p| text.contains(p));
     let down = DOWN_PHRASES.iter().any(|p| text.contains(p));
     match (up, down) {
@@ -50,7 +64,8 @@ pub fn direction_of(feedback: &str) -> Option<Direction> {
         (true, true) => return None,
         (false, false) => {}
     }
-    let words: Vec<&str> = text.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()).collect();
+    let words: Vec<&str> =
+        text.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()).collect();
     let has = |set: &[&str]| words.iter().any(|w| set.contains(w));
     let up = has(&["larger", "bigger", "greater", "higher", "increase", "raise"]);
     let down = has(&["smaller", "lower", "less", "decrease", "reduce"]);
@@ -95,7 +110,9 @@ pub fn guard(tries: &[LineTry], proposed: Option<f64>, integer: bool) -> Option<
 
     if let Some((lo, hi)) = narrowest_bracket(&points) {
         let pick = simplest_between(lo.x, hi.x, integer)?;
-        let keep = proposed.is_some_and(|p| !tried(p) && in_middle_half(p, lo.x, hi.x) && decimals(p) <= decimals(pick));
+        let keep = proposed.is_some_and(|p| {
+            !tried(p) && in_middle_half(p, lo.x, hi.x) && decimals(p) <= decimals(pick)
+        });
         if keep || proposed == Some(pick) {
             return None;
         }
@@ -107,15 +124,25 @@ pub fn guard(tries: &[LineTry], proposed: Option<f64>, integer: bool) -> Option<
 
     // No bracket: every try asks for the same direction.
     let want = current.direction?;
-    let with_output: Vec<(f64, f64)> = points.iter().filter_map(|p| p.output.map(|y| (p.x, y))).collect();
-    let Some(&(xb, yb)) = with_output.iter().max_by(|a, b| (a.1 * want.sign()).total_cmp(&(b.1 * want.sign()))) else {
+    let with_output: Vec<(f64, f64)> =
+        points.iter().filter_map(|p| p.output.map(|y| (p.x, y))).collect();
+    let Some(&(xb, yb)) =
+        with_output.iter().max_by(|a, b| (a.1 * want.sign()).total_cmp(&(b.1 * want.sign())))
+    else {
         return None;
     };
-    let Some(&(xn, yn)) = with_output.iter().filter(|p| p.0 != xb).min_by(|a, b| (a.0 - xb).abs().total_cmp(&(b.0 - xb).abs())) else {
+    let Some(&(xn, yn)) = with_output
+        .iter()
+        .filter(|p| p.0 != xb)
+        .min_by(|a, b| (a.0 - xb).abs().total_cmp(&(b.0 - xb).abs()))
+    else {
         // one try so far: the model picks the first direction; only a repeat is replaced
         return match proposed {
             Some(p) if !tried(p) => None,
-            _ => Some(Replacement { value: tidy(round_if(xb + xb.abs().max(1.0), integer)), reason: "the value was already tried: a step away from it".into() }),
+            _ => Some(Replacement {
+                value: tidy(round_if(xb + xb.abs().max(1.0), integer)),
+                reason: "the value was already tried: a step away from it".into(),
+            }),
         };
     };
     let both_sides = with_output.iter().any(|p| p.0 < xb) && with_output.iter().any(|p| p.0 > xb);
@@ -128,7 +155,8 @@ pub fn guard(tries: &[LineTry], proposed: Option<f64>, integer: bool) -> Option<
     let way = slope.signum() * want.sign();
     let last_step = (xb - xn).abs();
     // the target's distance is unknown, so steps grow geometrically until the feedback turns
-    let keep = proposed.is_some_and(|p| !tried(p) && (p - xb) * way > 0.0 && (p - xb).abs() >= 2.0 * last_step);
+    let keep = proposed
+        .is_some_and(|p| !tried(p) && (p - xb) * way > 0.0 && (p - xb).abs() >= 2.0 * last_step);
     if keep {
         return None;
     }
@@ -169,7 +197,10 @@ pub fn simplest_between(lo: f64, hi: f64, integer: bool) -> Option<f64> {
     let mid = (lo + hi) / 2.0;
     if integer {
         let candidates = [mid.floor(), mid.ceil()];
-        return candidates.into_iter().filter(|c| *c > lo && *c < hi).min_by(|a, b| (a - mid).abs().total_cmp(&(b - mid).abs()));
+        return candidates
+            .into_iter()
+            .filter(|c| *c > lo && *c < hi)
+            .min_by(|a, b| (a - mid).abs().total_cmp(&(b - mid).abs()));
     }
     let q = (hi - lo) / 4.0;
     let (a, b) = (lo + q, hi - q);
@@ -267,7 +298,11 @@ mod tests {
                 solved_at = Some(step);
                 break;
             }
-            tries.push(LineTry { x, output: Some(y), direction: Some(if y < 13.0 { Up } else { Down }) });
+            tries.push(LineTry {
+                x,
+                output: Some(y),
+                direction: Some(if y < 13.0 { Up } else { Down }),
+            });
             x = guard(&tries, Some(0.5), false).map_or(0.5, |r| r.value);
         }
         assert!(solved_at.is_some_and(|s| s <= 7), "{tries:?}");

@@ -49,7 +49,9 @@ impl Memory {
                 }
                 MemoryOrder::Ranked => {
                     let worst = (0..self.entries.len())
-                        .min_by(|&a, &b| rank_key(&self.entries[a]).total_cmp(&rank_key(&self.entries[b])))
+                        .min_by(|&a, &b| {
+                            rank_key(&self.entries[a]).total_cmp(&rank_key(&self.entries[b]))
+                        })
                         .unwrap_or(0);
                     self.entries.remove(worst);
                 }
@@ -92,7 +94,12 @@ mod tests {
     use super::*;
 
     fn entry(x: f64, score: Option<f64>) -> MemoryEntry {
-        MemoryEntry { variables: [("x".to_string(), serde_json::json!(x))].into_iter().collect(), output: None, feedback: format!("fb {x}"), score }
+        MemoryEntry {
+            variables: [("x".to_string(), serde_json::json!(x))].into_iter().collect(),
+            output: None,
+            feedback: format!("fb {x}"),
+            score,
+        }
     }
 
     fn xs(entries: &[MemoryEntry]) -> Vec<f64> {

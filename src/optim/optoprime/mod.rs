@@ -14,13 +14,13 @@ use crate::error::{Error, Result};
 use crate::llm::schema::SuggestionSchemaOptions;
 use crate::llm::{GenerationParams, Llm, Message, ParamType, Reply, ReplySchema, Request};
 use crate::propagate::Summary;
+use line_guard::{direction_of, LineTry};
 use memory::{Memory, MemoryOrder};
 use problem::RenderOptions;
 use prompt::{build_messages, MemoryEntry, PromptSpec, DEFAULT_OBJECTIVE};
 use reply::{parse_reply, preview};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
-use line_guard::{direction_of, LineTry};
 use update::{plan_updates, Outcome};
 
 /// Settings of [`OptoPrime`].
@@ -115,7 +115,11 @@ impl OptoPrime {
         Self::with_options(params, llm, OptoPrimeOptions::default())
     }
 
-    pub fn with_options(params: impl Parameters + 'static, llm: Arc<dyn Llm>, options: OptoPrimeOptions) -> Self {
+    pub fn with_options(
+        params: impl Parameters + 'static,
+        llm: Arc<dyn Llm>,
+        options: OptoPrimeOptions,
+    ) -> Self {
         OptoPrime { params: Box::new(params), llm, options, state: State::default(), pending: None }
     }
 
@@ -152,7 +156,8 @@ impl OptoPrime {
     fn fit_messages(&self, summary: &Summary) -> (Vec<Message>, Vec<String>) {
         let mut render = self.options.render.clone();
         let memory: Vec<MemoryEntry> = self.state.memory.shown(self.options.memory_order);
-        let problems: &[String] = if self.options.feed_back_rejections { &self.state.problems } else { &[] };
+        let problems: &[String] =
+            if self.options.feed_back_rejections { &self.state.problems } else { &[] };
         let mut mem_from = 0usize;
         let mut notes = Vec::new();
         let Some(budget) = self.options.max_prompt_tokens else {
@@ -169,14 +174,19 @@ impl OptoPrime {
                 notes.push(format!("prompt over {budget} tokens: oldest memory entry left out"));
             } else if render.value_char_limit > 100 {
                 render.value_char_limit /= 2;
-                notes.push(format!("prompt over {budget} tokens: values cut at {} characters", render.value_char_limit));
+                notes.push(format!(
+                    "prompt over {budget} tokens: values cut at {} characters",
+                    render.value_char_limit
+                ));
             } else if !render.drop_documentation {
                 render.drop_documentation = true;
                 notes.push(format!("prompt over {budget} tokens: #Documentation left out"));
             } else if render.max_others.is_none_or(|k| k > 0) && !summary.others.is_empty() {
                 let k = render.max_others.unwrap_or(summary.others.len()) / 2;
                 render.max_others = Some(k);
-                notes.push(format!("prompt over {budget} tokens: only the last {k} intermediate results shown"));
+                notes.push(format!(
+                    "prompt over {budget} tokens: only the last {k} intermediate results shown"
+                ));
             } else {
                 notes.push(format!("prompt is {tokens} tokens, over the budget of {budget}, and cannot shrink further"));
                 return (msgs, notes);
@@ -187,7 +197,10 @@ impl OptoPrime {
     pub(crate) fn schema_for(&self, summary: &Summary) -> ReplySchema {
         ReplySchema::suggestion(
             summary.variables.iter().map(|v| (v.name.as_str(), ParamType::of(&v.value))),
-            &SuggestionSchemaOptions { with_answer: self.options.with_answer, reasoning_max_chars: self.options.reasoning_max_chars },
+            &SuggestionSchemaOptions {
+                with_answer: self.options.with_answer,
+                reasoning_max_chars: self.options.reasoning_max_chars,
+            },
         )
     }
 
@@ -205,7 +218,11 @@ impl OptoPrime {
             req = req.with_schema(self.schema_for(&summary));
         }
         // Remember this step after the prompt is built, so it is not shown twice.
-        self.state.memory.remember(MemoryEntry::from_summary(&summary), self.options.memory_size, self.options.memory_order);
+        self.state.memory.remember(
+            MemoryEntry::from_summary(&summary),
+            self.options.memory_size,
+            self.options.memory_order,
+        );
         if let Some(t) = line_try(&summary) {
             self.state.line.push(t);
         }
@@ -217,9 +234,14 @@ impl OptoPrime {
     pub fn apply_one(&mut self, reply: Result<Reply>) -> StepReport {
         let pending = self.pending.take();
         self.state.step += 1;
-        let mut report = StepReport { optimizer: "optoprime".into(), step: self.state.step, ..Default::default() };
+        let mut report = StepReport {
+            optimizer: "optoprime".into(),
+            step: self.state.step,
+            ..Default::default()
+        };
         let Some(p) = pending else {
-            report.error = Some("nothing to apply: prepare found no feedback (or was not called)".into());
+            report.error =
+                Some("nothing to apply: prepare found no feedback (or was not called)".into());
             return report;
         };
         let names: Vec<String> = p.summary.variables.iter().map(|v| v.name.clone()).collect();
@@ -237,19 +259,29 @@ impl OptoPrime {
     /// The line guard on this step's update of a lone numeric variable: a value the tries rule
     /// out is replaced (and the report says by what and why).
     fn guard_line(&self, summary: &Summary, report: &mut StepReport) {
-        let ([var], Some(last)) = (summary.variables.as_slice(), self.state.line.last()) else { return };
+        let ([var], Some(last)) = (summary.variables.as_slice(), self.state.line.last()) else {
+            return;
+        };
         if last.x != var.value.as_f64().unwrap_or(f64::NAN) {
             return; // the line was not recorded for this step
         }
         let integer = matches!(var.value, crate::graph::Value::Int(_));
         let Some(update) = report.updates.iter_mut().find(|u| u.name == var.name) else { return };
+        // A reply with no usable value changes nothing: the model is told why and asked again
+        // (the guard steps in for values the tries rule out, not for replies it cannot read).
         let suggested = match &update.outcome {
-            Outcome::Updated { new } => Some(new.clone()),
-            Outcome::Unchanged => Some(var.value.clone()),
-            Outcome::Rejected { .. } | Outcome::Missing => None,
+            Outcome::Updated { new } => new.clone(),
+            Outcome::Unchanged => var.value.clone(),
+            Outcome::Rejected { .. } | Outcome::Missing => return,
         };
-        let Some(r) = line_guard::guard(&self.state.line, suggested.as_ref().and_then(|v| v.as_f64()), integer) else { return };
-        let used = if integer { crate::graph::Value::Int(r.value as i64) } else { crate::graph::Value::Float(r.value) };
+        let Some(r) = line_guard::guard(&self.state.line, suggested.as_f64(), integer) else {
+            return;
+        };
+        let used = if integer {
+            crate::graph::Value::Int(r.value as i64)
+        } else {
+            crate::graph::Value::Float(r.value)
+        };
         if let Err(e) = self.params.set_value(&var.name, used.clone()) {
             report.notes.push(format!("line guard: {} could not be set: {e}", used.py_str()));
             return;
@@ -257,12 +289,13 @@ impl OptoPrime {
         report.notes.push(format!(
             "{}: {} replaced by {} ({})",
             var.name,
-            suggested.as_ref().map_or("no value".to_string(), |v| v.py_str()),
+            suggested.py_str(),
             used.py_str(),
             r.reason
         ));
         update.outcome = Outcome::Updated { new: used.clone() };
-        report.replaced = Some(super::Replaced { name: var.name.clone(), suggested, used, reason: r.reason });
+        report.replaced =
+            Some(super::Replaced { name: var.name.clone(), suggested, used, reason: r.reason });
     }
 
     pub(crate) fn pending(&self) -> Option<&Pending> {
@@ -273,19 +306,40 @@ impl OptoPrime {
 /// The lone numeric variable's value, output and feedback direction, when the step has exactly
 /// one numeric variable and one output.
 fn line_try(summary: &Summary) -> Option<LineTry> {
-    let ([var], [out]) = (summary.variables.as_slice(), summary.outputs.as_slice()) else { return None };
+    let ([var], [out]) = (summary.variables.as_slice(), summary.outputs.as_slice()) else {
+        return None;
+    };
     let x = match var.value {
         crate::graph::Value::Int(i) => i as f64,
         crate::graph::Value::Float(f) => f,
         _ => return None,
     };
-    Some(LineTry { x, output: out.value.as_f64().filter(|y| y.is_finite()), direction: direction_of(&summary.feedback_text()) })
+    Some(LineTry {
+        x,
+        output: out.value.as_f64().filter(|y| y.is_finite()),
+        direction: direction_of(&summary.feedback_text()),
+    })
 }
 
 /// Shared by OptoPrime, OPRO and TextGrad's update: fills `report` from one reply and applies the
 /// accepted values. Returns the problems to show the LLM next time.
-pub(crate) fn apply_reply(params: &dyn Parameters, summary: &Summary, reply: Result<Reply>, report: &mut StepReport) -> Vec<String> {
-    let missing = || summary.variables.iter().map(|v| update::ParamUpdate { name: v.name.clone(), old: v.value.clone(), outcome: Outcome::Missing }).collect();
+pub(crate) fn apply_reply(
+    params: &dyn Parameters,
+    summary: &Summary,
+    reply: Result<Reply>,
+    report: &mut StepReport,
+) -> Vec<String> {
+    let missing = || {
+        summary
+            .variables
+            .iter()
+            .map(|v| update::ParamUpdate {
+                name: v.name.clone(),
+                old: v.value.clone(),
+                outcome: Outcome::Missing,
+            })
+            .collect()
+    };
     let names: Vec<String> = summary.variables.iter().map(|v| v.name.clone()).collect();
     let reply = match reply {
         Ok(r) => r,
@@ -329,7 +383,12 @@ pub(crate) fn apply_reply(params: &dyn Parameters, summary: &Summary, reply: Res
         }
     }
     let mut problems = plan.problems(&names);
-    let absent: Vec<&str> = plan.updates.iter().filter(|u| u.outcome == Outcome::Missing).map(|u| u.name.as_str()).collect();
+    let absent: Vec<&str> = plan
+        .updates
+        .iter()
+        .filter(|u| u.outcome == Outcome::Missing)
+        .map(|u| u.name.as_str())
+        .collect();
     if !absent.is_empty() {
         problems.push(format!("it had no value for {}", absent.join(", ")));
     }
@@ -357,7 +416,11 @@ impl Optimizer for OptoPrime {
                 let updates = summary
                     .variables
                     .iter()
-                    .map(|v| update::ParamUpdate { name: v.name.clone(), old: v.value.clone(), outcome: Outcome::Missing })
+                    .map(|v| update::ParamUpdate {
+                        name: v.name.clone(),
+                        old: v.value.clone(),
+                        outcome: Outcome::Missing,
+                    })
                     .collect();
                 Phase::Done(Box::new(StepReport {
                     optimizer: "optoprime".into(),
@@ -367,7 +430,9 @@ impl Optimizer for OptoPrime {
                     ..Default::default()
                 }))
             }
-            (None, true) => Phase::Done(Box::new(self.apply_one(Err(Error::Reply("no reply was given for the request".into()))))),
+            (None, true) => Phase::Done(Box::new(
+                self.apply_one(Err(Error::Reply("no reply was given for the request".into()))),
+            )),
         }
     }
 
@@ -384,7 +449,8 @@ impl Optimizer for OptoPrime {
     }
 
     fn load_state(&mut self, state: serde_json::Value) -> Result<()> {
-        self.state = serde_json::from_value(state).map_err(|e| Error::invalid("optimizer state", e.to_string()))?;
+        self.state = serde_json::from_value(state)
+            .map_err(|e| Error::invalid("optimizer state", e.to_string()))?;
         self.pending = None;
         Ok(())
     }

@@ -75,7 +75,8 @@ impl Symbols {
 }
 
 /// The paper's "Trace Masked"/"NoTrace" ablation: hide the execution trace.
-pub const NO_TRACE_MASK: [Section; 4] = [Section::Inputs, Section::Others, Section::Code, Section::Documentation];
+pub const NO_TRACE_MASK: [Section; 4] =
+    [Section::Inputs, Section::Others, Section::Code, Section::Documentation];
 
 /// How the problem is rendered.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -145,7 +146,9 @@ pub fn cut(text: &str, limit: usize) -> String {
 /// The problem text: every section in order, each as `header\ncontent`, separated by blank lines.
 pub fn render_problem(summary: &Summary, objective: &str, opts: &RenderOptions) -> String {
     let limit = Some(opts.value_char_limit);
-    let lines = |vs: &[NodeView]| vs.iter().map(|v| repr_node_value(v, limit)).collect::<Vec<_>>().join("\n");
+    let lines = |vs: &[NodeView]| {
+        vs.iter().map(|v| repr_node_value(v, limit)).collect::<Vec<_>>().join("\n")
+    };
     let mut parts: Vec<String> = Vec::new();
     for s in Section::ALL {
         if opts.mask.contains(&s) {
@@ -155,14 +158,32 @@ pub fn render_problem(summary: &Summary, objective: &str, opts: &RenderOptions) 
             Section::Instruction => objective.trim().to_string(),
             Section::Code => summary.code.join("\n"),
             Section::Documentation if opts.drop_documentation => String::new(),
-            Section::Documentation => summary.documentation.values().map(|d| d.trim().to_string()).collect::<Vec<_>>().join("\n"),
-            Section::Variables => summary.variables.iter().map(|v| repr_node_value(v, None)).collect::<Vec<_>>().join("\n"),
-            Section::Constraints => summary.variables.iter().filter_map(repr_node_constraint).collect::<Vec<_>>().join("\n"),
+            Section::Documentation => summary
+                .documentation
+                .values()
+                .map(|d| d.trim().to_string())
+                .collect::<Vec<_>>()
+                .join("\n"),
+            Section::Variables => summary
+                .variables
+                .iter()
+                .map(|v| repr_node_value(v, None))
+                .collect::<Vec<_>>()
+                .join("\n"),
+            Section::Constraints => summary
+                .variables
+                .iter()
+                .filter_map(repr_node_constraint)
+                .collect::<Vec<_>>()
+                .join("\n"),
             Section::Inputs => lines(&summary.inputs),
             Section::Others => match opts.max_others {
                 Some(k) if summary.others.len() > k => {
                     let skip = summary.others.len() - k;
-                    format!("({skip} earlier intermediate results left out)\n{}", lines(&summary.others[skip..]))
+                    format!(
+                        "({skip} earlier intermediate results left out)\n{}",
+                        lines(&summary.others[skip..])
+                    )
                 }
                 _ => lines(&summary.others),
             },

@@ -24,7 +24,11 @@ pub struct MemoryEntry {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub output: Option<String>,
     pub feedback: String,
-    #[serde(default, skip_serializing_if = "Option::is_none", with = "crate::util::score_serde::option")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "crate::util::score_serde::option"
+    )]
     pub score: Option<f64>,
 }
 
@@ -32,7 +36,11 @@ impl MemoryEntry {
     pub fn from_summary(summary: &Summary) -> Self {
         let outputs: Vec<String> = summary.outputs.iter().map(|o| o.value.py_str()).collect();
         MemoryEntry {
-            variables: summary.variables.iter().map(|v| (v.name.clone(), v.value.to_json())).collect(),
+            variables: summary
+                .variables
+                .iter()
+                .map(|v| (v.name.clone(), v.value.to_json()))
+                .collect(),
             output: (!outputs.is_empty()).then(|| outputs.join(", ")),
             feedback: summary.feedback_text(),
             score: None,
@@ -54,7 +62,10 @@ impl MemoryEntry {
             .collect();
         let fb = cut(&self.feedback, limit);
         match &self.output {
-            Some(out) => serde_json::json!({"variables": vars, "output": cut(out, limit), "feedback": fb}).to_string(),
+            Some(out) => {
+                serde_json::json!({"variables": vars, "output": cut(out, limit), "feedback": fb})
+                    .to_string()
+            }
             None => serde_json::json!({"variables": vars, "feedback": fb}).to_string(),
         }
     }
@@ -94,7 +105,11 @@ pub fn key_list(variables: &[NodeView]) -> String {
 
 /// The JSON shape the reply must have, with placeholders.
 pub fn format_line(variables: &[NodeView], with_answer: bool, reasoning: bool) -> String {
-    let sugg = variables.iter().map(|v| format!("\"{}\": {}", v.name, placeholder(v))).collect::<Vec<_>>().join(", ");
+    let sugg = variables
+        .iter()
+        .map(|v| format!("\"{}\": {}", v.name, placeholder(v)))
+        .collect::<Vec<_>>()
+        .join(", ");
     let mut parts = Vec::new();
     if reasoning {
         parts.push("\"reasoning\": \"<one or two short sentences>\"".to_string());
@@ -121,7 +136,9 @@ pub struct PromptSpec<'a> {
 pub fn system_message(variables: &[NodeView], spec: &PromptSpec) -> String {
     let sym = |s: Section| spec.render.symbols.get(s).to_string();
     let shown = |s: Section| !spec.render.mask.contains(&s);
-    let mut out = String::from("You improve a program by changing its variables.\n\nThe problem has these parts:\n");
+    let mut out = String::from(
+        "You improve a program by changing its variables.\n\nThe problem has these parts:\n",
+    );
     let defs: [(Section, &str); 9] = [
         (Section::Instruction, "the goal"),
         (Section::Code, "the operations the program ran, one call per line"),
@@ -138,33 +155,56 @@ pub fn system_message(variables: &[NodeView], spec: &PromptSpec) -> String {
             out.push_str(&format!("{}: {d}.\n", sym(s)));
         }
     }
-    out.push_str("A value is written (type) name=value; (code) name:source is Python source code.\n\n");
+    out.push_str(
+        "A value is written (type) name=value; (code) name:source is Python source code.\n\n",
+    );
     out.push_str("Reply with one JSON object and nothing else:\n");
     out.push_str(&format_line(variables, spec.with_answer, spec.reasoning));
     out.push_str("\n\nRules:\n");
-    let others: Vec<String> = [Section::Inputs, Section::Others, Section::Outputs].into_iter().filter(|s| shown(*s)).map(sym).collect();
+    let others: Vec<String> = [Section::Inputs, Section::Others, Section::Outputs]
+        .into_iter()
+        .filter(|s| shown(*s))
+        .map(sym)
+        .collect();
     let not_vars = match others.len() {
         0 => String::new(),
         1 => format!(" Names from {} are not variables.", others[0]),
-        n => format!(" Names from {} or {} are not variables.", others[..n - 1].join(", "), others[n - 1]),
+        n => format!(
+            " Names from {} or {} are not variables.",
+            others[..n - 1].join(", "),
+            others[n - 1]
+        ),
     };
-    out.push_str(&format!("- The keys of \"suggestion\" are exactly {}.{not_vars}\n", key_list(variables)));
+    out.push_str(&format!(
+        "- The keys of \"suggestion\" are exactly {}.{not_vars}\n",
+        key_list(variables)
+    ));
     for v in variables {
         out.push_str(&format!("- {} is {}.\n", v.name, type_phrase(v)));
     }
     out.push_str("- Suggest new values that make the results better. Do not copy numbers from the other parts.\n");
     if variables.iter().any(|v| matches!(v.value, Value::Code(_)) || v.name.contains("__code")) {
-        out.push_str("- Code must be a complete Python function with the same name and arguments.\n");
+        out.push_str(
+            "- Code must be a complete Python function with the same name and arguments.\n",
+        );
     }
     out.trim_end().to_string()
 }
 
 /// The user message: the problem, the remembered steps, last step's problems, the request.
-pub fn user_message(summary: &Summary, spec: &PromptSpec, memory: &[MemoryEntry], problems: &[String]) -> String {
+pub fn user_message(
+    summary: &Summary,
+    spec: &PromptSpec,
+    memory: &[MemoryEntry],
+    problems: &[String],
+) -> String {
     let mut out = render_problem(summary, spec.objective, spec.render);
     if !memory.is_empty() {
-        out.push_str("\n\nEarlier values of the variables and the feedback they got (oldest first):\n");
-        let lines: Vec<String> = memory.iter().map(|m| m.render(spec.render.value_char_limit)).collect();
+        out.push_str(
+            "\n\nEarlier values of the variables and the feedback they got (oldest first):\n",
+        );
+        let lines: Vec<String> =
+            memory.iter().map(|m| m.render(spec.render.value_char_limit)).collect();
         out.push_str(&lines.join("\n"));
         if spec.bracket_hint {
             if let Some(hint) = super::bracket::bracket_hint(summary, memory) {
@@ -188,7 +228,12 @@ pub fn user_message(summary: &Summary, spec: &PromptSpec, memory: &[MemoryEntry]
 }
 
 /// Both messages.
-pub fn build_messages(summary: &Summary, spec: &PromptSpec, memory: &[MemoryEntry], problems: &[String]) -> Vec<Message> {
+pub fn build_messages(
+    summary: &Summary,
+    spec: &PromptSpec,
+    memory: &[MemoryEntry],
+    problems: &[String],
+) -> Vec<Message> {
     vec![
         Message::system(system_message(&summary.variables, spec)),
         Message::user(user_message(summary, spec, memory, problems)),

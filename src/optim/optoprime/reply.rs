@@ -86,7 +86,9 @@ pub fn parse_reply_limited(text: &str, max_chars: usize) -> Result<ParsedReply> 
     };
     let mut parsed = parse_whole(head)?;
     if cut {
-        parsed.notes.push(format!("the reply had more than {max_chars} characters; only the first {max_chars} were read"));
+        parsed.notes.push(format!(
+            "the reply had more than {max_chars} characters; only the first {max_chars} were read"
+        ));
     }
     Ok(parsed)
 }
@@ -133,7 +135,8 @@ pub fn preview(s: &str, max_chars: usize) -> String {
 
 /// `TERMINATE`, alone (quotes, backticks, a final period and case ignored).
 pub fn is_terminate(s: &str) -> bool {
-    let t = s.trim_matches(|c: char| matches!(c, '"' | '\'' | '`' | '.' | '!') || c.is_whitespace());
+    let t =
+        s.trim_matches(|c: char| matches!(c, '"' | '\'' | '`' | '.' | '!') || c.is_whitespace());
     t.eq_ignore_ascii_case("terminate")
 }
 
@@ -145,12 +148,20 @@ type Pairs = Vec<(String, P)>;
 fn find_object(t: &str) -> Option<(Pairs, ReplyFormat)> {
     // 1. strict, whole reply
     if let Ok(Json::Object(m)) = serde_json::from_str::<Json>(t) {
-        return Some((m.into_iter().map(|(k, v)| (k, P { v: Lv::from_json(v), complete: true })).collect(), ReplyFormat::Json));
+        return Some((
+            m.into_iter().map(|(k, v)| (k, P { v: Lv::from_json(v), complete: true })).collect(),
+            ReplyFormat::Json,
+        ));
     }
     // 2. fences
     for block in fenced_blocks(t) {
         if let Ok(Json::Object(m)) = serde_json::from_str::<Json>(block.trim()) {
-            return Some((m.into_iter().map(|(k, v)| (k, P { v: Lv::from_json(v), complete: true })).collect(), ReplyFormat::Fenced));
+            return Some((
+                m.into_iter()
+                    .map(|(k, v)| (k, P { v: Lv::from_json(v), complete: true }))
+                    .collect(),
+                ReplyFormat::Fenced,
+            ));
         }
     }
     // 3. scan every '{' under one work budget: relaxed first (it finds where the object ends),
@@ -171,7 +182,12 @@ fn find_object(t: &str) -> Option<(Pairs, ReplyFormat)> {
             Some(P { v: Lv::Obj(pairs), complete: true }) => {
                 let end = indexed.get(p.i).map_or(t.len(), |(b, _)| *b);
                 match serde_json::from_str::<Json>(&t[indexed[start].0..end]) {
-                    Ok(Json::Object(m)) => (m.into_iter().map(|(k, v)| (k, P { v: Lv::from_json(v), complete: true })).collect::<Vec<_>>(), ReplyFormat::Embedded),
+                    Ok(Json::Object(m)) => (
+                        m.into_iter()
+                            .map(|(k, v)| (k, P { v: Lv::from_json(v), complete: true }))
+                            .collect::<Vec<_>>(),
+                        ReplyFormat::Embedded,
+                    ),
                     _ => (pairs, ReplyFormat::Relaxed),
                 }
             }
@@ -259,7 +275,9 @@ fn from_object(obj: Vec<(String, P)>, format: ReplyFormat) -> ParsedReply {
                 }
             }
             "answer" => answer = v.as_text(),
-            k2 if is_suggestion_key(k2) && suggestion_raw.is_none() => suggestion_raw = Some((k, pv)),
+            k2 if is_suggestion_key(k2) && suggestion_raw.is_none() => {
+                suggestion_raw = Some((k, pv))
+            }
             _ => rest.push((k, pv)),
         }
     }
@@ -277,20 +295,27 @@ fn from_object(obj: Vec<(String, P)>, format: ReplyFormat) -> ParsedReply {
                 // A JSON object written as a string, or `name = value` lines.
                 let inner: Vec<char> = s.trim().chars().collect();
                 let mut p = Parser::over(&inner, 0);
-                if let Some(P { v: Lv::Obj(pairs), .. }) = s.trim().starts_with('{').then(|| p.value(0)).flatten() {
+                if let Some(P { v: Lv::Obj(pairs), .. }) =
+                    s.trim().starts_with('{').then(|| p.value(0)).flatten()
+                {
                     notes.push("the suggestion was an object inside a string".into());
                     collect_pairs(pairs, &mut suggestion, &mut rejected, &mut notes);
                 } else {
                     for line in s.lines() {
-                        if let Some((k, v)) = line.split_once('=').or_else(|| line.split_once(':')) {
+                        if let Some((k, v)) = line.split_once('=').or_else(|| line.split_once(':'))
+                        {
                             let k = k.trim();
                             if !k.is_empty() && !k.contains(' ') {
-                                suggestion.insert(k.to_string(), Json::String(v.trim().to_string()));
+                                suggestion
+                                    .insert(k.to_string(), Json::String(v.trim().to_string()));
                             }
                         }
                     }
                     if suggestion.is_empty() {
-                        notes.push(format!("the suggestion is text, not an object: {}", preview(&s, 80)));
+                        notes.push(format!(
+                            "the suggestion is text, not an object: {}",
+                            preview(&s, 80)
+                        ));
                     } else {
                         notes.push("the suggestion was `name = value` text".into());
                     }
@@ -301,8 +326,10 @@ fn from_object(obj: Vec<(String, P)>, format: ReplyFormat) -> ParsedReply {
             // [{"name": "x", "value": 1}, ...]
             for it in items {
                 if let Lv::Obj(pairs) = it.v {
-                    let m: IndexMap<String, Lv> = pairs.into_iter().map(|(k, v)| (k.to_ascii_lowercase(), v.v)).collect();
-                    let name = m.get("name").or_else(|| m.get("variable")).and_then(|v| v.as_text());
+                    let m: IndexMap<String, Lv> =
+                        pairs.into_iter().map(|(k, v)| (k.to_ascii_lowercase(), v.v)).collect();
+                    let name =
+                        m.get("name").or_else(|| m.get("variable")).and_then(|v| v.as_text());
                     let value = m.get("value").and_then(|v| v.clone().into_json_complete());
                     if let (Some(n), Some(v)) = (name, value) {
                         suggestion.insert(n, v);
@@ -322,12 +349,18 @@ fn from_object(obj: Vec<(String, P)>, format: ReplyFormat) -> ParsedReply {
     if !terminate && suggestion.is_empty() && answer.as_deref().is_some_and(is_terminate) {
         terminate = true;
     } else if !suggestion.is_empty() && answer.as_deref().is_some_and(is_terminate) {
-        notes.push("answer was TERMINATE but a suggestion was given: the suggestion is used".into());
+        notes
+            .push("answer was TERMINATE but a suggestion was given: the suggestion is used".into());
     }
     ParsedReply { reasoning, answer, suggestion, terminate, format, notes, rejected }
 }
 
-fn collect_pairs(pairs: Vec<(String, P)>, out: &mut IndexMap<String, Json>, rejected: &mut IndexMap<String, (String, String)>, notes: &mut Vec<String>) {
+fn collect_pairs(
+    pairs: Vec<(String, P)>,
+    out: &mut IndexMap<String, Json>,
+    rejected: &mut IndexMap<String, (String, String)>,
+    notes: &mut Vec<String>,
+) {
     for (k, p) in pairs {
         if !p.complete {
             notes.push(format!("the value of `{k}` was cut off; dropped"));
@@ -353,7 +386,9 @@ fn collect_pairs(pairs: Vec<(String, P)>, out: &mut IndexMap<String, Json>, reje
 /// Normalized form of a key: quotes, backticks, a leading `#`, a `(type)` prefix, a `=value`
 /// tail, `:` and spaces removed; lowercase. `float:0` and ` "Float0" ` both give `float0`.
 pub fn normalize_key(k: &str) -> String {
-    let mut s = k.trim().trim_matches(|c: char| c == '"' || c == '\'' || c == '`' || c == '#' || c.is_whitespace());
+    let mut s = k
+        .trim()
+        .trim_matches(|c: char| c == '"' || c == '\'' || c == '`' || c == '#' || c.is_whitespace());
     if s.starts_with('(') {
         if let Some(i) = s.find(')') {
             s = s[i + 1..].trim();
@@ -364,7 +399,10 @@ pub fn normalize_key(k: &str) -> String {
             s = &s[..i];
         }
     }
-    s.chars().filter(|c| !c.is_whitespace() && *c != ':' && *c != '"' && *c != '\'' && *c != '`').flat_map(|c| c.to_lowercase()).collect()
+    s.chars()
+        .filter(|c| !c.is_whitespace() && *c != ':' && *c != '"' && *c != '\'' && *c != '`')
+        .flat_map(|c| c.to_lowercase())
+        .collect()
 }
 
 /// A suggestion matched to parameter names.
@@ -400,21 +438,33 @@ pub fn resolve_keys(suggestion: &IndexMap<String, Json>, names: &[String]) -> Re
             _ => unknown.push(k.clone()),
         }
     }
-    let matched = names.iter().filter_map(|n| found.swap_remove(n).map(|x| (n.clone(), x))).collect();
+    let matched =
+        names.iter().filter_map(|n| found.swap_remove(n).map(|x| (n.clone(), x))).collect();
     Resolved { matched, unknown }
 }
 
 /// Turns the reply's refused values into `Rejected` outcomes of the parameters they were meant
 /// for (so the reason goes back to the model), where nothing else was suggested for them.
-pub fn mark_rejected(updates: &mut [super::update::ParamUpdate], parsed: &ParsedReply, names: &[String]) {
+pub fn mark_rejected(
+    updates: &mut [super::update::ParamUpdate],
+    parsed: &ParsedReply,
+    names: &[String],
+) {
     if parsed.rejected.is_empty() {
         return;
     }
-    let keys: IndexMap<String, Json> = parsed.rejected.keys().map(|k| (k.clone(), Json::Null)).collect();
+    let keys: IndexMap<String, Json> =
+        parsed.rejected.keys().map(|k| (k.clone(), Json::Null)).collect();
     for (name, (key, _)) in resolve_keys(&keys, names).matched {
         let Some((written, reason)) = parsed.rejected.get(&key) else { continue };
-        if let Some(u) = updates.iter_mut().find(|u| u.name == name && u.outcome == super::update::Outcome::Missing) {
-            u.outcome = super::update::Outcome::Rejected { suggested: written.clone(), reason: reason.clone() };
+        if let Some(u) = updates
+            .iter_mut()
+            .find(|u| u.name == name && u.outcome == super::update::Outcome::Missing)
+        {
+            u.outcome = super::update::Outcome::Rejected {
+                suggested: written.clone(),
+                reason: reason.clone(),
+            };
         }
     }
 }
@@ -441,7 +491,9 @@ fn parse_xml_like(t: &str) -> Option<ParsedReply> {
         let body_end = close.unwrap_or(t.len());
         let body = &t[gt + 1..body_end];
         let body_lower = &lower[gt + 1..body_end];
-        let name = tag_content(body, body_lower, "name", 0).map(|(c, _)| c.trim().to_string()).or_else(|| attr(attrs, "name"));
+        let name = tag_content(body, body_lower, "name", 0)
+            .map(|(c, _)| c.trim().to_string())
+            .or_else(|| attr(attrs, "name"));
         let value = tag_content(body, body_lower, "value", 0).map(|(c, _)| c);
         match (name, value, close) {
             (Some(n), Some(v), _) if !n.is_empty() => {
@@ -464,13 +516,25 @@ fn parse_xml_like(t: &str) -> Option<ParsedReply> {
         return None;
     }
     let terminate = suggestion.is_empty() && answer.as_deref().is_some_and(is_terminate);
-    Some(ParsedReply { reasoning, answer, suggestion, terminate, format: ReplyFormat::Xml, notes, rejected: IndexMap::new() })
+    Some(ParsedReply {
+        reasoning,
+        answer,
+        suggestion,
+        terminate,
+        format: ReplyFormat::Xml,
+        notes,
+        rejected: IndexMap::new(),
+    })
 }
 
 fn trim_one_newline(s: &str) -> &str {
     let s = s.strip_prefix("\r\n").or_else(|| s.strip_prefix('\n')).unwrap_or(s);
     let s = s.strip_suffix("\r\n").or_else(|| s.strip_suffix('\n')).unwrap_or(s);
-    if s.contains('\n') { s } else { s.trim() }
+    if s.contains('\n') {
+        s
+    } else {
+        s.trim()
+    }
 }
 
 /// The content of the first `<tag>…</tag>` at or after `from` (a complete pair only), with the
@@ -534,8 +598,14 @@ impl Lv {
             Json::Bool(b) => Lv::Bool(b),
             Json::Number(n) => Lv::Num(n),
             Json::String(s) => Lv::Str(s),
-            Json::Array(a) => Lv::Arr(a.into_iter().map(|v| P { v: Lv::from_json(v), complete: true }).collect()),
-            Json::Object(o) => Lv::Obj(o.into_iter().map(|(k, v)| (k, P { v: Lv::from_json(v), complete: true })).collect()),
+            Json::Array(a) => {
+                Lv::Arr(a.into_iter().map(|v| P { v: Lv::from_json(v), complete: true }).collect())
+            }
+            Json::Object(o) => Lv::Obj(
+                o.into_iter()
+                    .map(|(k, v)| (k, P { v: Lv::from_json(v), complete: true }))
+                    .collect(),
+            ),
         }
     }
 
@@ -636,7 +706,8 @@ impl<'a> Parser<'a> {
             self.i += 1;
         }
         let written: String = self.c[start..self.i].iter().collect::<String>().trim().to_string();
-        let reason = format!("`{}` is {what}, not a value; write the value itself", preview(&written, 40));
+        let reason =
+            format!("`{}` is {what}, not a value; write the value itself", preview(&written, 40));
         P { v: Lv::Bad(written, reason), complete: self.i < self.c.len() }
     }
 
@@ -653,7 +724,9 @@ impl<'a> Parser<'a> {
             }
             if self.peek() == Some('/') && self.c.get(self.i + 1) == Some(&'*') {
                 self.i += 2;
-                while self.i < self.c.len() && !(self.c[self.i] == '*' && self.c.get(self.i + 1) == Some(&'/')) {
+                while self.i < self.c.len()
+                    && !(self.c[self.i] == '*' && self.c.get(self.i + 1) == Some(&'/'))
+                {
                     self.i += 1;
                 }
                 self.i = (self.i + 2).min(self.c.len());
@@ -693,7 +766,9 @@ impl<'a> Parser<'a> {
                         let reason = non_finite(w).unwrap_or_default();
                         return Some(P { v: Lv::Bad(word.clone(), reason), complete: true });
                     }
-                    _ => return Some(self.refuse_expression(start, "a bare word or an expression")),
+                    _ => {
+                        return Some(self.refuse_expression(start, "a bare word or an expression"))
+                    }
                 };
                 // A literal at the very end may be a cut-off longer word; accept it anyway: the
                 // three literals are not prefixes of anything a model writes as a value.
@@ -728,7 +803,10 @@ impl<'a> Parser<'a> {
                 k
             } else {
                 let start = self.i;
-                while self.peek().is_some_and(|c| c.is_alphanumeric() || matches!(c, '_' | '$' | '-' | '.')) {
+                while self
+                    .peek()
+                    .is_some_and(|c| c.is_alphanumeric() || matches!(c, '_' | '$' | '-' | '.'))
+                {
                     self.i += 1;
                 }
                 if self.i == start {
@@ -806,10 +884,14 @@ impl<'a> Parser<'a> {
                     '/' | '\\' | '"' | '\'' => out.push(e),
                     'u' => match self.hex(4) {
                         Some(hi) if (0xD800..0xDC00).contains(&hi) => {
-                            if self.c.get(self.i) == Some(&'\\') && self.c.get(self.i + 1) == Some(&'u') {
+                            if self.c.get(self.i) == Some(&'\\')
+                                && self.c.get(self.i + 1) == Some(&'u')
+                            {
                                 self.i += 2;
                                 let lo = self.hex(4).unwrap_or(0);
-                                let cp = 0x10000 + ((hi - 0xD800) << 10) + (lo.wrapping_sub(0xDC00) & 0x3FF);
+                                let cp = 0x10000
+                                    + ((hi - 0xD800) << 10)
+                                    + (lo.wrapping_sub(0xDC00) & 0x3FF);
                                 out.push(char::from_u32(cp).unwrap_or('\u{FFFD}'));
                             } else {
                                 out.push('\u{FFFD}');
@@ -843,7 +925,11 @@ impl<'a> Parser<'a> {
                 } else {
                     // closing only if what follows can follow a string
                     let mut j = self.i + 1;
-                    while self.c.get(j).is_some_and(|c| *c == ' ' || *c == '\t' || *c == '\r' || *c == '\n') {
+                    while self
+                        .c
+                        .get(j)
+                        .is_some_and(|c| *c == ' ' || *c == '\t' || *c == '\r' || *c == '\n')
+                    {
                         j += 1;
                     }
                     match self.c.get(j) {
@@ -851,7 +937,10 @@ impl<'a> Parser<'a> {
                             self.i += 1;
                             return (out, true);
                         }
-                        Some('"' | '\'') if j > self.i + 1 && self.c[j..].iter().skip(1).take(64).any(|c| *c == ':') => {
+                        Some('"' | '\'')
+                            if j > self.i + 1
+                                && self.c[j..].iter().skip(1).take(64).any(|c| *c == ':') =>
+                        {
                             // a missing comma before the next key: `"a": "x"\n "b": 1`
                             self.i += 1;
                             return (out, true);
@@ -891,7 +980,10 @@ impl<'a> Parser<'a> {
             }
             let word: String = self.c[word_start..self.i].iter().collect();
             return match non_finite(&word) {
-                Some(reason) => Some(P { v: Lv::Bad(self.c[start..self.i].iter().collect(), reason), complete: self.i < self.c.len() }),
+                Some(reason) => Some(P {
+                    v: Lv::Bad(self.c[start..self.i].iter().collect(), reason),
+                    complete: self.i < self.c.len(),
+                }),
                 None => {
                     self.i = start;
                     None
@@ -911,18 +1003,24 @@ impl<'a> Parser<'a> {
                 while self.peek().is_some_and(|c| c.is_digit(radix) || c == '_') {
                     self.i += 1;
                 }
-                let digits: String = self.c[digits_start..self.i].iter().filter(|c| **c != '_').collect();
+                let digits: String =
+                    self.c[digits_start..self.i].iter().filter(|c| **c != '_').collect();
                 let written: String = self.c[start..self.i].iter().collect();
                 let at_end = self.i >= self.c.len();
                 let v = match i64::from_str_radix(&digits, radix) {
                     Ok(v) => Lv::Num(serde_json::Number::from(if negative { -v } else { v })),
-                    Err(_) if digits.is_empty() => Lv::Bad(written.clone(), format!("`{written}` has no digits")),
-                    Err(_) => Lv::Bad(written.clone(), format!("{written} does not fit a 64-bit integer")),
+                    Err(_) if digits.is_empty() => {
+                        Lv::Bad(written.clone(), format!("`{written}` has no digits"))
+                    }
+                    Err(_) => {
+                        Lv::Bad(written.clone(), format!("{written} does not fit a 64-bit integer"))
+                    }
                 };
                 return Some(self.after_number(start, v, at_end));
             }
         }
-        while self.peek().is_some_and(|c| c.is_ascii_digit() || matches!(c, '.' | 'e' | 'E' | '_')) {
+        while self.peek().is_some_and(|c| c.is_ascii_digit() || matches!(c, '.' | 'e' | 'E' | '_'))
+        {
             let c = self.c[self.i];
             self.i += 1;
             if (c == 'e' || c == 'E') && matches!(self.peek(), Some('-' | '+')) {
@@ -939,7 +1037,10 @@ impl<'a> Parser<'a> {
             match text.parse::<f64>() {
                 Ok(f) => match serde_json::Number::from_f64(f) {
                     Some(n) => Lv::Num(n),
-                    None => Lv::Bad(written.clone(), format!("{written} is too large for a 64-bit float")),
+                    None => Lv::Bad(
+                        written.clone(),
+                        format!("{written} is too large for a 64-bit float"),
+                    ),
                 },
                 // a lone sign or dot: no number starts here
                 Err(_) if !text.chars().any(|c| c.is_ascii_digit()) => {
@@ -966,7 +1067,9 @@ impl<'a> Parser<'a> {
         let comment = self.c.get(j) == Some(&'/') && matches!(self.c.get(j + 1), Some('/' | '*'));
         let continues = match self.c.get(j) {
             _ if comment => false,
-            Some('+' | '-' | '*' | '/' | '%' | '^' | '(' | '@' | '&' | '|' | '<' | '>' | '=' | '!') => true,
+            Some(
+                '+' | '-' | '*' | '/' | '%' | '^' | '(' | '@' | '&' | '|' | '<' | '>' | '=' | '!',
+            ) => true,
             Some(c) => j == self.i && (c.is_alphanumeric() || *c == '_' || *c == '.'),
             None => false,
         };
@@ -980,7 +1083,9 @@ impl<'a> Parser<'a> {
 /// Why a word is not a finite number, if it names one of the non-finite ones.
 fn non_finite(word: &str) -> Option<String> {
     match word.to_ascii_lowercase().as_str() {
-        "nan" => Some(format!("{word} (not a number) is not a value JSON or a float parameter can hold")),
+        "nan" => {
+            Some(format!("{word} (not a number) is not a value JSON or a float parameter can hold"))
+        }
         "inf" | "infinity" => Some(format!("{word} is not a finite number")),
         _ => None,
     }
@@ -1013,7 +1118,8 @@ mod tests {
     #[test]
     fn terminate_only_alone() {
         assert!(parse_reply("TERMINATE").unwrap().terminate);
-        let p = parse_reply(r#"{"reasoning": "no need to TERMINATE", "suggestion": {"x": 1}}"#).unwrap();
+        let p = parse_reply(r#"{"reasoning": "no need to TERMINATE", "suggestion": {"x": 1}}"#)
+            .unwrap();
         assert!(!p.terminate);
     }
 

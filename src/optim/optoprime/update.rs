@@ -155,7 +155,9 @@ fn to_int(j: &Json) -> Result<Value, String> {
 fn to_bool(j: &Json) -> Result<Value, String> {
     match j {
         Json::Bool(b) => Ok(Value::Bool(*b)),
-        Json::Number(n) if n.as_i64() == Some(0) || n.as_i64() == Some(1) => Ok(Value::Bool(n.as_i64() == Some(1))),
+        Json::Number(n) if n.as_i64() == Some(0) || n.as_i64() == Some(1) => {
+            Ok(Value::Bool(n.as_i64() == Some(1)))
+        }
         Json::String(s) => match s.trim().to_ascii_lowercase().as_str() {
             "true" | "yes" | "1" => Ok(Value::Bool(true)),
             "false" | "no" | "0" => Ok(Value::Bool(false)),
@@ -239,17 +241,19 @@ pub fn plan_updates(variables: &[NodeView], parsed: &ParsedReply) -> UpdatePlan 
         .map(|var| {
             let outcome = match resolved.matched.get(&var.name) {
                 None => Outcome::Missing,
-                Some((_, j)) => match coerce(&var.value, j).and_then(|new| keeps_code_header(&var.value, new)) {
-                    Ok(new) if new == var.value => Outcome::Unchanged,
-                    Ok(new) => Outcome::Updated { new },
-                    Err(reason) => Outcome::Rejected {
-                        suggested: match j {
-                            Json::String(s) => s.clone(),
-                            other => other.to_string(),
+                Some((_, j)) => {
+                    match coerce(&var.value, j).and_then(|new| keeps_code_header(&var.value, new)) {
+                        Ok(new) if new == var.value => Outcome::Unchanged,
+                        Ok(new) => Outcome::Updated { new },
+                        Err(reason) => Outcome::Rejected {
+                            suggested: match j {
+                                Json::String(s) => s.clone(),
+                                other => other.to_string(),
+                            },
+                            reason,
                         },
-                        reason,
-                    },
-                },
+                    }
+                }
             };
             ParamUpdate { name: var.name.clone(), old: var.value.clone(), outcome }
         })
@@ -283,18 +287,35 @@ mod tests {
     #[test]
     fn lists_are_never_characters() {
         let t = Value::List(vec![]);
-        assert_eq!(coerce(&t, &json!("[1, 'a']")), Ok(Value::List(vec![Value::Int(1), Value::Str("a".into())])));
+        assert_eq!(
+            coerce(&t, &json!("[1, 'a']")),
+            Ok(Value::List(vec![Value::Int(1), Value::Str("a".into())]))
+        );
         assert!(coerce(&t, &json!("hello")).is_err());
         assert!(coerce(&Value::Dict(Default::default()), &json!("[1]")).is_err());
     }
 
     #[test]
     fn code_rewrites_must_keep_the_header() {
-        let var = NodeView { name: "__code0".into(), value: Value::Code("def f(x):\n    return x\n".into()), constraint: None, description: String::new() };
-        let reply = |code: &str| super::super::reply::parse_reply(&json!({"suggestion": {"__code0": code}}).to_string()).unwrap();
-        let plan = plan_updates(std::slice::from_ref(&var), &reply("def g(x):\n    return 2 * x\n"));
-        assert!(matches!(&plan.updates[0].outcome, Outcome::Rejected { reason, .. } if reason.contains('f')), "{:?}", plan.updates[0]);
-        let plan = plan_updates(std::slice::from_ref(&var), &reply("def f(x):\n    return 2 * x\n"));
+        let var = NodeView {
+            name: "__code0".into(),
+            value: Value::Code("def f(x):\n    return x\n".into()),
+            constraint: None,
+            description: String::new(),
+        };
+        let reply = |code: &str| {
+            super::super::reply::parse_reply(&json!({"suggestion": {"__code0": code}}).to_string())
+                .unwrap()
+        };
+        let plan =
+            plan_updates(std::slice::from_ref(&var), &reply("def g(x):\n    return 2 * x\n"));
+        assert!(
+            matches!(&plan.updates[0].outcome, Outcome::Rejected { reason, .. } if reason.contains('f')),
+            "{:?}",
+            plan.updates[0]
+        );
+        let plan =
+            plan_updates(std::slice::from_ref(&var), &reply("def f(x):\n    return 2 * x\n"));
         assert!(matches!(plan.updates[0].outcome, Outcome::Updated { .. }));
         let plan = plan_updates(std::slice::from_ref(&var), &reply(""));
         assert!(matches!(plan.updates[0].outcome, Outcome::Rejected { .. }));
@@ -302,14 +323,21 @@ mod tests {
         assert!(plan.problems(&["__code0".into()])[0].contains("current value"));
         // Code that does not compile never replaces the working code; its error is the reason.
         let plan = plan_updates(std::slice::from_ref(&var), &reply("def f(x):\n    return (x +\n"));
-        assert!(matches!(&plan.updates[0].outcome, Outcome::Rejected { reason, .. } if reason.contains("SyntaxError")), "{:?}", plan.updates[0]);
+        assert!(
+            matches!(&plan.updates[0].outcome, Outcome::Rejected { reason, .. } if reason.contains("SyntaxError")),
+            "{:?}",
+            plan.updates[0]
+        );
         assert!(plan.problems(&["__code0".into()])[0].contains("does not compile"));
     }
 
     #[test]
     fn code_strips_fences() {
         let t = Value::Code("def f(): pass".into());
-        assert_eq!(coerce(&t, &json!("```python\ndef f():\n    return 1\n```")), Ok(Value::Code("def f():\n    return 1".into())));
+        assert_eq!(
+            coerce(&t, &json!("```python\ndef f():\n    return 1\n```")),
+            Ok(Value::Code("def f():\n    return 1".into()))
+        );
         assert!(coerce(&t, &json!("  ")).is_err());
     }
 }

@@ -54,7 +54,12 @@ impl Plant for CartPole {
     }
 
     fn initial_state(&self, rng: &mut StdRng) -> Vec<f64> {
-        vec![rng.gen_range(-0.5..=0.5), rng.gen_range(-0.1..=0.1), rng.gen_range(-0.15..=0.15), rng.gen_range(-0.1..=0.1)]
+        vec![
+            rng.gen_range(-0.5..=0.5),
+            rng.gen_range(-0.1..=0.1),
+            rng.gen_range(-0.15..=0.15),
+            rng.gen_range(-0.1..=0.1),
+        ]
     }
 
     fn observe(&self, state: &[f64]) -> Vec<f64> {
@@ -67,7 +72,8 @@ impl Plant for CartPole {
         let (sin, cos) = theta.sin_cos();
         let total = CART_MASS + POLE_MASS;
         let temp = (force + POLE_MASS * POLE_HALF_LENGTH * theta_dot * theta_dot * sin) / total;
-        let theta_acc = (GRAVITY * sin - cos * temp) / (POLE_HALF_LENGTH * (4.0 / 3.0 - POLE_MASS * cos * cos / total));
+        let theta_acc = (GRAVITY * sin - cos * temp)
+            / (POLE_HALF_LENGTH * (4.0 / 3.0 - POLE_MASS * cos * cos / total));
         let x_acc = temp - POLE_MASS * POLE_HALF_LENGTH * theta_acc * cos / total;
         let dt = self.dt();
         // Semi-implicit Euler: velocities first.
@@ -79,9 +85,15 @@ impl Plant for CartPole {
 
     fn status(&self, s: &[f64], steps: usize) -> Status {
         if s[2].abs() > ANGLE_LIMIT {
-            Status::Failed(format!("the pole fell past 12 degrees at step {steps} (cart at x={})", round3(s[0])))
+            Status::Failed(format!(
+                "the pole fell past 12 degrees at step {steps} (cart at x={})",
+                round3(s[0])
+            ))
         } else if s[0].abs() > POSITION_LIMIT {
-            Status::Failed(format!("the cart left the track (|x| > {POSITION_LIMIT}) at step {steps} (theta={})", round3(s[2])))
+            Status::Failed(format!(
+                "the cart left the track (|x| > {POSITION_LIMIT}) at step {steps} (theta={})",
+                round3(s[2])
+            ))
         } else {
             Status::Running
         }
@@ -95,12 +107,17 @@ impl Plant for CartPole {
         ("theta", s[2])
     }
 
-
     fn diagnose(&self, tracked: &[f64]) -> String {
         let swings = tracked.windows(2).filter(|w| w[0].signum() != w[1].signum()).count();
         match tracked.last() {
-            Some(&last) if swings >= 3 => format!("the pole swung from side to side {swings} times before it fell (last theta {})", round3(last)),
-            Some(&last) if last.abs() > ANGLE_LIMIT => format!("the pole fell to the {} side without swinging back", if last > 0.0 { "+x" } else { "-x" }),
+            Some(&last) if swings >= 3 => format!(
+                "the pole swung from side to side {swings} times before it fell (last theta {})",
+                round3(last)
+            ),
+            Some(&last) if last.abs() > ANGLE_LIMIT => format!(
+                "the pole fell to the {} side without swinging back",
+                if last > 0.0 { "+x" } else { "-x" }
+            ),
             _ => String::new(),
         }
     }

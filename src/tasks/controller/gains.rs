@@ -43,7 +43,10 @@ pub struct GainLaw {
 
 impl std::fmt::Debug for GainLaw {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("GainLaw").field("gains", &self.gains).field("formula", &self.formula).finish_non_exhaustive()
+        f.debug_struct("GainLaw")
+            .field("gains", &self.gains)
+            .field("formula", &self.formula)
+            .finish_non_exhaustive()
     }
 }
 
@@ -56,7 +59,11 @@ pub struct UsedGains {
 }
 
 impl GainLaw {
-    pub fn new(gains: Vec<GainSpec>, formula: &str, act: impl Fn(&[f64], &[f64]) -> Vec<f64> + Send + Sync + 'static) -> Self {
+    pub fn new(
+        gains: Vec<GainSpec>,
+        formula: &str,
+        act: impl Fn(&[f64], &[f64]) -> Vec<f64> + Send + Sync + 'static,
+    ) -> Self {
         GainLaw { gains, formula: formula.into(), act: Arc::new(act) }
     }
 
@@ -88,25 +95,46 @@ impl GainLaw {
 
     /// The gain parameters, named after the gains, with their initial values and ranges.
     pub fn parameters(&self, graph: &Graph) -> Vec<Node> {
-        self.gains.iter().map(|g| graph.param_named(&g.name, g.initial).constraint_text(g.constraint())).collect()
+        self.gains
+            .iter()
+            .map(|g| graph.param_named(&g.name, g.initial).constraint_text(g.constraint()))
+            .collect()
     }
 
     /// The gains to run with, from the parameters' values (in declaration order): clamped into
     /// range with a note, or the reason they cannot be used at all.
     pub fn used(&self, values: &[Value]) -> Result<UsedGains, String> {
         if values.len() != self.gains.len() {
-            return Err(format!("(ValueError) expected {} gains ({}), got {}", self.gains.len(), self.names().join(", "), values.len()));
+            return Err(format!(
+                "(ValueError) expected {} gains ({}), got {}",
+                self.gains.len(),
+                self.names().join(", "),
+                values.len()
+            ));
         }
         let mut used = UsedGains { values: Vec::new(), notes: Vec::new() };
         for (spec, v) in self.gains.iter().zip(values) {
-            let x = v.as_f64().ok_or_else(|| format!("(TypeError) {} must be a number, got {} {}", spec.name, v.type_name(), v.py_repr()))?;
+            let x = v.as_f64().ok_or_else(|| {
+                format!(
+                    "(TypeError) {} must be a number, got {} {}",
+                    spec.name,
+                    v.type_name(),
+                    v.py_repr()
+                )
+            })?;
             if !x.is_finite() {
-                return Err(format!("(ValueError) {} is {x}, not a finite number in [{}, {}]", spec.name, spec.low, spec.high));
+                return Err(format!(
+                    "(ValueError) {} is {x}, not a finite number in [{}, {}]",
+                    spec.name, spec.low, spec.high
+                ));
             }
             let clamped = x.clamp(spec.low, spec.high);
             if clamped != x {
                 let side = if x > spec.high { "above" } else { "below" };
-                used.notes.push(format!("{}={x} is {side} its range [{}, {}], so the rollouts used {}={clamped}", spec.name, spec.low, spec.high, spec.name));
+                used.notes.push(format!(
+                    "{}={x} is {side} its range [{}, {}], so the rollouts used {}={clamped}",
+                    spec.name, spec.low, spec.high, spec.name
+                ));
             }
             used.values.push(clamped);
         }

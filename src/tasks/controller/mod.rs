@@ -66,7 +66,12 @@ pub struct ControllerTask {
 }
 
 /// The variants `opto run` knows, by task name.
-pub const VARIANTS: [&str; 4] = ["controller-reach-gains", "controller-reach-code", "controller-cartpole-gains", "controller-cartpole-code"];
+pub const VARIANTS: [&str; 4] = [
+    "controller-reach-gains",
+    "controller-reach-code",
+    "controller-cartpole-gains",
+    "controller-cartpole-code",
+];
 
 impl ControllerTask {
     /// Gains of `law` on `plant`.
@@ -85,7 +90,14 @@ impl ControllerTask {
             Law::Python(_) => default_sandbox(),
             Law::Gains(_) => Arc::new(MontySandbox::new(Limits::default())),
         };
-        ControllerTask { plant, law, problem: 0, training_starts: TRAINING_STARTS, held_out_starts: HELD_OUT_STARTS, sandbox }
+        ControllerTask {
+            plant,
+            law,
+            problem: 0,
+            training_starts: TRAINING_STARTS,
+            held_out_starts: HELD_OUT_STARTS,
+            sandbox,
+        }
     }
 
     /// Runs the Python controller in `sandbox` instead.
@@ -120,7 +132,15 @@ impl ControllerTask {
             ("reach", "code") => Self::python(PointMass, PythonLaw::reach()),
             ("cartpole", "gains") => Self::gains(CartPole, GainLaw::cartpole_linear()),
             ("cartpole", "code") => Self::python(CartPole, PythonLaw::cartpole()),
-            _ => return Err(Error::Task { task: name.to_string(), reason: format!("unknown controller variant; available: controller, {}", VARIANTS.join(", ")) }),
+            _ => {
+                return Err(Error::Task {
+                    task: name.to_string(),
+                    reason: format!(
+                        "unknown controller variant; available: controller, {}",
+                        VARIANTS.join(", ")
+                    ),
+                })
+            }
         };
         Ok(task.with_problem(problem))
     }
@@ -136,13 +156,16 @@ impl ControllerTask {
     /// (`seed == None`), from separate streams so they never coincide by construction.
     pub fn starts(&self, seed: Option<u64>) -> Vec<(Vec<f64>, u64)> {
         let (stream, n) = match seed {
-            Some(s) => (0x7EA1_0000_u64 ^ s.wrapping_mul(0x9E37_79B9_7F4A_7C15), self.training_starts),
+            Some(s) => {
+                (0x7EA1_0000_u64 ^ s.wrapping_mul(0x9E37_79B9_7F4A_7C15), self.training_starts)
+            }
             None => (0x4E1D_0000_u64, self.held_out_starts),
         };
         let mut rng = StdRng::seed_from_u64(stream.wrapping_add((self.problem as u64) << 32));
         (0..n)
             .map(|_| {
-                let state: Vec<f64> = self.plant.initial_state(&mut rng).into_iter().map(plant::round3).collect();
+                let state: Vec<f64> =
+                    self.plant.initial_state(&mut rng).into_iter().map(plant::round3).collect();
                 (state, rand::Rng::gen(&mut rng))
             })
             .collect()
@@ -162,9 +185,18 @@ impl ControllerTask {
     }
 
     /// Runs one rollout with the current parameter values; `Err` when the controller stopped it.
-    fn run_one(&self, values: &[Value], start: &[f64], noise_seed: u64) -> std::result::Result<(Rollout, Vec<String>), ControllerFailure> {
+    fn run_one(
+        &self,
+        values: &[Value],
+        start: &[f64],
+        noise_seed: u64,
+    ) -> std::result::Result<(Rollout, Vec<String>), ControllerFailure> {
         let plant = self.plant.as_ref();
-        let early = |error: PolicyError| ControllerFailure { step: 0, observation: plant.observe(start), error };
+        let early = |error: PolicyError| ControllerFailure {
+            step: 0,
+            observation: plant.observe(start),
+            error,
+        };
         match &self.law {
             Law::Gains(law) => {
                 let used = law.used(values).map_err(|e| early(PolicyError::plain(e)))?;
@@ -173,7 +205,8 @@ impl ControllerTask {
             }
             Law::Python(law) => {
                 let source = values.first().cloned().unwrap_or_default();
-                let mut policy = law.policy(&source, plant, self.sandbox.as_ref()).map_err(early)?;
+                let mut policy =
+                    law.policy(&source, plant, self.sandbox.as_ref()).map_err(early)?;
                 Ok((run_rollout(plant, start, noise_seed, &mut policy)?, Vec::new()))
             }
         }
@@ -194,7 +227,11 @@ impl ControllerTask {
 pub fn default_sandbox() -> Arc<dyn Sandbox> {
     let limits = Limits::default().with_wall_time(CALL_TIME_LIMIT);
     match find_worker_program() {
-        Ok(program) => Arc::new(WorkerSandbox::with_program(program, limits, rayon::current_num_threads().max(1))),
+        Ok(program) => Arc::new(WorkerSandbox::with_program(
+            program,
+            limits,
+            rayon::current_num_threads().max(1),
+        )),
         Err(why) => {
             eprintln!("warning: {why}; Python controllers run in-process, where memory is capped only for single large allocations");
             Arc::new(MontySandbox::new(limits))
@@ -227,7 +264,10 @@ impl Task for ControllerTask {
 
     fn forward(&self, graph: &Graph, params: &[Node], seed: u64, _step: usize) -> Result<Node> {
         if params.is_empty() {
-            return Err(Error::Task { task: self.name(), reason: "has no parameters (is the starting controller code a `def`?)".into() });
+            return Err(Error::Task {
+                task: self.name(),
+                reason: "has no parameters (is the starting controller code a `def`?)".into(),
+            });
         }
         let mut arg_names: Vec<String> = vec!["start".into()];
         match &self.law {
@@ -238,11 +278,16 @@ impl Task for ControllerTask {
         let spec = self.rollout_spec(&arg_refs);
         let mut rollouts = Vec::new();
         for (i, (start, noise_seed)) in self.starts(Some(seed)).into_iter().enumerate() {
-            let start_node = graph.value_named(&format!("start{i}"), rollout::named(&self.plant.observation_names(), &start));
+            let start_node = graph.value_named(
+                &format!("start{i}"),
+                rollout::named(&self.plant.observation_names(), &start),
+            );
             let mut inputs = vec![&start_node];
             inputs.extend(params.iter());
             let node = spec.call_detailed(graph, &inputs, |values| {
-                let (r, notes) = self.run_one(&values[1..], &start, noise_seed).map_err(|f| self.failure_text(i, &f))?;
+                let (r, notes) = self
+                    .run_one(&values[1..], &start, noise_seed)
+                    .map_err(|f| self.failure_text(i, &f))?;
                 let mut v = r.to_value(self.plant.as_ref());
                 if let (Value::Dict(d), false) = (&mut v, notes.is_empty()) {
                     d.insert("clamped".into(), Value::Str(notes.join("; ")));
@@ -253,18 +298,31 @@ impl Task for ControllerTask {
         }
         let names: Vec<String> = (0..rollouts.len()).map(|i| format!("rollout{i}")).collect();
         let name_refs: Vec<&str> = names.iter().map(String::as_str).collect();
-        let count = FnSpec::new("count_successes", "Counts the rollouts that succeeded; all of them must.", &name_refs);
+        let count = FnSpec::new(
+            "count_successes",
+            "Counts the rollouts that succeeded; all of them must.",
+            &name_refs,
+        );
         let refs: Vec<&Node> = rollouts.iter().collect();
         count.call_in(graph, &refs, |vs| {
-            let ok = vs.iter().filter(|v| summary_field(v, "success").is_some_and(|s| s.truthy())).count();
-            Ok(Value::Dict(IndexMap::from([("succeeded".to_string(), Value::Int(ok as i64)), ("rollouts".to_string(), Value::Int(vs.len() as i64))])))
+            let ok = vs
+                .iter()
+                .filter(|v| summary_field(v, "success").is_some_and(|s| s.truthy()))
+                .count();
+            Ok(Value::Dict(IndexMap::from([
+                ("succeeded".to_string(), Value::Int(ok as i64)),
+                ("rollouts".to_string(), Value::Int(vs.len() as i64)),
+            ])))
         })
     }
 
     fn evaluate(&self, output: &Node, _seed: u64, _step: usize) -> Evaluation {
         let rollouts = output.parents();
         let n = rollouts.len().max(1);
-        let ok = rollouts.iter().filter(|r| summary_field(&r.value(), "success").is_some_and(|s| s.truthy())).count();
+        let ok = rollouts
+            .iter()
+            .filter(|r| summary_field(&r.value(), "success").is_some_and(|s| s.truthy()))
+            .count();
         let success = ok == rollouts.len() && ok > 0;
         let mut lines = vec![if success {
             format!("Success: all {ok} rollouts succeeded.")
@@ -305,10 +363,17 @@ impl Task for ControllerTask {
     fn held_out(&self, params: &IndexMap<String, Value>) -> Option<HeldOut> {
         let graph = Graph::new();
         let names: Vec<String> = self.parameters(&graph, 0).iter().map(Node::name).collect();
-        let values: Vec<Value> = match names.iter().map(|n| params.get(n).cloned()).collect::<Option<Vec<_>>>() {
-            Some(v) => v,
-            None => return Some(HeldOut { successes: 0, trials: self.held_out_starts, note: Some(format!("the parameters lack one of {}", names.join(", "))) }),
-        };
+        let values: Vec<Value> =
+            match names.iter().map(|n| params.get(n).cloned()).collect::<Option<Vec<_>>>() {
+                Some(v) => v,
+                None => {
+                    return Some(HeldOut {
+                        successes: 0,
+                        trials: self.held_out_starts,
+                        note: Some(format!("the parameters lack one of {}", names.join(", "))),
+                    })
+                }
+            };
         let mut successes = 0;
         let mut failures = Vec::new();
         for (i, (start, noise_seed)) in self.starts(None).into_iter().enumerate() {
@@ -318,7 +383,9 @@ impl Task for ControllerTask {
                 Err(f) => failures.push(format!("state {i}: {}", f.error.summary)),
             }
         }
-        let note = (!failures.is_empty()).then(|| format!("the controller failed on {} state(s): {}", failures.len(), failures.join("; ")));
+        let note = (!failures.is_empty()).then(|| {
+            format!("the controller failed on {} state(s): {}", failures.len(), failures.join("; "))
+        });
         Some(HeldOut { successes, trials: self.held_out_starts, note })
     }
 }

@@ -47,7 +47,8 @@ impl PythonLaw {
     /// what the sandbox lacks would be a fifth of every prompt.
     pub fn parameter(&self, graph: &Graph) -> Result<Node> {
         let param = TracedCode::new(graph, &self.initial)?.param().clone();
-        let header = crate::code::Signature::first(&self.initial).map(|s| s.text).unwrap_or_default();
+        let header =
+            crate::code::Signature::first(&self.initial).map(|s| s.text).unwrap_or_default();
         Ok(param.constraint_text(format!(
             "The code should start with:\n{header}\nKeep the function name and its parameter unchanged. It runs in a restricted Python: plain arithmetic, if/else, loops, `import math` (no numpy, random or other modules). Each call must return within {} ms.",
             super::CALL_TIME_LIMIT.as_millis()
@@ -56,14 +57,26 @@ impl PythonLaw {
 
     /// The function to run for `source` (the parameter's current value): its header checked
     /// against the starting one and compiled once.
-    pub fn compile(&self, source: &Value, sandbox: &dyn Sandbox) -> std::result::Result<(TrainableFn, crate::code::CompiledFn), PolicyError> {
+    pub fn compile(
+        &self,
+        source: &Value,
+        sandbox: &dyn Sandbox,
+    ) -> std::result::Result<(TrainableFn, crate::code::CompiledFn), PolicyError> {
         let text = match source {
             Value::Code(s) | Value::Str(s) => s,
-            other => return Err(PolicyError::plain(format!("(TypeError) the controller must be Python source, got {}", other.type_name()))),
+            other => {
+                return Err(PolicyError::plain(format!(
+                    "(TypeError) the controller must be Python source, got {}",
+                    other.type_name()
+                )))
+            }
         };
-        let mut fun = TrainableFn::new(&self.initial).map_err(|e| PolicyError::plain(format!("(ValueError) starting code: {e}")))?;
+        let mut fun = TrainableFn::new(&self.initial)
+            .map_err(|e| PolicyError::plain(format!("(ValueError) starting code: {e}")))?;
         fun.set_source(text).map_err(|e| PolicyError::plain(format!("(ValueError) {e}")))?;
-        let compiled = fun.compile(sandbox).map_err(|e| PolicyError { summary: e.summary(), detail: e.feedback() })?;
+        let compiled = fun
+            .compile(sandbox)
+            .map_err(|e| PolicyError { summary: e.summary(), detail: e.feedback() })?;
         Ok((fun, compiled))
     }
 
@@ -74,7 +87,10 @@ impl PythonLaw {
         source: &Value,
         plant: &'a dyn Plant,
         sandbox: &'a dyn Sandbox,
-    ) -> std::result::Result<impl FnMut(&[f64]) -> std::result::Result<Vec<f64>, PolicyError> + 'a, PolicyError> {
+    ) -> std::result::Result<
+        impl FnMut(&[f64]) -> std::result::Result<Vec<f64>, PolicyError> + 'a,
+        PolicyError,
+    > {
         let (fun, compiled) = self.compile(source, sandbox)?;
         let names = plant.observation_names();
         let actions = plant.action_names();
@@ -82,12 +98,16 @@ impl PythonLaw {
         let mut spent = Duration::ZERO;
         let mut calls = 0usize;
         Ok(move |obs: &[f64]| {
-            let arg = Value::Dict(names.iter().cloned().zip(obs.iter().map(|x| Value::Float(*x))).collect());
+            let arg = Value::Dict(
+                names.iter().cloned().zip(obs.iter().map(|x| Value::Float(*x))).collect(),
+            );
             let started = Instant::now();
             let outcome = sandbox.run(&compiled, &[arg], &limits);
             spent += started.elapsed();
             calls += 1;
-            let value = outcome.result.map_err(|e| PolicyError { summary: e.summary(), detail: e.feedback() })?;
+            let value = outcome
+                .result
+                .map_err(|e| PolicyError { summary: e.summary(), detail: e.feedback() })?;
             if spent > ROLLOUT_CODE_BUDGET {
                 return Err(PolicyError::plain(format!(
                     "(TimeoutError) {}() took {:.1} s over its first {calls} calls; a rollout allows {} s in all, so each call must be fast",
@@ -96,7 +116,13 @@ impl PythonLaw {
                     ROLLOUT_CODE_BUDGET.as_secs()
                 )));
             }
-            action_of(&value, &actions).map_err(|why| PolicyError::plain(format!("(ValueError) {}() returned {}: {why}", fun.name(), short(&value.py_repr(), 80))))
+            action_of(&value, &actions).map_err(|why| {
+                PolicyError::plain(format!(
+                    "(ValueError) {}() returned {}: {why}",
+                    fun.name(),
+                    short(&value.py_repr(), 80)
+                ))
+            })
         })
     }
 }
@@ -104,15 +130,28 @@ impl PythonLaw {
 /// The action in a controller's result: one number for a one-entry action, else a list of
 /// exactly that many numbers.
 pub fn action_of(value: &Value, names: &[String]) -> std::result::Result<Vec<f64>, String> {
-    let want = if names.len() == 1 { format!("it must return one number ({})", names[0]) } else { format!("it must return a list of {} numbers [{}]", names.len(), names.join(", ")) };
+    let want = if names.len() == 1 {
+        format!("it must return one number ({})", names[0])
+    } else {
+        format!("it must return a list of {} numbers [{}]", names.len(), names.join(", "))
+    };
     let number = |v: &Value| match v {
         Value::Float(x) => Some(*x),
         Value::Int(i) => Some(*i as f64),
-        Value::Bool(_) | Value::None | Value::Str(_) | Value::List(_) | Value::Dict(_) | Value::Code(_) => None,
+        Value::Bool(_)
+        | Value::None
+        | Value::Str(_)
+        | Value::List(_)
+        | Value::Dict(_)
+        | Value::Code(_) => None,
     };
     let xs = match value {
-        Value::List(items) if items.len() == names.len() => items.iter().map(number).collect::<Option<Vec<f64>>>(),
-        Value::List(items) if names.len() == 1 && items.len() == 1 => items.iter().map(number).collect(),
+        Value::List(items) if items.len() == names.len() => {
+            items.iter().map(number).collect::<Option<Vec<f64>>>()
+        }
+        Value::List(items) if names.len() == 1 && items.len() == 1 => {
+            items.iter().map(number).collect()
+        }
         v if names.len() == 1 => number(v).map(|x| vec![x]),
         _ => None,
     };

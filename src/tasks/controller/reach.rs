@@ -106,7 +106,6 @@ impl Plant for PointMass {
         ("distance", distance(s))
     }
 
-
     fn diagnose(&self, tracked: &[f64]) -> String {
         // A fly-by: the distance dips under NEAR and climbs out again.
         let mut flybys = 0;

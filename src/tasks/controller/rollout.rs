@@ -72,13 +72,22 @@ pub fn run_rollout(
     let mut steps = 0;
     while steps < plant.max_steps() {
         let obs = plant.observe(&state);
-        let fail = |error: PolicyError| ControllerFailure { step: steps, observation: obs.clone(), error };
+        let fail =
+            |error: PolicyError| ControllerFailure { step: steps, observation: obs.clone(), error };
         let action = policy(&obs).map_err(fail)?;
         if action.len() != dims {
-            return Err(fail(PolicyError::plain(format!("(ValueError) the action has {} entries; it must have {dims} ({})", action.len(), plant.action_names().join(", ")))));
+            return Err(fail(PolicyError::plain(format!(
+                "(ValueError) the action has {} entries; it must have {dims} ({})",
+                action.len(),
+                plant.action_names().join(", ")
+            ))));
         }
         if let Some(bad) = action.iter().find(|a| !a.is_finite()) {
-            return Err(fail(PolicyError::plain(format!("(ValueError) the action {} holds {}, not a finite number", fmt_list(&action), crate::graph::value::py_float(*bad)))));
+            return Err(fail(PolicyError::plain(format!(
+                "(ValueError) the action {} holds {}, not a finite number",
+                fmt_list(&action),
+                crate::graph::value::py_float(*bad)
+            ))));
         }
         if first_step.is_none() {
             first_step = Some((obs.clone(), action.clone()));
@@ -118,7 +127,10 @@ pub fn run_rollout(
 
 /// `[0.5, -1.0]`, rounded.
 pub fn fmt_list(xs: &[f64]) -> String {
-    format!("[{}]", xs.iter().map(|x| crate::graph::value::py_float(round3(*x))).collect::<Vec<_>>().join(", "))
+    format!(
+        "[{}]",
+        xs.iter().map(|x| crate::graph::value::py_float(round3(*x))).collect::<Vec<_>>().join(", ")
+    )
 }
 
 /// Named numbers as a dict value, rounded.
@@ -147,7 +159,10 @@ impl Rollout {
             d.insert("diagnosis".to_string(), Value::Str(self.diagnosis.clone()));
         }
         let (stride, samples) = self.samples(plant.max_steps());
-        d.insert(format!("{}_every_{stride}_steps", self.tracked_name), Value::List(samples.into_iter().map(Value::Float).collect()));
+        d.insert(
+            format!("{}_every_{stride}_steps", self.tracked_name),
+            Value::List(samples.into_iter().map(Value::Float).collect()),
+        );
         d.insert("first_action".to_string(), named(&plant.action_names(), &self.first_step.1));
         if self.saturated_steps > 0 {
             d.insert("steps_at_force_limit".to_string(), Value::Int(self.saturated_steps as i64));

@@ -54,7 +54,11 @@ pub struct ScoredCandidate {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reply: Option<String>,
     /// Set when the candidate was scored.
-    #[serde(default, skip_serializing_if = "Option::is_none", with = "crate::util::score_serde::option")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "crate::util::score_serde::option"
+    )]
     pub score: Option<f64>,
     #[serde(default)]
     pub success: bool,
@@ -70,7 +74,18 @@ pub struct ScoredCandidate {
 
 impl ScoredCandidate {
     pub fn new(source: Source, values: IndexMap<String, Value>) -> Self {
-        ScoredCandidate { source, values, temperature: None, sample_seed: None, reply: None, score: None, success: false, feedback: String::new(), output: None, skipped: None }
+        ScoredCandidate {
+            source,
+            values,
+            temperature: None,
+            sample_seed: None,
+            reply: None,
+            score: None,
+            success: false,
+            feedback: String::new(),
+            output: None,
+            skipped: None,
+        }
     }
 }
 

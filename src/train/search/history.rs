@@ -78,7 +78,9 @@ impl History {
         idx.sort_by(|&a, &b| {
             let (na, sa) = key(a);
             let (nb, sb) = key(b);
-            na.cmp(&nb).then(if na { std::cmp::Ordering::Equal } else { sa.total_cmp(&sb) }).then(a.cmp(&b))
+            na.cmp(&nb)
+                .then(if na { std::cmp::Ordering::Equal } else { sa.total_cmp(&sb) })
+                .then(a.cmp(&b))
         });
         idx
     }
@@ -109,7 +111,15 @@ mod tests {
     use super::*;
 
     pub(crate) fn tried(x: f64, score: f64) -> Tried {
-        Tried { values: [("x".to_string(), Value::Float(x))].into_iter().collect(), score, feedback: String::new(), output: None, success: false, step: 0, expansions: 0 }
+        Tried {
+            values: [("x".to_string(), Value::Float(x))].into_iter().collect(),
+            score,
+            feedback: String::new(),
+            output: None,
+            success: false,
+            step: 0,
+            expansions: 0,
+        }
     }
 
     #[test]
@@ -124,7 +134,8 @@ mod tests {
         assert_eq!(h.best(), Some(1));
         assert_eq!(h.ranked(), vec![1, 0, 3, 2]);
         // an int 1 and a float 1.0 are different tries
-        let int_one: IndexMap<String, Value> = [("x".to_string(), Value::Int(1))].into_iter().collect();
+        let int_one: IndexMap<String, Value> =
+            [("x".to_string(), Value::Int(1))].into_iter().collect();
         assert!(!h.contains(&int_one));
     }
 }

@@ -23,12 +23,19 @@ pub struct NumericParam {
 type Values = IndexMap<String, Value>;
 
 /// The int and float parameters of `values` (bools are not numbers here).
-pub fn numeric_params(values: &Values, bounds: &dyn Fn(&str) -> Option<(f64, f64)>) -> Vec<NumericParam> {
+pub fn numeric_params(
+    values: &Values,
+    bounds: &dyn Fn(&str) -> Option<(f64, f64)>,
+) -> Vec<NumericParam> {
     values
         .iter()
         .filter_map(|(name, v)| match v {
-            Value::Int(_) => Some(NumericParam { name: name.clone(), integer: true, bounds: bounds(name) }),
-            Value::Float(_) => Some(NumericParam { name: name.clone(), integer: false, bounds: bounds(name) }),
+            Value::Int(_) => {
+                Some(NumericParam { name: name.clone(), integer: true, bounds: bounds(name) })
+            }
+            Value::Float(_) => {
+                Some(NumericParam { name: name.clone(), integer: false, bounds: bounds(name) })
+            }
             _ => None,
         })
         .collect()
@@ -133,7 +140,8 @@ fn line_proposals(pts: &[(f64, f64)], b: usize, p: &NumericParam) -> Vec<(f64, S
         (Some(xl), Some(xr)) => {
             out.extend(v_fits(pts, b).into_iter().map(|x| (x, Source::Secant)));
             out.extend(parabola(pts, b).map(|x| (x, Source::Parabola)));
-            let x = if xr - xb > xb - xl { xb + GOLDEN * (xr - xb) } else { xb - GOLDEN * (xb - xl) };
+            let x =
+                if xr - xb > xb - xl { xb + GOLDEN * (xr - xb) } else { xb - GOLDEN * (xb - xl) };
             out.push((x, Source::Bracket));
         }
         (Some(xn), None) | (None, Some(xn)) => {
@@ -144,7 +152,11 @@ fn line_proposals(pts: &[(f64, f64)], b: usize, p: &NumericParam) -> Vec<(f64, S
         (None, None) => {
             // a near step each way, then a far one (kept in reserve for slots the model's
             // candidates leave free)
-            let step = if p.integer { 1.0f64.max((0.25 * xb.abs()).round()) } else { 1.0f64.max(0.25 * xb.abs()) };
+            let step = if p.integer {
+                1.0f64.max((0.25 * xb.abs()).round())
+            } else {
+                1.0f64.max(0.25 * xb.abs())
+            };
             for s in [step, -step, 4.0 * step, -4.0 * step] {
                 out.push((xb + s, Source::Expand));
             }
@@ -156,7 +168,9 @@ fn line_proposals(pts: &[(f64, f64)], b: usize, p: &NumericParam) -> Vec<(f64, S
 /// Classical proposals around the best set of `history`, most promising first, never a set
 /// already tried; the parameters take turns leading by `step`.
 pub fn proposals(history: &History, params: &[NumericParam], step: usize) -> Vec<(Values, Source)> {
-    let Some(best) = history.best().map(|i| history.get(i).values.clone()) else { return Vec::new() };
+    let Some(best) = history.best().map(|i| history.get(i).values.clone()) else {
+        return Vec::new();
+    };
     let n = params.len();
     let mut per_param: Vec<Vec<(Values, Source)>> = Vec::new();
     for j in 0..n {
@@ -179,7 +193,9 @@ pub fn proposals(history: &History, params: &[NumericParam], step: usize) -> Vec
         for mine in &per_param {
             if let Some((values, source)) = mine.get(i) {
                 let key = super::history::key(values);
-                if !history.contains(values) && !out.iter().any(|(v, _)| super::history::key(v) == key) {
+                if !history.contains(values)
+                    && !out.iter().any(|(v, _)| super::history::key(v) == key)
+                {
                     out.push((values.clone(), *source));
                 }
             }
@@ -190,17 +206,30 @@ pub fn proposals(history: &History, params: &[NumericParam], step: usize) -> Vec
 
 /// Baseline: `k` sets with every numeric parameter drawn uniformly within its bounds (the other
 /// parameters as in the best set). `Err` names a parameter without bounds.
-pub fn random_sets(history: &History, base: &Values, params: &[NumericParam], k: usize, seed: u64) -> Result<Vec<Values>, String> {
+pub fn random_sets(
+    history: &History,
+    base: &Values,
+    params: &[NumericParam],
+    k: usize,
+    seed: u64,
+) -> Result<Vec<Values>, String> {
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-    let base = history.best().map(|i| history.get(i).values.clone()).unwrap_or_else(|| base.clone());
+    let base =
+        history.best().map(|i| history.get(i).values.clone()).unwrap_or_else(|| base.clone());
     let mut out: Vec<Values> = Vec::new();
     let mut attempts = 0;
     while out.len() < k && attempts < 100 * k {
         attempts += 1;
         let mut values = base.clone();
         for p in params {
-            let (lo, hi) = p.bounds.ok_or_else(|| format!("parameter `{}` has no bounds for random search", p.name))?;
-            let x = if p.integer { rng.gen_range(lo.round() as i64..=hi.round() as i64) as f64 } else { rng.gen_range(lo..=hi) };
+            let (lo, hi) = p
+                .bounds
+                .ok_or_else(|| format!("parameter `{}` has no bounds for random search", p.name))?;
+            let x = if p.integer {
+                rng.gen_range(lo.round() as i64..=hi.round() as i64) as f64
+            } else {
+                rng.gen_range(lo..=hi)
+            };
             values = with_value(&values, p, x).unwrap_or(values);
         }
         let key = super::history::key(&values);
@@ -215,18 +244,29 @@ pub fn random_sets(history: &History, base: &Values, params: &[NumericParam], k:
 /// parameter (the neighbours of the best among the tried points, or the bounds where it has
 /// none on a side), the K-point form of golden-section search. The parameters take turns by
 /// `step`. `Err` names a parameter without bounds.
-pub fn section_sets(history: &History, base: &Values, params: &[NumericParam], k: usize, step: usize) -> Result<Vec<Values>, String> {
+pub fn section_sets(
+    history: &History,
+    base: &Values,
+    params: &[NumericParam],
+    k: usize,
+    step: usize,
+) -> Result<Vec<Values>, String> {
     if params.is_empty() {
         return Ok(Vec::new());
     }
     let p = &params[step % params.len()];
-    let (lo_b, hi_b) = p.bounds.ok_or_else(|| format!("parameter `{}` has no bounds for section search", p.name))?;
-    let best = history.best().map(|i| history.get(i).values.clone()).unwrap_or_else(|| base.clone());
+    let (lo_b, hi_b) = p
+        .bounds
+        .ok_or_else(|| format!("parameter `{}` has no bounds for section search", p.name))?;
+    let best =
+        history.best().map(|i| history.get(i).values.clone()).unwrap_or_else(|| base.clone());
     let pts = line(history, &best, p);
     let xb = number(best.get(&p.name));
     let b = xb.and_then(|xb| pts.iter().position(|q| q.0 == xb));
     let (lo, hi) = match b {
-        Some(b) => (b.checked_sub(1).map_or(lo_b, |i| pts[i].0), pts.get(b + 1).map_or(hi_b, |q| q.0)),
+        Some(b) => {
+            (b.checked_sub(1).map_or(lo_b, |i| pts[i].0), pts.get(b + 1).map_or(hi_b, |q| q.0))
+        }
         None => (lo_b, hi_b),
     };
     let mut out: Vec<Values> = Vec::new();
@@ -254,7 +294,15 @@ mod tests {
     fn history_of(f: impl Fn(f64) -> f64, xs: &[f64]) -> History {
         let mut h = History::default();
         for &x in xs {
-            h.add(Tried { values: [("x".to_string(), Value::Float(x))].into_iter().collect(), score: f(x), feedback: String::new(), output: None, success: false, step: 0, expansions: 0 });
+            h.add(Tried {
+                values: [("x".to_string(), Value::Float(x))].into_iter().collect(),
+                score: f(x),
+                feedback: String::new(),
+                output: None,
+                success: false,
+                step: 0,
+                expansions: 0,
+            });
         }
         h
     }
@@ -268,7 +316,8 @@ mod tests {
         // score = −|3x − 2.1|: optimum at 0.7
         let h = history_of(|x| -(3.0 * x - 2.1).abs(), &[-2.0, 0.0, 3.0]);
         let props = xs(&proposals(&h, &x_param(), 0));
-        let secant: Vec<f64> = props.iter().filter(|p| p.1 == Source::Secant).map(|p| p.0).collect();
+        let secant: Vec<f64> =
+            props.iter().filter(|p| p.1 == Source::Secant).map(|p| p.0).collect();
         assert!(secant.iter().any(|x| (x - 0.7).abs() < 1e-9), "{props:?}");
     }
 
@@ -285,7 +334,15 @@ mod tests {
     fn one_point_expands_both_ways_and_an_edge_expands_outwards_within_bounds() {
         let h = history_of(|x| -x.abs(), &[4.0]);
         let props = xs(&proposals(&h, &x_param(), 0));
-        assert_eq!(props, vec![(5.0, Source::Expand), (3.0, Source::Expand), (8.0, Source::Expand), (0.0, Source::Expand)]);
+        assert_eq!(
+            props,
+            vec![
+                (5.0, Source::Expand),
+                (3.0, Source::Expand),
+                (8.0, Source::Expand),
+                (0.0, Source::Expand)
+            ]
+        );
         let h = history_of(|x| x, &[2.0, 8.0]); // best at the right edge
         let props = xs(&proposals(&h, &x_param(), 0));
         assert_eq!(props[0], (10.0, Source::Expand), "clamped to the bound");
@@ -296,7 +353,15 @@ mod tests {
         let p = vec![NumericParam { name: "x".into(), integer: true, bounds: None }];
         let mut h = History::default();
         for x in [0i64, 1, 2] {
-            h.add(Tried { values: [("x".to_string(), Value::Int(x))].into_iter().collect(), score: -((x - 1) as f64).abs(), feedback: String::new(), output: None, success: false, step: 0, expansions: 0 });
+            h.add(Tried {
+                values: [("x".to_string(), Value::Int(x))].into_iter().collect(),
+                score: -((x - 1) as f64).abs(),
+                feedback: String::new(),
+                output: None,
+                success: false,
+                step: 0,
+                expansions: 0,
+            });
         }
         for (v, _) in proposals(&h, &p, 0) {
             assert!(matches!(v["x"], Value::Int(_)));
@@ -317,7 +382,11 @@ mod tests {
         let h = history_of(|x| -(x - 2.5).abs(), &[0.0, 2.0, 5.0]);
         let s = section_sets(&h, &h.get(0).values.clone(), &x_param(), 2, 0).unwrap();
         let sx: Vec<f64> = s.iter().map(|v| number(v.get("x")).unwrap()).collect();
-        assert_eq!(sx, vec![5.0 / 3.0, 10.0 / 3.0], "evenly inside the bracket (0, 5) around the best 2");
+        assert_eq!(
+            sx,
+            vec![5.0 / 3.0, 10.0 / 3.0],
+            "evenly inside the bracket (0, 5) around the best 2"
+        );
         let unbounded = vec![NumericParam { name: "x".into(), integer: false, bounds: None }];
         assert!(random_sets(&h, &base, &unbounded, 2, 0).unwrap_err().contains("no bounds"));
     }

@@ -20,7 +20,8 @@ pub fn choose(history: &History, strategy: &Strategy, exploration: f64) -> Vec<u
 /// `c·sqrt(ln(N + 1) / (n + 1))` with N the expansions so far and n its own. Failed sets (−inf,
 /// NaN) are never expanded while a working one exists.
 fn priority(history: &History, ranked: &[usize], c: f64) -> Option<usize> {
-    let usable: Vec<usize> = ranked.iter().copied().filter(|&i| history.get(i).score.is_finite()).collect();
+    let usable: Vec<usize> =
+        ranked.iter().copied().filter(|&i| history.get(i).score.is_finite()).collect();
     let pool = if usable.is_empty() { ranked.to_vec() } else { usable };
     let n = pool.len();
     let total: f64 = pool.iter().map(|&i| history.get(i).expansions as f64).sum();
@@ -47,7 +48,15 @@ mod tests {
     fn h(scores: &[f64]) -> History {
         let mut h = History::default();
         for (i, &s) in scores.iter().enumerate() {
-            h.add(Tried { values: [("x".to_string(), Value::Int(i as i64))].into_iter().collect(), score: s, feedback: String::new(), output: None, success: false, step: 0, expansions: 0 });
+            h.add(Tried {
+                values: [("x".to_string(), Value::Int(i as i64))].into_iter().collect(),
+                score: s,
+                feedback: String::new(),
+                output: None,
+                success: false,
+                step: 0,
+                expansions: 0,
+            });
         }
         h
     }

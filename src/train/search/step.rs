@@ -37,7 +37,14 @@ struct Plan {
 
 /// Steps `runs` (each with the outcome of this step's forward pass of its current values) by
 /// `settings`. Returns, per run, the optimizer-style report of the step and the search's own.
-pub fn search_step(task: &dyn Task, llm: &dyn Llm, settings: &SearchSettings, step: usize, runs: &mut [&mut SeedRun], current: &[&ForwardOutcome]) -> Vec<Result<(StepReport, SearchReport)>> {
+pub fn search_step(
+    task: &dyn Task,
+    llm: &dyn Llm,
+    settings: &SearchSettings,
+    step: usize,
+    runs: &mut [&mut SeedRun],
+    current: &[&ForwardOutcome],
+) -> Vec<Result<(StepReport, SearchReport)>> {
     let k = settings.strategy.candidates();
     let bounds = |name: &str| task.bounds(name);
     let mut batch: Vec<Request> = Vec::new();
@@ -57,26 +64,54 @@ pub fn search_step(task: &dyn Task, llm: &dyn Llm, settings: &SearchSettings, st
         });
         best_before.push(run.history.best().map(|i| run.history.get(i).score));
         let params = numeric::numeric_params(&now.params, &bounds);
-        let mut plan = Plan { candidates: Vec::new(), reserve: Vec::new(), requests: Vec::new(), parents: Vec::new(), parent_forwards: 0, messages: Vec::new(), notes: Vec::new(), error: None };
+        let mut plan = Plan {
+            candidates: Vec::new(),
+            reserve: Vec::new(),
+            requests: Vec::new(),
+            parents: Vec::new(),
+            parent_forwards: 0,
+            messages: Vec::new(),
+            notes: Vec::new(),
+            error: None,
+        };
         let seed = crate::util::mix_seed(run.seed, step as u64);
         match settings.strategy {
-            Strategy::Random { .. } => match numeric::random_sets(&run.history, &now.params, &params, k, seed) {
-                Ok(sets) => plan.candidates.extend(sets.into_iter().map(|v| ScoredCandidate::new(Source::Random, v))),
-                Err(e) => plan.error = Some(e),
-            },
-            Strategy::Section { .. } => match numeric::section_sets(&run.history, &now.params, &params, k, step) {
-                Ok(sets) => plan.candidates.extend(sets.into_iter().map(|v| ScoredCandidate::new(Source::Section, v))),
-                Err(e) => plan.error = Some(e),
-            },
-            Strategy::Greedy => plan.error = Some("greedy is not a search: the trainer steps the optimizer itself".into()),
+            Strategy::Random { .. } => {
+                match numeric::random_sets(&run.history, &now.params, &params, k, seed) {
+                    Ok(sets) => plan
+                        .candidates
+                        .extend(sets.into_iter().map(|v| ScoredCandidate::new(Source::Random, v))),
+                    Err(e) => plan.error = Some(e),
+                }
+            }
+            Strategy::Section { .. } => {
+                match numeric::section_sets(&run.history, &now.params, &params, k, step) {
+                    Ok(sets) => plan
+                        .candidates
+                        .extend(sets.into_iter().map(|v| ScoredCandidate::new(Source::Section, v))),
+                    Err(e) => plan.error = Some(e),
+                }
+            }
+            Strategy::Greedy => {
+                plan.error =
+                    Some("greedy is not a search: the trainer steps the optimizer itself".into())
+            }
             Strategy::BestOf { .. } | Strategy::Beam { .. } | Strategy::Priority { .. } => {
-                let mut classical = if settings.numeric_proposals { numeric::proposals(&run.history, &params, step) } else { Vec::new() };
+                let mut classical = if settings.numeric_proposals {
+                    numeric::proposals(&run.history, &params, step)
+                } else {
+                    Vec::new()
+                };
                 let share = classical.len().min(k / 2);
                 plan.reserve = classical.split_off(share);
-                plan.candidates.extend(classical.into_iter().map(|(v, s)| ScoredCandidate::new(s, v)));
-                plan.parents = parents::choose(&run.history, &settings.strategy, settings.exploration);
+                plan.candidates
+                    .extend(classical.into_iter().map(|(v, s)| ScoredCandidate::new(s, v)));
+                plan.parents =
+                    parents::choose(&run.history, &settings.strategy, settings.exploration);
                 let slots = k - plan.candidates.len();
-                if let Err(e) = ask_model(run, task, settings, step, slots, seed, &mut plan, &mut batch) {
+                if let Err(e) =
+                    ask_model(run, task, settings, step, slots, seed, &mut plan, &mut batch)
+                {
                     plan.error = Some(e.to_string());
                 }
             }
@@ -86,7 +121,11 @@ pub fn search_step(task: &dyn Task, llm: &dyn Llm, settings: &SearchSettings, st
 
     // 2. One batch for every run's model candidates.
     let llm_start = Instant::now();
-    let mut replies: Vec<Option<Result<Reply>>> = if batch.is_empty() { Vec::new() } else { llm.generate(&batch).into_iter().map(Some).collect() };
+    let mut replies: Vec<Option<Result<Reply>>> = if batch.is_empty() {
+        Vec::new()
+    } else {
+        llm.generate(&batch).into_iter().map(Some).collect()
+    };
     replies.resize_with(batch.len(), || None);
     let llm_s = llm_start.elapsed().as_secs_f64();
 
@@ -112,11 +151,18 @@ pub fn search_step(task: &dyn Task, llm: &dyn Llm, settings: &SearchSettings, st
                             cand.values = p.values;
                             cand.skipped = p.error;
                         }
-                        None => cand.skipped = Some(format!("the {} optimizer cannot propose from one reply", run.optimizer.name())),
+                        None => {
+                            cand.skipped = Some(format!(
+                                "the {} optimizer cannot propose from one reply",
+                                run.optimizer.name()
+                            ))
+                        }
                     }
                 }
                 Some(Err(e)) => cand.skipped = Some(e.to_string()),
-                None => cand.skipped = Some("the backend returned fewer replies than requests".into()),
+                None => {
+                    cand.skipped = Some("the backend returned fewer replies than requests".into())
+                }
             }
         }
         // Repeats of a tried value or of an earlier candidate are not scored. The model's
@@ -124,7 +170,12 @@ pub fn search_step(task: &dyn Task, llm: &dyn Llm, settings: &SearchSettings, st
         // model keeps it and the numeric slot goes to the next numeric proposal.
         let mut seen: Vec<String> = Vec::new();
         let mut model_values: Vec<String> = Vec::new();
-        let order: Vec<usize> = (0..plan.candidates.len()).filter(|&c| plan.candidates[c].source == Source::Model).chain((0..plan.candidates.len()).filter(|&c| plan.candidates[c].source != Source::Model)).collect();
+        let order: Vec<usize> = (0..plan.candidates.len())
+            .filter(|&c| plan.candidates[c].source == Source::Model)
+            .chain(
+                (0..plan.candidates.len()).filter(|&c| plan.candidates[c].source != Source::Model),
+            )
+            .collect();
         for c in order {
             let cand = &mut plan.candidates[c];
             if cand.skipped.is_some() {
@@ -137,7 +188,11 @@ pub fn search_step(task: &dyn Task, llm: &dyn Llm, settings: &SearchSettings, st
             if let Some(i) = run.history.find(&cand.values) {
                 cand.skipped = Some(format!("already tried at step {}", run.history.get(i).step));
             } else if seen.contains(&k_) {
-                cand.skipped = Some(if cand.source == Source::Model { "the same values as an earlier candidate of this step".into() } else { "the model proposed the same values".into() });
+                cand.skipped = Some(if cand.source == Source::Model {
+                    "the same values as an earlier candidate of this step".into()
+                } else {
+                    "the model proposed the same values".into()
+                });
             } else {
                 seen.push(k_);
                 continue;
@@ -159,15 +214,24 @@ pub fn search_step(task: &dyn Task, llm: &dyn Llm, settings: &SearchSettings, st
                 scored += 1;
             }
         }
-        to_score.extend(plan.candidates.iter().enumerate().filter(|(_, c)| c.skipped.is_none()).map(|(c, _)| (r, c)));
+        to_score.extend(
+            plan.candidates
+                .iter()
+                .enumerate()
+                .filter(|(_, c)| c.skipped.is_none())
+                .map(|(c, _)| (r, c)),
+        );
     }
 
     // 4. Score every candidate of every run in parallel, each on a graph of its own.
     let eval_start = Instant::now();
     let seeds: Vec<u64> = runs.iter().map(|r| r.seed).collect();
-    let jobs: Vec<(usize, usize, Values)> = to_score.iter().map(|&(r, c)| (r, c, plans[r].candidates[c].values.clone())).collect();
-    let results: Vec<(usize, usize, Result<(crate::train::Evaluation, Option<String>)>)> =
-        jobs.into_par_iter().map(|(r, c, values)| (r, c, score_values(task, seeds[r], step, &values))).collect();
+    let jobs: Vec<(usize, usize, Values)> =
+        to_score.iter().map(|&(r, c)| (r, c, plans[r].candidates[c].values.clone())).collect();
+    let results: Vec<(usize, usize, Result<(crate::train::Evaluation, Option<String>)>)> = jobs
+        .into_par_iter()
+        .map(|(r, c, values)| (r, c, score_values(task, seeds[r], step, &values)))
+        .collect();
     let evaluate_s = eval_start.elapsed().as_secs_f64();
     for (r, c, result) in results {
         let cand = &mut plans[r].candidates[c];
@@ -199,7 +263,8 @@ pub fn search_step(task: &dyn Task, llm: &dyn Llm, settings: &SearchSettings, st
         for &p in &plan.parents {
             run.history.get_mut(p).expansions += 1;
         }
-        let evaluations = plan.candidates.iter().filter(|c| c.score.is_some() && c.skipped.is_none()).count();
+        let evaluations =
+            plan.candidates.iter().filter(|c| c.score.is_some() && c.skipped.is_none()).count();
         for cand in plan.candidates.iter().filter(|c| c.score.is_some()) {
             run.history.add(Tried {
                 values: cand.values.clone(),
@@ -212,22 +277,46 @@ pub fn search_step(task: &dyn Task, llm: &dyn Llm, settings: &SearchSettings, st
             });
         }
         let before: Values = run.values();
-        let best = run.history.best().map(|i| run.history.get(i).values.clone()).unwrap_or_else(|| before.clone());
-        let chosen = (key(&best) != key(&before)).then(|| plan.candidates.iter().position(|c| c.score.is_some() && key(&c.values) == key(&best))).flatten();
+        let best = run
+            .history
+            .best()
+            .map(|i| run.history.get(i).values.clone())
+            .unwrap_or_else(|| before.clone());
+        let chosen = (key(&best) != key(&before))
+            .then(|| {
+                plan.candidates
+                    .iter()
+                    .position(|c| c.score.is_some() && key(&c.values) == key(&best))
+            })
+            .flatten();
         let set = if chosen.is_some() { set_values(&run.params, &best) } else { Ok(()) };
         if let Err(e) = set {
             out.push(Err(e));
             continue;
         }
         if settings.strategy.uses_model() {
-            let mut tried: Vec<MemoryEntry> = plan.parents.iter().map(|&p| memory_entry(run.history.get(p))).collect();
-            tried.extend(plan.candidates.iter().filter(|c| c.score.is_some()).map(|c| memory_entry_of(&c.values, &c.output, &c.feedback, c.score)));
+            let mut tried: Vec<MemoryEntry> =
+                plan.parents.iter().map(|&p| memory_entry(run.history.get(p))).collect();
+            tried.extend(
+                plan.candidates
+                    .iter()
+                    .filter(|c| c.score.is_some())
+                    .map(|c| memory_entry_of(&c.values, &c.output, &c.feedback, c.score)),
+            );
             run.optimizer.conclude_search_step(tried);
         }
         let mut notes = plan.notes;
         match chosen {
-            Some(i) => notes.push(format!("{}: kept candidate {i} ({}) of {}", settings.strategy.label(), plan.candidates[i].source.as_str(), plan.candidates.len())),
-            None => notes.push(format!("{}: no candidate beat the best so far; it stays", settings.strategy.label())),
+            Some(i) => notes.push(format!(
+                "{}: kept candidate {i} ({}) of {}",
+                settings.strategy.label(),
+                plan.candidates[i].source.as_str(),
+                plan.candidates.len()
+            )),
+            None => notes.push(format!(
+                "{}: no candidate beat the best so far; it stays",
+                settings.strategy.label()
+            )),
         }
         if let Some(e) = plan.error {
             notes.push(e);
@@ -235,7 +324,12 @@ pub fn search_step(task: &dyn Task, llm: &dyn Llm, settings: &SearchSettings, st
         let updates = before
             .iter()
             .map(|(name, old)| {
-                let new = run.params.iter().find(|p| &p.name() == name).map(|p| p.value()).unwrap_or_else(|| old.clone());
+                let new = run
+                    .params
+                    .iter()
+                    .find(|p| &p.name() == name)
+                    .map(|p| p.value())
+                    .unwrap_or_else(|| old.clone());
                 // the same comparison as the history's: equal when the values print the same
                 let same = serde_json::to_string(&new).ok() == serde_json::to_string(old).ok();
                 let outcome = if same { Outcome::Unchanged } else { Outcome::Updated { new } };
@@ -244,7 +338,11 @@ pub fn search_step(task: &dyn Task, llm: &dyn Llm, settings: &SearchSettings, st
             .collect();
         let chosen_reply = chosen.and_then(|i| plan.candidates[i].reply.clone());
         let step_report = StepReport {
-            optimizer: if settings.strategy.uses_model() { run.optimizer.name().to_string() } else { settings.strategy.label() },
+            optimizer: if settings.strategy.uses_model() {
+                run.optimizer.name().to_string()
+            } else {
+                settings.strategy.label()
+            },
             step: step as u64 + 1,
             updates,
             messages: plan.messages,
@@ -298,13 +396,32 @@ fn memory_entry(t: &Tried) -> MemoryEntry {
     memory_entry_of(&t.values, &t.output, &t.feedback, Some(t.score))
 }
 
-fn memory_entry_of(values: &Values, output: &Option<String>, feedback: &str, score: Option<f64>) -> MemoryEntry {
-    MemoryEntry { variables: values.iter().map(|(k, v)| (k.clone(), v.to_json())).collect(), output: output.clone(), feedback: feedback.to_string(), score }
+fn memory_entry_of(
+    values: &Values,
+    output: &Option<String>,
+    feedback: &str,
+    score: Option<f64>,
+) -> MemoryEntry {
+    MemoryEntry {
+        variables: values.iter().map(|(k, v)| (k.clone(), v.to_json())).collect(),
+        output: output.clone(),
+        feedback: feedback.to_string(),
+        score,
+    }
 }
 
 /// Builds each parent's prompt (its own forward and backward when it is not the current values)
 /// and adds `slots` diversified copies of it, shared among the parents, to the batch.
-fn ask_model(run: &mut SeedRun, task: &dyn Task, settings: &SearchSettings, step: usize, slots: usize, seed: u64, plan: &mut Plan, batch: &mut Vec<Request>) -> Result<()> {
+fn ask_model(
+    run: &mut SeedRun,
+    task: &dyn Task,
+    settings: &SearchSettings,
+    step: usize,
+    slots: usize,
+    seed: u64,
+    plan: &mut Plan,
+    batch: &mut Vec<Request>,
+) -> Result<()> {
     if slots == 0 || plan.parents.is_empty() {
         return Ok(());
     }
@@ -319,7 +436,8 @@ fn ask_model(run: &mut SeedRun, task: &dyn Task, settings: &SearchSettings, step
             // the prompt must show this parent's trace and feedback
             set_values(&run.params, &values)?;
             run.graph.rewind(run.mark);
-            let (output, evaluation) = crate::train::seeds::run_and_score(task, &run.graph, &run.params, run.seed, step)?;
+            let (output, evaluation) =
+                crate::train::seeds::run_and_score(task, &run.graph, &run.params, run.seed, step)?;
             if !evaluation.success {
                 output.backward(&evaluation.feedback)?;
             }

@@ -33,7 +33,9 @@ impl Strategy {
         let mut parts = text.split(':');
         let name = parts.next().unwrap_or_default().trim();
         let nums: Vec<usize> = parts
-            .map(|p| p.trim().parse::<usize>().map_err(|_| bad(format!("`{p}` is not a whole number"))))
+            .map(|p| {
+                p.trim().parse::<usize>().map_err(|_| bad(format!("`{p}` is not a whole number")))
+            })
             .collect::<Result<_>>()?;
         let k_at = |i: usize| nums.get(i).copied().unwrap_or(candidates);
         let strategy = match (name, nums.len()) {
@@ -57,14 +59,18 @@ impl Strategy {
             return Err("needs at least 1 candidate per step".into());
         }
         if k > MAX_CANDIDATES {
-            return Err(format!("{k} candidates per step is more than the {MAX_CANDIDATES} allowed"));
+            return Err(format!(
+                "{k} candidates per step is more than the {MAX_CANDIDATES} allowed"
+            ));
         }
         if let Strategy::Beam { width, k } = *self {
             if width == 0 {
                 return Err("a beam needs a width of at least 1".into());
             }
             if width > k {
-                return Err(format!("a beam of width {width} needs at least {width} candidates per step, not {k}"));
+                return Err(format!(
+                    "a beam of width {width} needs at least {width} candidates per step, not {k}"
+                ));
             }
         }
         Ok(())
@@ -74,7 +80,11 @@ impl Strategy {
     pub fn candidates(&self) -> usize {
         match *self {
             Strategy::Greedy => 1,
-            Strategy::BestOf { k } | Strategy::Beam { k, .. } | Strategy::Priority { k } | Strategy::Random { k } | Strategy::Section { k } => k,
+            Strategy::BestOf { k }
+            | Strategy::Beam { k, .. }
+            | Strategy::Priority { k }
+            | Strategy::Random { k }
+            | Strategy::Section { k } => k,
         }
     }
 
@@ -121,7 +131,13 @@ pub struct SearchSettings {
 
 impl SearchSettings {
     pub fn new(strategy: Strategy) -> Self {
-        SearchSettings { strategy, numeric_proposals: true, base_temperature: 0.0, spread: (0.6, 1.2), exploration: 1.0 }
+        SearchSettings {
+            strategy,
+            numeric_proposals: true,
+            base_temperature: 0.0,
+            spread: (0.6, 1.2),
+            exploration: 1.0,
+        }
     }
 
     /// The sampling temperature of model candidate `i` of `n` (the first at the base temperature).

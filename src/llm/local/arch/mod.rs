@@ -57,7 +57,12 @@ pub fn config_from_gguf(file: &GgufFile) -> Result<ModelConfig> {
 }
 
 /// Reads the hyper-parameters that every llama-like architecture stores under `<arch>.`.
-pub(crate) fn common(file: &GgufFile, arch: &str, rope_style: RopeStyle, qkv_bias: bool) -> Result<ModelConfig> {
+pub(crate) fn common(
+    file: &GgufFile,
+    arch: &str,
+    rope_style: RopeStyle,
+    qkv_bias: bool,
+) -> Result<ModelConfig> {
     let key = |k: &str| format!("{arch}.{k}");
     let hidden = file.usize(&key("embedding_length"))?;
     let heads = file.usize(&key("attention.head_count"))?;
@@ -107,12 +112,17 @@ fn validate(file: &GgufFile, c: &ModelConfig) -> Result<()> {
         }
     }
     if !c.heads.is_multiple_of(c.kv_heads) {
-        return Err(file.err(format!("{} attention heads are not a multiple of {} kv heads", c.heads, c.kv_heads)));
+        return Err(file.err(format!(
+            "{} attention heads are not a multiple of {} kv heads",
+            c.heads, c.kv_heads
+        )));
     }
     if !c.head_dim.is_multiple_of(2) {
-        return Err(file.err(format!("head dimension {} is odd (rotary embeddings need pairs)", c.head_dim)));
+        return Err(file
+            .err(format!("head dimension {} is odd (rotary embeddings need pairs)", c.head_dim)));
     }
-    if !(c.rms_eps.is_finite() && c.rms_eps > 0.0 && c.rope_theta.is_finite() && c.rope_theta > 0.0) {
+    if !(c.rms_eps.is_finite() && c.rms_eps > 0.0 && c.rope_theta.is_finite() && c.rope_theta > 0.0)
+    {
         return Err(file.err("rms epsilon or rope base is not a positive number"));
     }
     if c.layers > 1024 || c.hidden > 1 << 16 || c.heads > 1024 || c.vocab_size > 1 << 22 {

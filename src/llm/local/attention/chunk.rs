@@ -36,7 +36,10 @@ pub fn best() -> ChunkFn {
     #[cfg(target_arch = "x86_64")]
     {
         let f16c = std::is_x86_feature_detected!("f16c");
-        if f16c && std::is_x86_feature_detected!("avx512f") && std::is_x86_feature_detected!("avx512vl") {
+        if f16c
+            && std::is_x86_feature_detected!("avx512f")
+            && std::is_x86_feature_detected!("avx512vl")
+        {
             return avx512;
         }
         if f16c && std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
@@ -56,7 +59,10 @@ pub fn all_available() -> Vec<ChunkFn> {
         if f16c && std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
             all.push(avx2);
         }
-        if f16c && std::is_x86_feature_detected!("avx512f") && std::is_x86_feature_detected!("avx512vl") {
+        if f16c
+            && std::is_x86_feature_detected!("avx512f")
+            && std::is_x86_feature_detected!("avx512vl")
+        {
             all.push(avx512);
         }
     }
@@ -109,7 +115,11 @@ const SCORE_BLOCK: usize = ROW_MULTIPLE;
 /// Each head's scaled scores against every row of the chunk, as `e^(score - max)`, head by
 /// head (`p[h * stride + j]`), with each head's `max` and sum.
 #[inline(always)]
-fn local_softmax<S: Simd>(hd: usize, q: &[f32], segments: &[Segment<'_>]) -> (Vec<f32>, usize, Partial) {
+fn local_softmax<S: Simd>(
+    hd: usize,
+    q: &[f32],
+    segments: &[Segment<'_>],
+) -> (Vec<f32>, usize, Partial) {
     let heads = q.len() / hd;
     let hp = heads.next_multiple_of(LANES);
     let rows: usize = segments.iter().map(|s| s.keys.len() / hd).sum();
@@ -178,12 +188,20 @@ fn chunk_sized<S: Simd, const HD: usize>(q: &[f32], segments: &[Segment<'_>]) ->
 /// `[rows.len(), HD]`) to the outputs of the `N` heads from `h0` (`out`: `[N, HD]`), whose
 /// running sums stay in registers meanwhile.
 #[inline(always)]
-fn add_values<const HD: usize, const N: usize>(p: &[f32], stride: usize, h0: usize, rows: std::ops::Range<usize>, block: &[f32], out: &mut [f32]) {
+fn add_values<const HD: usize, const N: usize>(
+    p: &[f32],
+    stride: usize,
+    h0: usize,
+    rows: std::ops::Range<usize>,
+    block: &[f32],
+    out: &mut [f32],
+) {
     let mut acc = [[0f32; HD]; N];
     for (a, o) in acc.iter_mut().zip(out.chunks_exact(HD)) {
         a.copy_from_slice(o);
     }
-    let weights: [&[f32]; N] = std::array::from_fn(|n| &p[(h0 + n) * stride + rows.start..(h0 + n) * stride + rows.end]);
+    let weights: [&[f32]; N] =
+        std::array::from_fn(|n| &p[(h0 + n) * stride + rows.start..(h0 + n) * stride + rows.end]);
     for (j, value) in block.chunks_exact(HD).enumerate() {
         let value: &[f32; HD] = value.try_into().expect("a value row");
         for (a, w) in acc.iter_mut().zip(&weights) {

@@ -19,10 +19,10 @@
 mod chunk;
 mod simd;
 
+use crate::llm::local::fastmath::exp_nonpositive;
 use chunk::{ChunkFn, Partial, Segment};
 use half::f16;
 use rayon::prelude::*;
-use crate::llm::local::fastmath::exp_nonpositive;
 
 /// One sequence's cache for one layer: its positions in order, as runs in separate buffers (a
 /// prompt head shared with other sequences, then the sequence's own positions).
@@ -110,12 +110,14 @@ fn attend_batch_with(kernel: ChunkFn, h: Heads, views: &[KvView<'_>], q: &[f32])
     // Merge each head's chunks in position order (the plan lists them so), rescaling the
     // running sums to the larger maximum.
     let n = views.len() * h.heads;
-    let (mut max, mut sum, mut out) = (vec![f32::NEG_INFINITY; n], vec![0f32; n], vec![0f32; n * hd]);
+    let (mut max, mut sum, mut out) =
+        (vec![f32::NEG_INFINITY; n], vec![0f32; n], vec![0f32; n * hd]);
     for (t, p) in tasks.iter().zip(&partials) {
         for (i, &s) in t.readers.iter().enumerate() {
             for g in 0..group {
                 let (head, col) = (s * h.heads + t.kv_head * group + g, i * group + g);
-                let (acc, part) = (&mut out[head * hd..(head + 1) * hd], &p.out[col * hd..(col + 1) * hd]);
+                let (acc, part) =
+                    (&mut out[head * hd..(head + 1) * hd], &p.out[col * hd..(col + 1) * hd]);
                 if max[head] == f32::NEG_INFINITY {
                     (max[head], sum[head]) = (p.max[col], p.sum[col]);
                     acc.copy_from_slice(part);
@@ -151,7 +153,8 @@ fn plan<'a>(h: Heads, views: &[KvView<'a>]) -> Vec<Task<'a>> {
                     continue;
                 }
                 let segments = v.segments(kv_head, h.head_dim, from, to);
-                match tasks[first_of_chunk..].iter_mut().find(|t| same_rows(&t.segments, &segments)) {
+                match tasks[first_of_chunk..].iter_mut().find(|t| same_rows(&t.segments, &segments))
+                {
                     Some(t) => t.readers.push(s),
                     None => tasks.push(Task { kv_head, segments, readers: vec![s] }),
                 }
@@ -164,7 +167,8 @@ fn plan<'a>(h: Heads, views: &[KvView<'a>]) -> Vec<Task<'a>> {
 /// Whether two segment lists are the same rows of the same buffers.
 fn same_rows(a: &[Segment<'_>], b: &[Segment<'_>]) -> bool {
     let same = |x: &[f16], y: &[f16]| std::ptr::eq(x, y);
-    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| same(x.keys, y.keys) && same(x.values, y.values))
+    a.len() == b.len()
+        && a.iter().zip(b).all(|(x, y)| same(x.keys, y.keys) && same(x.values, y.values))
 }
 
 #[cfg(test)]
@@ -178,15 +182,26 @@ mod tests {
         let mut out = Vec::new();
         for g in 0..group {
             let qg = &q[(kv_head * group + g) * hd..][..hd];
-            let row = |buf: &[f16], j: usize| -> Vec<f32> { buf[(kv_head * kv.capacity + j) * hd..][..hd].iter().map(|v| v.to_f32()).collect() };
+            let row = |buf: &[f16], j: usize| -> Vec<f32> {
+                buf[(kv_head * kv.capacity + j) * hd..][..hd].iter().map(|v| v.to_f32()).collect()
+            };
             let s: Vec<f64> = (0..kv.len)
-                .map(|j| row(kv.keys, j).iter().zip(qg).map(|(a, b)| (*a as f64) * (*b as f64)).sum::<f64>() / (hd as f64).sqrt())
+                .map(|j| {
+                    row(kv.keys, j)
+                        .iter()
+                        .zip(qg)
+                        .map(|(a, b)| (*a as f64) * (*b as f64))
+                        .sum::<f64>()
+                        / (hd as f64).sqrt()
+                })
                 .collect();
             let m = s.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
             let e: Vec<f64> = s.iter().map(|x| (x - m).exp()).collect();
             let z: f64 = e.iter().sum();
             for d in 0..hd {
-                out.push((0..kv.len).map(|j| e[j] / z * row(kv.values, j)[d] as f64).sum::<f64>() as f32);
+                out.push(
+                    (0..kv.len).map(|j| e[j] / z * row(kv.values, j)[d] as f64).sum::<f64>() as f32
+                );
             }
         }
         out
@@ -211,11 +226,19 @@ mod tests {
 
     /// Positions `from..from + n` of `buf` (capacity `cap`) in a buffer of their own, with
     /// `spare` unfilled (NaN) rows after them.
-    fn copy_rows(h: Heads, buf: &[f16], cap: usize, from: usize, n: usize, spare: usize) -> Vec<f16> {
+    fn copy_rows(
+        h: Heads,
+        buf: &[f16],
+        cap: usize,
+        from: usize,
+        n: usize,
+        spare: usize,
+    ) -> Vec<f16> {
         let (hd, capacity) = (h.head_dim, n + spare);
         let mut out = vec![f16::from_f32(f32::NAN); h.kv_heads * capacity * hd];
         for kvh in 0..h.kv_heads {
-            out[kvh * capacity * hd..][..n * hd].copy_from_slice(&buf[(kvh * cap + from) * hd..][..n * hd]);
+            out[kvh * capacity * hd..][..n * hd]
+                .copy_from_slice(&buf[(kvh * cap + from) * hd..][..n * hd]);
         }
         out
     }
@@ -225,7 +248,11 @@ mod tests {
         for head_dim in [20, 64, 128] {
             // One chunk, and several with a short last one.
             check_against_textbook(Heads { heads: 6, kv_heads: 2, head_dim }, 77, 69);
-            check_against_textbook(Heads { heads: 6, kv_heads: 2, head_dim }, 2 * CHUNK + 40, 2 * CHUNK + 31);
+            check_against_textbook(
+                Heads { heads: 6, kv_heads: 2, head_dim },
+                2 * CHUNK + 40,
+                2 * CHUNK + 31,
+            );
         }
         // Groups of two and of four lane groups of eight heads (the widest kernel takes three
         // at once).
@@ -238,12 +265,17 @@ mod tests {
         let (keys, values) = buffers(h, cap, &mut rng);
         let q: Vec<f32> = (0..h.heads * h.head_dim).map(|_| rng.next() * 4.0).collect();
         let whole = KvRun { keys: &keys, values: &values, capacity: cap, len };
-        let want: Vec<f32> = (0..h.kv_heads).flat_map(|kvh| reference(h, kvh, &whole, &q)).collect();
+        let want: Vec<f32> =
+            (0..h.kv_heads).flat_map(|kvh| reference(h, kvh, &whole, &q)).collect();
         // The same positions as two runs in buffers of their own (a shared prompt head, then the
         // sequence's own rows, with spare capacity), split inside a chunk.
         let split = len / 2 + 3;
-        let (ka, va) = (copy_rows(h, &keys, cap, 0, split, 0), copy_rows(h, &values, cap, 0, split, 0));
-        let (kb, vb) = (copy_rows(h, &keys, cap, split, len - split, 5), copy_rows(h, &values, cap, split, len - split, 5));
+        let (ka, va) =
+            (copy_rows(h, &keys, cap, 0, split, 0), copy_rows(h, &values, cap, 0, split, 0));
+        let (kb, vb) = (
+            copy_rows(h, &keys, cap, split, len - split, 5),
+            copy_rows(h, &values, cap, split, len - split, 5),
+        );
         let one = KvView { runs: vec![KvRun { keys: &keys, values: &values, capacity: cap, len }] };
         let two = KvView {
             runs: vec![
@@ -255,7 +287,11 @@ mod tests {
             let a = attend_batch_with(kernel, h, std::slice::from_ref(&one), &q);
             let b = attend_batch_with(kernel, h, std::slice::from_ref(&two), &q);
             for ((x, y), w) in a.iter().zip(&b).zip(&want) {
-                assert!((x - w).abs() < 1e-5, "head size {}, {len} positions: {x} vs {w}", h.head_dim);
+                assert!(
+                    (x - w).abs() < 1e-5,
+                    "head size {}, {len} positions: {x} vs {w}",
+                    h.head_dim
+                );
                 assert_eq!(x.to_bits(), y.to_bits(), "one buffer or two give the same bits");
             }
         }
@@ -268,10 +304,13 @@ mod tests {
         // A shared prompt head of 3.5 chunks, then each sequence's own rows.
         let shared = 3 * CHUNK + CHUNK / 2;
         let (ks, vs) = buffers(h, shared, &mut rng);
-        let own: Vec<(Vec<f16>, Vec<f16>, usize)> = [5, 90, 1].iter().map(|&n| {
-            let (k, v) = buffers(h, n + 7, &mut rng);
-            (k, v, n)
-        }).collect();
+        let own: Vec<(Vec<f16>, Vec<f16>, usize)> = [5, 90, 1]
+            .iter()
+            .map(|&n| {
+                let (k, v) = buffers(h, n + 7, &mut rng);
+                (k, v, n)
+            })
+            .collect();
         let view = |i: usize| KvView {
             runs: vec![
                 KvRun { keys: &ks, values: &vs, capacity: shared, len: shared },
@@ -287,8 +326,12 @@ mod tests {
         for kernel in chunk::all_available() {
             let batch = attend_batch_with(kernel, h, &views, &q);
             for i in 0..own.len() {
-                let alone = attend_batch_with(kernel, h, &[view(i)], &q[i * width..(i + 1) * width]);
-                let same = alone.iter().zip(&batch[i * width..(i + 1) * width]).all(|(a, b)| a.to_bits() == b.to_bits());
+                let alone =
+                    attend_batch_with(kernel, h, &[view(i)], &q[i * width..(i + 1) * width]);
+                let same = alone
+                    .iter()
+                    .zip(&batch[i * width..(i + 1) * width])
+                    .all(|(a, b)| a.to_bits() == b.to_bits());
                 assert!(same, "sequence {i} differs in the batch");
             }
         }

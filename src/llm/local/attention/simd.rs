@@ -44,7 +44,8 @@ impl Simd for Portable {
             for (block, keys) in keys.chunks_exact(ROW_MULTIPLE * hd).enumerate() {
                 let mut acc = [[0f32; LANES]; ROW_MULTIPLE];
                 for d in 0..hd {
-                    let q: &[f32; LANES] = qt[d * hp + lane..][..LANES].try_into().expect("a lane group");
+                    let q: &[f32; LANES] =
+                        qt[d * hp + lane..][..LANES].try_into().expect("a lane group");
                     for (a, key) in acc.iter_mut().zip(keys.chunks_exact(hd)) {
                         for (x, y) in a.iter_mut().zip(q) {
                             *x += key[d] * y;
@@ -70,7 +71,12 @@ fn widen_f16c(src: &[f16], dst: &mut [f32]) {
     let whole = src.len().min(dst.len()) / 8 * 8;
     for (s8, d8) in src[..whole].chunks_exact(8).zip(dst[..whole].chunks_exact_mut(8)) {
         // SAFETY: eight values are read and written inside the chunks; the caller runs with f16c.
-        unsafe { _mm256_storeu_ps(d8.as_mut_ptr(), _mm256_cvtph_ps(_mm_loadu_si128(s8.as_ptr() as *const __m128i))) };
+        unsafe {
+            _mm256_storeu_ps(
+                d8.as_mut_ptr(),
+                _mm256_cvtph_ps(_mm_loadu_si128(s8.as_ptr() as *const __m128i)),
+            )
+        };
     }
     Portable::widen(&src[whole..], &mut dst[whole..]);
 }
@@ -84,7 +90,14 @@ fn widen_f16c(src: &[f16], dst: &mut [f32]) {
 /// The caller runs with avx2 and fma, and the pointers cover what is read and written.
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
-unsafe fn block_256<const V: usize>(hd: usize, hp: usize, qt: *const f32, keys: *const f32, out: *mut f32, stride: usize) {
+unsafe fn block_256<const V: usize>(
+    hd: usize,
+    hp: usize,
+    qt: *const f32,
+    keys: *const f32,
+    out: *mut f32,
+    stride: usize,
+) {
     use std::arch::x86_64::*;
     let mut acc = [[_mm256_setzero_ps(); V]; ROW_MULTIPLE];
     for d in 0..hd {
@@ -147,17 +160,33 @@ unsafe fn transpose_8x8(r: [std::arch::x86_64::__m256; 8]) -> [std::arch::x86_64
 /// after they were detected.
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
-fn scores_256<const VMAX: usize>(hd: usize, qt: &[f32], keys: &[f32], out: &mut [f32], stride: usize) {
+fn scores_256<const VMAX: usize>(
+    hd: usize,
+    qt: &[f32],
+    keys: &[f32],
+    out: &mut [f32],
+    stride: usize,
+) {
     let (hp, rows) = (qt.len() / hd, keys.len() / hd);
     let groups = hp / LANES;
-    assert!(rows % ROW_MULTIPLE == 0 && hp % LANES == 0 && qt.len() == hd * hp && rows <= stride && out.len() >= (hp - 1) * stride + rows);
+    assert!(
+        rows % ROW_MULTIPLE == 0
+            && hp % LANES == 0
+            && qt.len() == hd * hp
+            && rows <= stride
+            && out.len() >= (hp - 1) * stride + rows
+    );
     for g in (0..groups).step_by(VMAX) {
         for row in (0..rows).step_by(ROW_MULTIPLE) {
             // SAFETY: the assert bounds the block: rows `row..row + 8` of `keys` and of every
             // head's row of `out`, lanes `g * 8..(g + V) * 8` of `qt`; the caller runs with avx2
             // and fma.
             unsafe {
-                let (q, k, o) = (qt.as_ptr().add(g * LANES), keys.as_ptr().add(row * hd), out.as_mut_ptr().add(g * LANES * stride + row));
+                let (q, k, o) = (
+                    qt.as_ptr().add(g * LANES),
+                    keys.as_ptr().add(row * hd),
+                    out.as_mut_ptr().add(g * LANES * stride + row),
+                );
                 match (groups - g).min(VMAX) {
                     1 => block_256::<1>(hd, hp, q, k, o, stride),
                     2 => block_256::<2>(hd, hp, q, k, o, stride),

@@ -16,7 +16,11 @@ use std::path::Path;
 /// something and should be saved.
 pub(super) fn check(manifest: &Manifest, path: &Path, marker: &mut Marker) -> Result<bool> {
     let file = path.file_name().and_then(|f| f.to_str()).unwrap_or_default().to_string();
-    let known = marker.architecture.as_ref().filter(|a| a.file == file && a.sha256 == manifest.sha256).map(|a| a.architecture.clone());
+    let known = marker
+        .architecture
+        .as_ref()
+        .filter(|a| a.file == file && a.sha256 == manifest.sha256)
+        .map(|a| a.architecture.clone());
     let (found, learnt) = match known {
         Some(a) => (a, false),
         None => (GgufFile::open(path)?.string("general.architecture")?, true),
@@ -32,7 +36,8 @@ pub(super) fn check(manifest: &Manifest, path: &Path, marker: &mut Marker) -> Re
         });
     }
     if learnt {
-        marker.architecture = Some(ArchitectureStamp { file, sha256: manifest.sha256.clone(), architecture: found });
+        marker.architecture =
+            Some(ArchitectureStamp { file, sha256: manifest.sha256.clone(), architecture: found });
     }
     Ok(learnt)
 }

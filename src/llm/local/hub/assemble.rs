@@ -66,7 +66,10 @@ impl Assembler {
                 Ok(n) => n,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                 Err(e) => {
-                    return Err(Error::ModelFile { path: self.target.clone(), reason: format!("reading {what}: {e}") })
+                    return Err(Error::ModelFile {
+                        path: self.target.clone(),
+                        reason: format!("reading {what}: {e}"),
+                    })
                 }
             };
             self.written += n as u64;
@@ -131,7 +134,10 @@ pub fn check(path: &Path, expected: &Expected, bytes: u64, sha256: &str) -> Resu
     if sha256 != expected.sha256 {
         return Err(Error::ModelFile {
             path: path.to_path_buf(),
-            reason: format!("sha256 mismatch: expected {}, got {sha256} ({bytes} B)", expected.sha256),
+            reason: format!(
+                "sha256 mismatch: expected {}, got {sha256} ({bytes} B)",
+                expected.sha256
+            ),
         });
     }
     Ok(())
@@ -189,7 +195,12 @@ mod tests {
         let mut a = Assembler::create(&target, expected, ProgressBar::hidden()).unwrap();
         a.append(&mut &b"abce"[..], "part").unwrap();
         let err = a.finish().unwrap_err().to_string();
-        assert!(err.contains("sha256 mismatch") && err.contains(&sha(b"abcd")) && err.contains(&sha(b"abce")), "{err}");
+        assert!(
+            err.contains("sha256 mismatch")
+                && err.contains(&sha(b"abcd"))
+                && err.contains(&sha(b"abce")),
+            "{err}"
+        );
         assert!(err.contains("m.gguf"), "{err}");
         assert!(!target.exists() && !partial_path(&target).exists());
     }
@@ -202,7 +213,10 @@ mod tests {
         let mut a = Assembler::create(&target, expected, ProgressBar::hidden()).unwrap();
         a.append(&mut &b"abcd"[..], "part").unwrap();
         let err = a.finish().unwrap_err().to_string();
-        assert!(err.contains("truncated") && err.contains("expected 8 B") && err.contains("got 4 B"), "{err}");
+        assert!(
+            err.contains("truncated") && err.contains("expected 8 B") && err.contains("got 4 B"),
+            "{err}"
+        );
         assert!(!target.exists() && !partial_path(&target).exists());
     }
 

@@ -164,7 +164,8 @@ fn toml_error_line(text: &str, e: &toml::de::Error) -> String {
             let before = &text[..span.start.min(text.len())];
             let line = before.matches('\n').count() + 1;
             let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
-            let source: String = text.lines().nth(line - 1).unwrap_or("").trim().chars().take(80).collect();
+            let source: String =
+                text.lines().nth(line - 1).unwrap_or("").trim().chars().take(80).collect();
             format!("{what} (line {line}, column {column}: `{source}`)")
         }
         _ => what,
@@ -211,7 +212,10 @@ impl Manifest {
             reason: format!("manifest {source}: field `{field}`: {reason}"),
         };
         if !is_safe_name(&self.id) {
-            return Err(bad("id", format!("{:?} must be non-empty and use only a-z, 0-9, '.', '_' and '-'", self.id)));
+            return Err(bad(
+                "id",
+                format!("{:?} must be non-empty and use only a-z, 0-9, '.', '_' and '-'", self.id),
+            ));
         }
         for alias in &self.aliases {
             if alias.trim().is_empty() {
@@ -240,8 +244,15 @@ impl Manifest {
         if hf.repo.split('/').filter(|s| !s.is_empty()).count() != 2 {
             return Err(bad("huggingface.repo", format!("{:?} is not `owner/name`", hf.repo)));
         }
-        if !hf.file.ends_with(".gguf") || hf.file.contains('/') || hf.file.contains('\\') || hf.file.starts_with('.') {
-            return Err(bad("huggingface.file", format!("{:?} must be a plain `*.gguf` file name", hf.file)));
+        if !hf.file.ends_with(".gguf")
+            || hf.file.contains('/')
+            || hf.file.contains('\\')
+            || hf.file.starts_with('.')
+        {
+            return Err(bad(
+                "huggingface.file",
+                format!("{:?} must be a plain `*.gguf` file name", hf.file),
+            ));
         }
         if hf.revision.trim().is_empty() {
             return Err(bad("huggingface.revision", "is empty".into()));
@@ -252,7 +263,10 @@ impl Manifest {
         for (i, part) in self.mirror.parts.iter().enumerate() {
             let field = |name: &str| format!("mirror.parts[{i}].{name}");
             if part.package.trim().is_empty() || part.package.contains(char::is_whitespace) {
-                return Err(bad(&field("package"), format!("{:?} is not a package name", part.package)));
+                return Err(bad(
+                    &field("package"),
+                    format!("{:?} is not a package name", part.package),
+                ));
             }
             if part.version.trim().is_empty() || part.version.contains(char::is_whitespace) {
                 return Err(bad(&field("version"), format!("{:?} is not a version", part.version)));
@@ -262,7 +276,10 @@ impl Manifest {
             }
             if let Some(sha) = &part.wheel_sha256 {
                 if !is_sha256_hex(sha) {
-                    return Err(bad(&field("wheel_sha256"), format!("{sha:?} is not 64 lowercase hex digits")));
+                    return Err(bad(
+                        &field("wheel_sha256"),
+                        format!("{sha:?} is not 64 lowercase hex digits"),
+                    ));
                 }
             }
         }
@@ -275,7 +292,10 @@ impl Manifest {
             }
             if matches!(requant.to, QuantType::Q8_1) {
                 // candle can quantize to Q8_1 but has no matmul kernel for it.
-                return Err(bad("requantize.to", "Q8_1 cannot be used for weights in candle".into()));
+                return Err(bad(
+                    "requantize.to",
+                    "Q8_1 cannot be used for weights in candle".into(),
+                ));
             }
         }
         Ok(())
@@ -285,7 +305,8 @@ impl Manifest {
 fn is_safe_name(s: &str) -> bool {
     !s.is_empty()
         && !s.starts_with('.')
-        && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '_' | '-'))
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '_' | '-'))
 }
 
 fn is_sha256_hex(s: &str) -> bool {
@@ -362,9 +383,15 @@ path = "tiny/part1.bin"
     fn a_missing_field_is_named() {
         let err = error_of(&GOOD.replace("bytes = 10\n", ""));
         assert!(err.contains("broken.toml") && err.contains("missing field `bytes`"), "{err}");
-        assert!(!err.contains('\n') && !err.contains("line 1, column 1"), "one line, naming the field first: {err}");
+        assert!(
+            !err.contains('\n') && !err.contains("line 1, column 1"),
+            "one line, naming the field first: {err}"
+        );
         let err = error_of(&GOOD.replace("bytes = 10", "bytes = \"ten\""));
-        assert!(!err.contains('\n') && err.contains("line ") && err.contains("bytes"), "a bad value says where: {err}");
+        assert!(
+            !err.contains('\n') && err.contains("line ") && err.contains("bytes"),
+            "a bad value says where: {err}"
+        );
     }
 
     #[test]
@@ -375,7 +402,10 @@ path = "tiny/part1.bin"
 
     #[test]
     fn a_bad_sha256_is_named() {
-        let err = error_of(&GOOD.replace("0000000000000000000000000000000000000000000000000000000000000000", "abc"));
+        let err = error_of(
+            &GOOD
+                .replace("0000000000000000000000000000000000000000000000000000000000000000", "abc"),
+        );
         assert!(err.contains("broken.toml") && err.contains("`sha256`"), "{err}");
     }
 
@@ -394,8 +424,10 @@ path = "tiny/part1.bin"
     #[test]
     fn an_unsafe_id_or_file_is_refused() {
         assert!(error_of(&GOOD.replace("id = \"tiny\"", "id = \"../x\"")).contains("`id`"));
-        assert!(error_of(&GOOD.replace("file = \"tiny.gguf\"", "file = \"../tiny.gguf\"")).contains("huggingface.file"));
-        assert!(error_of(&GOOD.replace("file = \"tiny.gguf\"", "file = \"tiny.bin\"")).contains("huggingface.file"));
+        assert!(error_of(&GOOD.replace("file = \"tiny.gguf\"", "file = \"../tiny.gguf\""))
+            .contains("huggingface.file"));
+        assert!(error_of(&GOOD.replace("file = \"tiny.gguf\"", "file = \"tiny.bin\""))
+            .contains("huggingface.file"));
     }
 
     #[test]

@@ -35,14 +35,27 @@ impl FileStamp {
     /// Stamps `dir/file` with a sha256 computed by the caller.
     pub fn of(dir: &Path, file: &str, sha256: &str) -> Result<FileStamp> {
         let Identity { bytes, mtime_ns, ctime_ns, inode } = identity(&dir.join(file))?;
-        Ok(FileStamp { file: file.to_string(), sha256: sha256.to_string(), bytes, mtime_ns, ctime_ns, inode })
+        Ok(FileStamp {
+            file: file.to_string(),
+            sha256: sha256.to_string(),
+            bytes,
+            mtime_ns,
+            ctime_ns,
+            inode,
+        })
     }
 
     /// True when `dir/<file>` is still the very file that was hashed: same size, mtime, ctime
     /// and inode.
     pub fn still_matches(&self, dir: &Path) -> bool {
-        identity(&dir.join(&self.file))
-            .is_ok_and(|now| now == Identity { bytes: self.bytes, mtime_ns: self.mtime_ns, ctime_ns: self.ctime_ns, inode: self.inode })
+        identity(&dir.join(&self.file)).is_ok_and(|now| {
+            now == Identity {
+                bytes: self.bytes,
+                mtime_ns: self.mtime_ns,
+                ctime_ns: self.ctime_ns,
+                inode: self.inode,
+            }
+        })
     }
 }
 
@@ -96,13 +109,24 @@ impl Marker {
 
     /// The source stamp, if it is for `file` with `sha256` and the file is unchanged.
     pub fn valid_source(&self, dir: &Path, file: &str, sha256: &str) -> Option<&FileStamp> {
-        self.source.as_ref().filter(|s| s.file == file && s.sha256 == sha256 && s.still_matches(dir))
+        self.source
+            .as_ref()
+            .filter(|s| s.file == file && s.sha256 == sha256 && s.still_matches(dir))
     }
 
     /// The derived stamp, if it was made from `from_sha256` for `target` and is unchanged.
-    pub fn valid_derived(&self, dir: &Path, file: &str, target: &str, from_sha256: &str) -> Option<&DerivedStamp> {
+    pub fn valid_derived(
+        &self,
+        dir: &Path,
+        file: &str,
+        target: &str,
+        from_sha256: &str,
+    ) -> Option<&DerivedStamp> {
         self.derived.as_ref().filter(|d| {
-            d.stamp.file == file && d.target == target && d.from_sha256 == from_sha256 && d.stamp.still_matches(dir)
+            d.stamp.file == file
+                && d.target == target
+                && d.from_sha256 == from_sha256
+                && d.stamp.still_matches(dir)
         })
     }
 }
@@ -131,7 +155,10 @@ fn identity(path: &Path) -> Result<Identity> {
 #[cfg(unix)]
 fn change_time_and_inode(meta: &std::fs::Metadata) -> (u64, u64) {
     use std::os::unix::fs::MetadataExt;
-    let ctime_ns = u64::try_from(meta.ctime()).unwrap_or(0).saturating_mul(1_000_000_000).saturating_add(u64::try_from(meta.ctime_nsec()).unwrap_or(0));
+    let ctime_ns = u64::try_from(meta.ctime())
+        .unwrap_or(0)
+        .saturating_mul(1_000_000_000)
+        .saturating_add(u64::try_from(meta.ctime_nsec()).unwrap_or(0));
     (ctime_ns, meta.ino())
 }
 
@@ -168,7 +195,11 @@ mod tests {
         std::fs::write(&path, b"evil bytes").unwrap();
         std::fs::File::options().write(true).open(&path).unwrap().set_modified(mtime).unwrap();
         let meta = std::fs::metadata(&path).unwrap();
-        assert_eq!((meta.len(), meta.modified().unwrap()), (stamp.bytes, mtime), "size and mtime are as they were");
+        assert_eq!(
+            (meta.len(), meta.modified().unwrap()),
+            (stamp.bytes, mtime),
+            "size and mtime are as they were"
+        );
         assert!(!stamp.still_matches(dir.path()), "the change time gives it away");
     }
 
@@ -202,8 +233,14 @@ mod tests {
         assert!(loaded.valid_source(dir.path(), "m.gguf", "aa").is_some());
         assert!(loaded.valid_source(dir.path(), "m.gguf", "bb").is_none());
         assert!(loaded.valid_derived(dir.path(), "m.q8_0.gguf", "Q8_0", "aa").is_some());
-        assert!(loaded.valid_derived(dir.path(), "m.q8_0.gguf", "Q8_0", "bb").is_none(), "made from another source");
-        assert!(loaded.valid_derived(dir.path(), "m.q8_0.gguf", "Q4_0", "aa").is_none(), "made for another type");
+        assert!(
+            loaded.valid_derived(dir.path(), "m.q8_0.gguf", "Q8_0", "bb").is_none(),
+            "made from another source"
+        );
+        assert!(
+            loaded.valid_derived(dir.path(), "m.q8_0.gguf", "Q4_0", "aa").is_none(),
+            "made for another type"
+        );
         std::fs::write(dir.path().join(MARKER_FILE), b"{not json").unwrap();
         assert_eq!(Marker::load(dir.path()), Marker::default());
     }

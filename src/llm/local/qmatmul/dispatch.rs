@@ -28,8 +28,17 @@ macro_rules! dispatch {
     ($name:ident, $tile:ty) => {
         /// `rows.len()` (1..=MT) input rows against one row tile with a SIMD kernel set;
         /// `outs[i]` receives row i's sixteen outputs and must point at sixteen writable floats.
-        pub fn $name(kernels: Kernels, tiles: &[$tile], x: &QuantInputs, rows: &[usize], outs: &[*mut f32]) {
-            assert!(kernels != Kernels::Scalar && available(kernels), "{kernels:?} kernels called on a CPU without them");
+        pub fn $name(
+            kernels: Kernels,
+            tiles: &[$tile],
+            x: &QuantInputs,
+            rows: &[usize],
+            outs: &[*mut f32],
+        ) {
+            assert!(
+                kernels != Kernels::Scalar && available(kernels),
+                "{kernels:?} kernels called on a CPU without them"
+            );
             assert!(rows.len() == outs.len() && rows.iter().all(|&r| r < x.rows));
             assert!(!tiles.is_empty() && tiles.len() * x.block == x.k);
             #[cfg(target_arch = "x86_64")]
@@ -42,8 +51,18 @@ macro_rules! dispatch {
                         match rows.len() {
                             1 => k::<1>(tiles, x, [rows[0]], [outs[0]]),
                             2 => k::<2>(tiles, x, [rows[0], rows[1]], [outs[0], outs[1]]),
-                            3 => k::<3>(tiles, x, [rows[0], rows[1], rows[2]], [outs[0], outs[1], outs[2]]),
-                            4 => k::<4>(tiles, x, [rows[0], rows[1], rows[2], rows[3]], [outs[0], outs[1], outs[2], outs[3]]),
+                            3 => k::<3>(
+                                tiles,
+                                x,
+                                [rows[0], rows[1], rows[2]],
+                                [outs[0], outs[1], outs[2]],
+                            ),
+                            4 => k::<4>(
+                                tiles,
+                                x,
+                                [rows[0], rows[1], rows[2], rows[3]],
+                                [outs[0], outs[1], outs[2], outs[3]],
+                            ),
                             n => unreachable!("{n} rows in one kernel call"),
                         }
                     }};

@@ -25,7 +25,10 @@ impl QuantInputs {
         let mut d = vec![0f32; rows * blocks];
         let mut qs = vec![0i8; rows * k];
         let mut sums16 = vec![0i32; rows * k / 16];
-        let work = x.par_chunks_exact(k).zip(d.par_chunks_exact_mut(blocks)).zip(qs.par_chunks_exact_mut(k).zip(sums16.par_chunks_exact_mut(k / 16)));
+        let work = x
+            .par_chunks_exact(k)
+            .zip(d.par_chunks_exact_mut(blocks))
+            .zip(qs.par_chunks_exact_mut(k).zip(sums16.par_chunks_exact_mut(k / 16)));
         work.for_each(|((x, d), (q, s))| quantize_row(x, block, d, q, s));
         let sums32 = sums16.chunks_exact(2).map(|p| (p[0] + p[1]) as f32).collect();
         QuantInputs { rows, k, block, d, qs, sums16, sums32 }
@@ -80,7 +83,10 @@ mod tests {
                 assert!((back - v).abs() <= q.row_d(r)[i / 256] * 0.5 + 1e-6, "{back} vs {v}");
             }
             for (s, sum) in q.row_sums16(r).iter().enumerate() {
-                assert_eq!(*sum, q.row_qs(r)[s * 16..(s + 1) * 16].iter().map(|&v| v as i32).sum::<i32>());
+                assert_eq!(
+                    *sum,
+                    q.row_qs(r)[s * 16..(s + 1) * 16].iter().map(|&v| v as i32).sum::<i32>()
+                );
             }
         }
     }

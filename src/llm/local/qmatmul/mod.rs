@@ -40,7 +40,10 @@ impl Kernels {
 
     /// Every kernel set this CPU runs, the scalar reference first (for tests and benchmarks).
     pub fn all_available() -> Vec<Kernels> {
-        [Kernels::Scalar, Kernels::Avx2, Kernels::Avx512Vnni].into_iter().filter(|&k| dispatch::available(k)).collect()
+        [Kernels::Scalar, Kernels::Avx2, Kernels::Avx512Vnni]
+            .into_iter()
+            .filter(|&k| dispatch::available(k))
+            .collect()
     }
 }
 
@@ -79,7 +82,13 @@ impl PackedWeight {
 
     /// Packs the GGUF bytes of a `[n, k]` matrix (rows of blocks, row-major). The caller checks
     /// [`PackedWeight::supports`] and that `data` has the matrix's size.
-    pub fn pack(dtype: GgmlDType, data: &[u8], n: usize, k: usize, kernels: Kernels) -> Option<Self> {
+    pub fn pack(
+        dtype: GgmlDType,
+        data: &[u8],
+        n: usize,
+        k: usize,
+        kernels: Kernels,
+    ) -> Option<Self> {
         if !Self::supports(dtype, n, k) {
             return None;
         }
@@ -93,11 +102,19 @@ impl PackedWeight {
         if data.len() != n * row_bytes {
             return None;
         }
-        fn pack_all<T: Send>(data: &[u8], n: usize, row_bytes: usize, blocks: usize, f: fn(&[&[u8]; ROWS], usize) -> T) -> Vec<T> {
+        fn pack_all<T: Send>(
+            data: &[u8],
+            n: usize,
+            row_bytes: usize,
+            blocks: usize,
+            f: fn(&[&[u8]; ROWS], usize) -> T,
+        ) -> Vec<T> {
             (0..n / ROWS)
                 .into_par_iter()
                 .flat_map_iter(|t| {
-                    let rows: [&[u8]; ROWS] = std::array::from_fn(|r| &data[(t * ROWS + r) * row_bytes..(t * ROWS + r + 1) * row_bytes]);
+                    let rows: [&[u8]; ROWS] = std::array::from_fn(|r| {
+                        &data[(t * ROWS + r) * row_bytes..(t * ROWS + r + 1) * row_bytes]
+                    });
                     (0..blocks).map(move |b| f(&rows, b))
                 })
                 .collect()
@@ -165,8 +182,12 @@ impl PackedWeight {
                 quantized.push((b, QuantInputs::new(x, m, k, b)));
             }
         }
-        let inputs: Vec<&QuantInputs> =
-            ws.iter().map(|w| &quantized.iter().find(|(b, _)| *b == w.block_inputs()).expect("quantized above").1).collect();
+        let inputs: Vec<&QuantInputs> = ws
+            .iter()
+            .map(|w| {
+                &quantized.iter().find(|(b, _)| *b == w.block_inputs()).expect("quantized above").1
+            })
+            .collect();
         let mut ys: Vec<Vec<f32>> = ws.iter().map(|w| vec![0f32; m * w.n]).collect();
         let outs: Vec<OutPtr> = ys.iter_mut().map(|y| OutPtr(y.as_mut_ptr())).collect();
         // Global tile index -> (matrix, tile): matrix i owns tiles first[i]..first[i + 1].
@@ -221,7 +242,8 @@ impl PackedWeight {
                 let mut first = 0;
                 while first < xq.rows {
                     let count = (xq.rows - first).min(dispatch::MT);
-                    let rows: [usize; dispatch::MT] = std::array::from_fn(|i| first + i.min(count - 1));
+                    let rows: [usize; dispatch::MT] =
+                        std::array::from_fn(|i| first + i.min(count - 1));
                     let outs: [*mut f32; dispatch::MT] = std::array::from_fn(|i| col(rows[i]));
                     simd(simd_kernels, tiles, xq, &rows[..count], &outs[..count]);
                     first += count;
@@ -247,8 +269,10 @@ mod tests {
                 ((s >> 33) as f32 / (1u64 << 31) as f32 - 0.5) * 2.0
             })
             .collect();
-        let q = QTensor::quantize(&Tensor::from_vec(data, (n, k), &Device::Cpu).unwrap(), dtype).unwrap();
-        let deq = q.dequantize(&Device::Cpu).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let q = QTensor::quantize(&Tensor::from_vec(data, (n, k), &Device::Cpu).unwrap(), dtype)
+            .unwrap();
+        let deq =
+            q.dequantize(&Device::Cpu).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
         (q.data().unwrap().into_owned(), deq)
     }
 
@@ -266,7 +290,12 @@ mod tests {
             let w = PackedWeight::pack(dtype, &raw, n, k, Kernels::Scalar).unwrap();
             // Every format takes about the file's size (Q4_K: +3 %, its scales unpacked).
             let most = raw.len() * 21 / 20;
-            assert!(w.bytes() >= raw.len() && w.bytes() <= most, "{dtype:?}: {} vs {}", w.bytes(), raw.len());
+            assert!(
+                w.bytes() >= raw.len() && w.bytes() <= most,
+                "{dtype:?}: {} vs {}",
+                w.bytes(),
+                raw.len()
+            );
             let mut row = vec![0f32; k];
             for r in 0..n {
                 w.dequantize_row(r, &mut row);
@@ -286,7 +315,11 @@ mod tests {
                 let want: Vec<f32> = (0..m * n)
                     .map(|i| {
                         let (r, c) = (i / n, i % n);
-                        x[r * k..(r + 1) * k].iter().zip(&deq[c * k..(c + 1) * k]).map(|(a, b)| a * b).sum()
+                        x[r * k..(r + 1) * k]
+                            .iter()
+                            .zip(&deq[c * k..(c + 1) * k])
+                            .map(|(a, b)| a * b)
+                            .sum()
                     })
                     .collect();
                 let scale = want.iter().fold(0f32, |a, v| a.max(v.abs()));
@@ -296,7 +329,10 @@ mod tests {
                     let got = w.matmul(&x, m);
                     for (g, e) in got.iter().zip(&want) {
                         // The inputs are quantized to 8 bits: about 1 % of the largest output.
-                        assert!((g - e).abs() <= 0.02 * scale, "{dtype:?} {kern:?} m={m}: {g} vs {e}");
+                        assert!(
+                            (g - e).abs() <= 0.02 * scale,
+                            "{dtype:?} {kern:?} m={m}: {g} vs {e}"
+                        );
                     }
                     results.push(got);
                 }
@@ -314,14 +350,19 @@ mod tests {
     fn several_matrices_in_one_pass_give_each_ones_product() {
         let k = 512;
         for kern in Kernels::all_available() {
-            let ws: Vec<PackedWeight> = [(GgmlDType::Q4K, 48), (GgmlDType::Q6K, 16), (GgmlDType::Q8_0, 32), (GgmlDType::Q4K, 64)]
-                .iter()
-                .enumerate()
-                .map(|(i, &(dtype, n))| {
-                    let (raw, _) = quantized(dtype, n, k, 11 + i as u64);
-                    PackedWeight::pack(dtype, &raw, n, k, kern).unwrap()
-                })
-                .collect();
+            let ws: Vec<PackedWeight> = [
+                (GgmlDType::Q4K, 48),
+                (GgmlDType::Q6K, 16),
+                (GgmlDType::Q8_0, 32),
+                (GgmlDType::Q4K, 64),
+            ]
+            .iter()
+            .enumerate()
+            .map(|(i, &(dtype, n))| {
+                let (raw, _) = quantized(dtype, n, k, 11 + i as u64);
+                PackedWeight::pack(dtype, &raw, n, k, kern).unwrap()
+            })
+            .collect();
             let x = inputs(3, k);
             let together = PackedWeight::matmul_many(&ws.iter().collect::<Vec<_>>(), &x, 3);
             for (w, y) in ws.iter().zip(&together) {

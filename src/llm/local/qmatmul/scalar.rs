@@ -12,7 +12,9 @@ pub fn q4k(tiles: &[TileQ4K], x: &QuantInputs, row: usize, out: &mut [f32; ROWS]
         for (r, o) in out.iter_mut().enumerate() {
             let (mut f, mut m) = (0f32, 0f32);
             for s in 0..8 {
-                let dot: i32 = (0..32).map(|i| t.q(r, 32 * s + i) as i32 * qs[sb * QK_K + 32 * s + i] as i32).sum();
+                let dot: i32 = (0..32)
+                    .map(|i| t.q(r, 32 * s + i) as i32 * qs[sb * QK_K + 32 * s + i] as i32)
+                    .sum();
                 f += dot as f32 * t.sc[s][r] as f32;
                 m += (sums[sb * 16 + 2 * s] + sums[sb * 16 + 2 * s + 1]) as f32 * t.mn[s][r] as f32;
             }
@@ -28,7 +30,9 @@ pub fn q6k(tiles: &[TileQ6K], x: &QuantInputs, row: usize, out: &mut [f32; ROWS]
         for (r, o) in out.iter_mut().enumerate() {
             let mut f = 0f32;
             for s in 0..16 {
-                let dot: i32 = (0..16).map(|i| t.q(r, 16 * s + i) as i32 * qs[sb * QK_K + 16 * s + i] as i32).sum();
+                let dot: i32 = (0..16)
+                    .map(|i| t.q(r, 16 * s + i) as i32 * qs[sb * QK_K + 16 * s + i] as i32)
+                    .sum();
                 f += (dot - 32 * sums[sb * 16 + s]) as f32 * t.sc[s][r] as f32;
             }
             *o += d8[sb] * t.d[r].to_f32() * f;

@@ -77,7 +77,10 @@ fn q4k_scale_min(scales: &[u8], j: usize) -> (u8, u8) {
     if j < 4 {
         (scales[j] & 63, scales[j + 4] & 63)
     } else {
-        ((scales[j + 4] & 0x0F) | ((scales[j - 4] >> 6) << 4), (scales[j + 4] >> 4) | ((scales[j] >> 6) << 4))
+        (
+            (scales[j + 4] & 0x0F) | ((scales[j - 4] >> 6) << 4),
+            (scales[j + 4] >> 4) | ((scales[j] >> 6) << 4),
+        )
     }
 }
 
@@ -119,7 +122,13 @@ fn lane(g: usize, r: usize, j: usize) -> usize {
 
 /// Packs the blocks of super-block `sb` of sixteen rows (`rows[r]` = row r's bytes in the file).
 pub fn pack_q4k(rows: &[&[u8]; ROWS], sb: usize) -> TileQ4K {
-    let mut t = TileQ4K { d: [f16::ZERO; ROWS], dmin: [f16::ZERO; ROWS], sc: [[0; ROWS]; 8], mn: [[0; ROWS]; 8], qs: [0; QK_K * ROWS / 2] };
+    let mut t = TileQ4K {
+        d: [f16::ZERO; ROWS],
+        dmin: [f16::ZERO; ROWS],
+        sc: [[0; ROWS]; 8],
+        mn: [[0; ROWS]; 8],
+        qs: [0; QK_K * ROWS / 2],
+    };
     for (r, row) in rows.iter().enumerate() {
         let b = &row[sb * Q4K_BLOCK_BYTES..(sb + 1) * Q4K_BLOCK_BYTES];
         t.d[r] = f16_at(b, 0);
@@ -150,7 +159,8 @@ fn q6k_place(r: usize, i: usize) -> (usize, usize, bool, usize, usize) {
 }
 
 pub fn pack_q6k(rows: &[&[u8]; ROWS], sb: usize) -> TileQ6K {
-    let mut t = TileQ6K { d: [f16::ZERO; ROWS], sc: [[0; ROWS]; 16], qs: [[0; Q6K_SUB_BLOCK_BYTES]; 16] };
+    let mut t =
+        TileQ6K { d: [f16::ZERO; ROWS], sc: [[0; ROWS]; 16], qs: [[0; Q6K_SUB_BLOCK_BYTES]; 16] };
     for (r, row) in rows.iter().enumerate() {
         let b = &row[sb * Q6K_BLOCK_BYTES..(sb + 1) * Q6K_BLOCK_BYTES];
         t.d[r] = f16_at(b, 208);
@@ -184,7 +194,11 @@ impl TileQ4K {
     pub fn q(&self, r: usize, i: usize) -> u8 {
         let (g, j) = (i / 8, i % 8);
         let byte = self.qs[lane(g, r, j % 4)];
-        if j < 4 { byte & 0x0F } else { byte >> 4 }
+        if j < 4 {
+            byte & 0x0F
+        } else {
+            byte >> 4
+        }
     }
 
     /// Row `r`'s 256 weights.
