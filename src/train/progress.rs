@@ -61,6 +61,8 @@ pub struct StepProgress {
     started: Instant,
     last: Instant,
     last_line: Option<String>,
+    /// Runs solved as of the last step line.
+    last_solved: Option<usize>,
 }
 
 impl StepProgress {
@@ -85,6 +87,7 @@ impl StepProgress {
             started: now,
             last: now,
             last_line: None,
+            last_solved: None,
         };
         let (steps, seeds) = (trainer.config.steps, trainer.config.seeds);
         let what = if first_step == 0 {
@@ -138,11 +141,14 @@ impl StepProgress {
             Display::Quiet => {}
         }
         self.last_line = Some(line);
+        self.last_solved = Some(status.solved);
     }
 
     /// Ends the progress: the bar is cleared and its last state left as a plain line, so what
-    /// follows (the final table) starts on a line of its own.
-    pub fn finish(mut self) {
+    /// follows (the final table) starts on a line of its own. `seeds` are the runs after the
+    /// final evaluation: the values the last step proposed are scored only then, so when they
+    /// solved more runs a line says so (the last step line would undercount).
+    pub fn finish(mut self, seeds: &[SeedRun]) {
         let last = self.last_line.take();
         if let Display::Bar(bar) = &self.display {
             bar.finish_and_clear();
@@ -150,6 +156,10 @@ impl StepProgress {
             if let Some(line) = last {
                 self.say(&line);
             }
+        }
+        let solved = seeds.iter().filter(|s| s.solved_at.is_some()).count();
+        if self.last_solved.is_some_and(|before| solved > before) {
+            self.say(&format!("the last step's values scored: solved {solved}/{}", seeds.len()));
         }
     }
 }

@@ -210,7 +210,7 @@ impl Trainer {
                 search: None,
             })?;
         }
-        progress.finish();
+        progress.finish(&seeds);
         let held_out = super::held_out::evaluate_seeds(self.task.as_ref(), &seeds, &self.out_dir)?;
         let summary = RunSummary {
             out_dir: self.out_dir.clone(),
