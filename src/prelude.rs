@@ -3,7 +3,8 @@
 
 pub use crate::call::LlmCall;
 pub use crate::code::{default_sandbox, Limits, MontySandbox, Sandbox, TracedCode};
-pub use crate::error::{Error, Result};
+// `Result` stays `opto::Result`: a glob import of it would shadow std's two-parameter one.
+pub use crate::error::Error;
 pub use crate::graph::value::py_float;
 pub use crate::graph::{Graph, Node, Value};
 pub use crate::llm::local::{LocalLlm, LocalOptions};
