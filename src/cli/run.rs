@@ -298,6 +298,15 @@ pub fn run(mut args: RunArgs) -> Result<()> {
     let make_optimizer =
         Arc::new(move |params: Vec<Node>, llm: Arc<dyn Llm>, seed: u64| -> Box<dyn Optimizer> {
             let generation = GenerationParams { seed, ..generation.clone() };
+            let optoprime_options = |generation| OptoPrimeOptions {
+                objective: objective.clone(),
+                memory_size: memory,
+                memory_order,
+                generation,
+                bracket_hint,
+                line_guard,
+                ..Default::default()
+            };
             match kind.as_str() {
                 "opro" => Box::new(Opro::with_options(
                     params,
@@ -314,33 +323,14 @@ pub fn run(mut args: RunArgs) -> Result<()> {
                         ..Default::default()
                     },
                 )),
+                // OptoPrime and OptoPrimeMulti take the same options
                 "optoprime-multi" => Box::new(OptoPrimeMulti::new(
                     params,
                     llm,
-                    OptoPrimeOptions {
-                        objective: objective.clone(),
-                        memory_size: memory,
-                        memory_order,
-                        generation,
-                        bracket_hint,
-                        line_guard,
-                        ..Default::default()
-                    },
+                    optoprime_options(generation),
                     candidates,
                 )),
-                _ => Box::new(OptoPrime::with_options(
-                    params,
-                    llm,
-                    OptoPrimeOptions {
-                        objective: objective.clone(),
-                        memory_size: memory,
-                        memory_order,
-                        generation,
-                        bracket_hint,
-                        line_guard,
-                        ..Default::default()
-                    },
-                )),
+                _ => Box::new(OptoPrime::with_options(params, llm, optoprime_options(generation))),
             }
         });
     let out_dir =

@@ -303,6 +303,19 @@ impl OptoPrime {
     }
 }
 
+/// Every variable of the step, unchanged for want of a usable reply.
+fn all_missing(summary: &Summary) -> Vec<update::ParamUpdate> {
+    summary
+        .variables
+        .iter()
+        .map(|v| update::ParamUpdate {
+            name: v.name.clone(),
+            old: v.value.clone(),
+            outcome: Outcome::Missing,
+        })
+        .collect()
+}
+
 /// The lone numeric variable's value, output and feedback direction, when the step has exactly
 /// one numeric variable and one output.
 fn line_try(summary: &Summary) -> Option<LineTry> {
@@ -329,17 +342,7 @@ pub(crate) fn apply_reply(
     reply: Result<Reply>,
     report: &mut StepReport,
 ) -> Vec<String> {
-    let missing = || {
-        summary
-            .variables
-            .iter()
-            .map(|v| update::ParamUpdate {
-                name: v.name.clone(),
-                old: v.value.clone(),
-                outcome: Outcome::Missing,
-            })
-            .collect()
-    };
+    let missing = || all_missing(summary);
     let names: Vec<String> = summary.variables.iter().map(|v| v.name.clone()).collect();
     let reply = match reply {
         Ok(r) => r,
@@ -413,15 +416,7 @@ impl Optimizer for OptoPrime {
             (None, false) => {
                 self.state.step += 1;
                 let summary = self.params.summarize();
-                let updates = summary
-                    .variables
-                    .iter()
-                    .map(|v| update::ParamUpdate {
-                        name: v.name.clone(),
-                        old: v.value.clone(),
-                        outcome: Outcome::Missing,
-                    })
-                    .collect();
+                let updates = all_missing(&summary);
                 Phase::Done(Box::new(StepReport {
                     optimizer: "optoprime".into(),
                     step: self.state.step,
