@@ -115,3 +115,14 @@ pub fn mix_seed(a: u64, b: u64) -> u64 {
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
     z ^ (z >> 31)
 }
+
+/// A short single-line preview of a text, for messages.
+pub fn preview(s: &str, max_chars: usize) -> String {
+    let one: String = s.chars().map(|c| if c == '\n' { ' ' } else { c }).collect();
+    if one.chars().count() <= max_chars {
+        one
+    } else {
+        let cut: String = one.chars().take(max_chars).collect();
+        format!("{cut}…")
+    }
+}

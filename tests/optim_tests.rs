@@ -20,6 +20,7 @@ fn nv(name: &str, value: impl Into<Value>) -> NodeView {
         name: name.into(),
         value: value.into(),
         constraint: None,
+        must_contain: Vec::new(),
         description: String::new(),
     }
 }

@@ -40,13 +40,19 @@ pub fn render_prompt(template: &str, input: &str) -> Vec<Message> {
 }
 
 /// A trainable prompt template parameter named `name`, with the constraint that explains the
-/// `{input}` slot to the optimizer.
+/// `{input}` slot to the optimizer. When `initial` has the slot, every update must keep it:
+/// small models otherwise paste one training question over it, and every later question is
+/// asked under the wrong one.
 pub fn template_parameter(graph: &Graph, name: &str, initial: &str) -> Node {
-    graph
-        .param_named(name, initial)
-        .constraint_text(format!(
-            "The prompt sent to the language model for each question. Write {INPUT_SLOT} where the question goes; without {INPUT_SLOT}, the question is sent after this text. Keep it short and plain."
-        ))
+    let param = graph.param_named(name, initial);
+    let constraint = if initial.contains(INPUT_SLOT) {
+        format!("The prompt sent to the language model for each question. It must contain {INPUT_SLOT} where the question goes (the program puts each question there). Do not write a question into it. Keep it short and plain.")
+    } else {
+        format!("The prompt sent to the language model for each question. Write {INPUT_SLOT} where the question goes; without {INPUT_SLOT}, the question is sent after this text. Keep it short and plain.")
+    };
+    let param = if initial.contains(INPUT_SLOT) { param.must_contain(INPUT_SLOT) } else { param };
+    param
+        .constraint_text(constraint)
         .described("The prompt template of the language-model call; trainable.")
 }
 
@@ -181,6 +187,7 @@ mod tests {
         assert!(s.documentation["call_llm"].contains("{input}"), "{:?}", s.documentation);
         assert_eq!(s.feedback.len(), 2);
         assert!(s.variables[0].constraint.as_deref().unwrap().contains("{input}"));
+        assert_eq!(s.variables[0].must_contain, vec!["{input}".to_string()]);
     }
 
     #[test]

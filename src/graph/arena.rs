@@ -42,6 +42,8 @@ pub(crate) struct NodeData {
     pub trainable: bool,
     pub description: String,
     pub constraint: Option<String>,
+    /// Texts every new value of a text parameter must contain (a template's `{input}` slot).
+    pub must_contain: Vec<String>,
     /// Named inputs in call order (`x`, `y`); the same node may appear twice (`x + x`).
     pub inputs: Vec<(String, NodeId)>,
     /// Distinct parents, in first-use order.
@@ -260,6 +262,7 @@ impl Graph {
             trainable,
             description,
             constraint: None,
+            must_contain: Vec::new(),
             inputs,
             parents,
             children: Vec::new(),

@@ -103,6 +103,11 @@ impl Node {
         self.with(|n| n.constraint.clone())
     }
 
+    /// Texts every new value must contain (see [`Node::must_contain`]).
+    pub fn required_texts(&self) -> Vec<String> {
+        self.with(|n| n.must_contain.clone())
+    }
+
     /// The operator name of a message node (`add`, `bar`, `eval`), `None` for roots.
     pub fn op(&self) -> Option<String> {
         self.with(|n| n.info.as_ref().map(|i| i.op.clone()))
@@ -149,6 +154,14 @@ impl Node {
     /// Sets the natural-language constraint the optimizer shows for this parameter.
     pub fn constraint_text(self, text: impl Into<String>) -> Self {
         self.graph.write().nodes[self.id].constraint = Some(text.into());
+        self
+    }
+
+    /// Requires every new value of this text parameter to contain `text`: an optimizer's update
+    /// without it is rejected (the value stays) and the reason is shown to the model, e.g. a
+    /// prompt template must keep its `{input}` slot.
+    pub fn must_contain(self, text: impl Into<String>) -> Self {
+        self.graph.write().nodes[self.id].must_contain.push(text.into());
         self
     }
 

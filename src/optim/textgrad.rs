@@ -272,6 +272,7 @@ impl TextGrad {
             name: param.into(),
             value: Default::default(),
             constraint: None,
+            must_contain: Vec::new(),
             description: String::new(),
         });
         let one = std::slice::from_ref(&v);

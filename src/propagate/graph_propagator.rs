@@ -178,6 +178,7 @@ fn summarize_one_graph(graph: &Graph, params: &[&Node]) -> Summary {
             name: node.name.clone(),
             value: node.value.clone(),
             constraint: node.constraint.clone(),
+            must_contain: node.must_contain.clone(),
             description: node.description.clone(),
         }
     };

@@ -13,6 +13,9 @@ pub struct NodeView {
     pub value: Value,
     /// Natural-language constraint of a parameter (`None` when it has none).
     pub constraint: Option<String>,
+    /// Texts a new value must contain (empty for most parameters).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub must_contain: Vec<String>,
     /// The node's description (`[ParameterNode] ...`, `[add] ...`).
     pub description: String,
 }

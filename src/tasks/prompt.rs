@@ -93,12 +93,18 @@ impl DatasetProgram for PromptProgram {
             .map(|reply| {
                 let mut notes: Vec<String> = reply.problem.iter().cloned().collect();
                 let run = match extract.call(self.sandbox.as_ref(), &[&reply.node]) {
-                    Ok(answer) => ItemRun {
-                        answer: Some(answer.value().py_str()),
-                        output: answer,
-                        notes,
-                        generated_tokens: reply.generated_tokens,
-                    },
+                    Ok(answer) => {
+                        let value = answer.value();
+                        if let Some(note) = not_text_note(&value) {
+                            notes.push(note);
+                        }
+                        ItemRun {
+                            answer: Some(value.py_str()),
+                            output: answer,
+                            notes,
+                            generated_tokens: reply.generated_tokens,
+                        }
+                    }
                     Err(Error::Execution { node: Some(node), message, .. }) => {
                         notes.push(format!(
                             "extract_answer failed: {}",
@@ -116,6 +122,19 @@ impl DatasetProgram for PromptProgram {
                 Ok(run)
             })
             .collect()
+    }
+}
+
+/// The answers are graded as text: an extractor that returns a list, a dict or None is told so
+/// (its value is still graded as Python prints it, which is almost never the expected text).
+fn not_text_note(value: &Value) -> Option<String> {
+    match value {
+        Value::Str(_) | Value::Int(_) | Value::Float(_) | Value::Bool(_) => None,
+        other => Some(format!(
+            "extract_answer returned a {} ({}), but the answer is compared as text: return a str written like the expected answer.",
+            other.type_name(),
+            crate::util::preview(&other.py_repr(), 60)
+        )),
     }
 }
 
@@ -159,6 +178,30 @@ mod tests {
                 "call_llm0 = call_llm(template=prompt, input=question0)",
                 "eval0 = eval(reply=call_llm0, __code=__code0)"
             ]
+        );
+    }
+
+    #[test]
+    fn an_extractor_that_returns_a_list_is_told_to_return_text() {
+        let llm = Arc::new(ScriptedLlm::from_fn(|_| Ok("b a".into())));
+        let program = PromptProgram::new(
+            "t",
+            llm,
+            GenerationParams::default(),
+            Arc::new(MontySandbox::default()),
+        );
+        let g = Graph::new();
+        let params = program.parameters(&g);
+        params[1].set_value(Value::Code(
+            "def extract_answer(reply):\n    return sorted(reply.split())\n".into(),
+        ));
+        let item = Item { id: 0, input: "q".into(), expected: "a b".into(), split: None };
+        let runs = program.run(&g, &params, std::slice::from_ref(&item)).unwrap();
+        assert_eq!(runs[0].answer.as_deref(), Some("['a', 'b']"));
+        assert!(
+            runs[0].notes.iter().any(|n| n.contains("returned a list") && n.contains("str")),
+            "{:?}",
+            runs[0].notes
         );
     }
 

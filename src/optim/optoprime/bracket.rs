@@ -63,6 +63,7 @@ mod tests {
                 name: "x".into(),
                 value: Value::Float(x),
                 constraint: None,
+                must_contain: Vec::new(),
                 description: String::new(),
             }],
             feedback: vec![FeedbackEntry { output: "y".into(), feedback: feedback.into() }],
@@ -95,6 +96,7 @@ mod tests {
             name: "y".into(),
             value: Value::Float(0.0),
             constraint: None,
+            must_contain: Vec::new(),
             description: String::new(),
         });
         assert!(bracket_hint(&two, &[tried(0.0, "smaller")]).is_none());

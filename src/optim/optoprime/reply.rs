@@ -122,16 +122,7 @@ fn parse_whole(text: &str) -> Result<ParsedReply> {
     Err(Error::Reply(format!("{what} in: {}", preview(t, 120))))
 }
 
-/// A short single-line preview of a text, for messages.
-pub fn preview(s: &str, max_chars: usize) -> String {
-    let one: String = s.chars().map(|c| if c == '\n' { ' ' } else { c }).collect();
-    if one.chars().count() <= max_chars {
-        one
-    } else {
-        let cut: String = one.chars().take(max_chars).collect();
-        format!("{cut}…")
-    }
-}
+pub use crate::util::preview;
 
 /// `TERMINATE`, alone (quotes, backticks, a final period and case ignored).
 pub fn is_terminate(s: &str) -> bool {

@@ -232,6 +232,21 @@ fn keeps_code_header(old: &Value, new: Value) -> Result<Value, String> {
     Ok(new)
 }
 
+/// A text parameter's new value must keep each of its required texts (a template's `{input}`).
+fn keeps_required_text(required: &[String], new: Value) -> Result<Value, String> {
+    if let Value::Str(text) | Value::Code(text) = &new {
+        let missing: Vec<&str> =
+            required.iter().filter(|r| !text.contains(r.as_str())).map(|r| r.as_str()).collect();
+        if !missing.is_empty() {
+            return Err(format!(
+                "it must contain {} exactly as written, so the program can fill it in",
+                missing.join(" and ")
+            ));
+        }
+    }
+    Ok(new)
+}
+
 /// Matches the reply's suggestion to `variables` and coerces each value. Nothing is applied here.
 pub fn plan_updates(variables: &[NodeView], parsed: &ParsedReply) -> UpdatePlan {
     let names: Vec<String> = variables.iter().map(|v| v.name.clone()).collect();
@@ -242,7 +257,10 @@ pub fn plan_updates(variables: &[NodeView], parsed: &ParsedReply) -> UpdatePlan 
             let outcome = match resolved.matched.get(&var.name) {
                 None => Outcome::Missing,
                 Some((_, j)) => {
-                    match coerce(&var.value, j).and_then(|new| keeps_code_header(&var.value, new)) {
+                    let checked = coerce(&var.value, j)
+                        .and_then(|new| keeps_code_header(&var.value, new))
+                        .and_then(|new| keeps_required_text(&var.must_contain, new));
+                    match checked {
                         Ok(new) if new == var.value => Outcome::Unchanged,
                         Ok(new) => Outcome::Updated { new },
                         Err(reason) => Outcome::Rejected {
@@ -296,11 +314,41 @@ mod tests {
     }
 
     #[test]
+    fn a_template_that_drops_its_slot_is_rejected_and_says_what_it_lost() {
+        let var = NodeView {
+            name: "prompt".into(),
+            value: Value::Str("Answer: {input}".into()),
+            constraint: None,
+            must_contain: vec!["{input}".into()],
+            description: String::new(),
+        };
+        let reply = |text: &str| {
+            super::super::reply::parse_reply(&json!({"suggestion": {"prompt": text}}).to_string())
+                .unwrap()
+        };
+        let pasted = plan_updates(
+            std::slice::from_ref(&var),
+            &reply("Sort these words: pear apple fig. End with Answer:"),
+        );
+        match &pasted.updates[0].outcome {
+            Outcome::Rejected { reason, .. } => assert!(reason.contains("{input}"), "{reason}"),
+            other => panic!("expected a rejection, got {other:?}"),
+        }
+        assert!(pasted.problems(&["prompt".into()])[0].contains("must contain {input}"));
+        let kept = plan_updates(
+            std::slice::from_ref(&var),
+            &reply("Think step by step.\n\n{input}\n\nEnd with a line `Answer: ...`."),
+        );
+        assert!(matches!(kept.updates[0].outcome, Outcome::Updated { .. }), "{kept:?}");
+    }
+
+    #[test]
     fn code_rewrites_must_keep_the_header() {
         let var = NodeView {
             name: "__code0".into(),
             value: Value::Code("def f(x):\n    return x\n".into()),
             constraint: None,
+            must_contain: Vec::new(),
             description: String::new(),
         };
         let reply = |code: &str| {
