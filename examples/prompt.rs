@@ -101,6 +101,7 @@ fn run() -> opto::Result<()> {
             seed: 0,
             eval_batch: 8,
             record_contents: false,
+            ..Default::default()
         },
         out_dir: out_dir.clone(),
         make_optimizer,

@@ -79,6 +79,7 @@ fn trainer(llm: Arc<ScriptedLlm>, out: &std::path::Path, steps: usize) -> Datase
             seed: 1,
             eval_batch: 4,
             record_contents: false,
+            ..Default::default()
         },
         out_dir: out.to_path_buf(),
         make_optimizer,
@@ -126,6 +127,50 @@ fn minibatch_feedback_reaches_the_template_and_the_best_on_validation_is_kept() 
         let text = std::fs::read_to_string(dir.path().join(f)).unwrap();
         assert!(!text.contains("add 2") && !text.contains("The sum is"), "{f} holds item contents");
     }
+}
+
+/// The greedy optimizer reply always suggests a template that keeps the sentence answers; only
+/// sampled replies (temperature > 0) find "number only". A plain step never gets there; a
+/// best-of search runs each candidate on the minibatch and keeps the one that answers.
+#[test]
+fn a_best_of_search_keeps_the_candidate_that_answers_the_minibatch() {
+    let llm = Arc::new(ScriptedLlm::from_fn(|req| {
+        if req.schema.is_some() {
+            let template = if req.params.temperature > 0.0 {
+                GOOD_TEMPLATE
+            } else {
+                "Please answer this: {input}"
+            };
+            return Ok(format!(
+                r#"{{"reasoning": "r", "suggestion": {{"prompt": "{template}"}}}}"#
+            ));
+        }
+        let text = &req.messages.last().unwrap().content;
+        let nums: Vec<i64> = text.split_whitespace().filter_map(|w| w.parse().ok()).collect();
+        let sum: i64 = nums.iter().sum();
+        Ok(if text.contains("number only") { sum.to_string() } else { format!("It is {sum}.") })
+    }));
+    let plain_dir = tempfile::tempdir().unwrap();
+    let plain = trainer(llm.clone(), plain_dir.path(), 1).run().unwrap();
+    assert_eq!(plain.test_after.correct, 0);
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut searching = trainer(llm.clone(), dir.path(), 1);
+    searching.options.candidates = 3;
+    let before = llm.requests().len();
+    let summary = searching.run().unwrap();
+    assert_eq!((summary.test_after.correct, summary.test_after.total), (10, 10));
+    assert_eq!(summary.best_params["prompt"], opto::graph::Value::Str(GOOD_TEMPLATE.into()));
+    let asked: Vec<_> =
+        llm.requests()[before..].iter().filter(|r| r.schema.is_some()).cloned().collect();
+    assert_eq!(asked.len(), 3, "three candidates for the one step");
+    assert_eq!(llm.batch_sizes().iter().filter(|&&n| n == 3).count(), 1, "asked in one batch");
+    let search = &events(dir.path())[0]["optimizer"]["search"];
+    assert_eq!(search["current_correct"], 0);
+    assert_eq!(search["candidates"][0]["correct"], 0, "{search}");
+    assert_eq!(search["candidates"][1]["correct"], 3, "{search}");
+    assert!(search["candidates"][2]["skipped"].as_str().unwrap().contains("same values"));
+    assert_eq!(search["kept"], 1);
 }
 
 #[test]

@@ -7,11 +7,20 @@
 //! A reply cut at `max_tokens`, an empty reply, or a failed request is not an error of the
 //! program: the node holds what text there is, and [`CallReply::problem`] says what went wrong,
 //! for the caller to put in the feedback.
+//!
+//! Greedy calls (temperature 0) are remembered by (template, input): greedy decoding gives the
+//! same reply to the same prompt, and a dataset run asks the same prompt again and again — the
+//! validation split after an update that changed only the extraction code, the test split when
+//! the kept template is the starting one, search candidates that share a template.
 
 use crate::error::Result;
 use crate::graph::{FnSpec, Graph, Node, Value};
 use crate::llm::{FinishReason, GenerationParams, Llm, Message, Request};
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+/// Greedy replies remembered at most; past it the memory starts again (a bound, not a policy).
+const MEMO_CAPACITY: usize = 4096;
 
 /// Where the item's input goes in a template.
 pub const INPUT_SLOT: &str = "{input}";
@@ -23,7 +32,15 @@ pub struct CallReply {
     pub node: Node,
     /// Why the reply is not a whole answer (cut off, empty, failed), for the feedback.
     pub problem: Option<String>,
+    /// Tokens the model generated for this call (0 when the reply was remembered).
     pub generated_tokens: usize,
+}
+
+/// A greedy reply as remembered: its text and what was wrong with it.
+#[derive(Clone)]
+struct Remembered {
+    text: String,
+    problem: Option<String>,
 }
 
 /// The messages a template and an input make: with `{input}` in the template, one user message
@@ -61,6 +78,8 @@ pub struct LlmCall {
     llm: Arc<dyn Llm>,
     params: GenerationParams,
     spec: FnSpec,
+    /// Greedy replies by (template, input); failed calls are not remembered.
+    memo: Mutex<HashMap<(String, String), Remembered>>,
 }
 
 impl LlmCall {
@@ -77,7 +96,7 @@ impl LlmCall {
             "def call_llm(template, input):\n    prompt = template.replace(\"{INPUT_SLOT}\", input) if \"{INPUT_SLOT}\" in template else template + \"\\n\\n\" + input\n    return llm(prompt, max_tokens={})\n",
             params.max_tokens
         ));
-        LlmCall { llm, params, spec }
+        LlmCall { llm, params, spec, memo: Mutex::new(HashMap::new()) }
     }
 
     pub fn llm(&self) -> &Arc<dyn Llm> {
@@ -97,36 +116,74 @@ impl LlmCall {
     /// order.
     pub fn call_many(&self, template: &Node, inputs: &[Node]) -> Result<Vec<CallReply>> {
         let template_text = text_of(&template.value());
-        let requests: Vec<Request> = inputs
+        let keys: Vec<(String, String)> =
+            inputs.iter().map(|i| (template_text.clone(), text_of(&i.value()))).collect();
+        let greedy = self.params.temperature <= 0.0;
+        let remembered: Vec<Option<Remembered>> = {
+            let memo = self.memo.lock().unwrap_or_else(|p| p.into_inner());
+            keys.iter().map(|k| if greedy { memo.get(k).cloned() } else { None }).collect()
+        };
+        let asked: Vec<(usize, Request)> = keys
             .iter()
-            .map(|i| {
-                Request::new(render_prompt(&template_text, &text_of(&i.value())))
-                    .with_params(self.params.clone())
+            .enumerate()
+            .filter(|(i, _)| remembered[*i].is_none())
+            .map(|(i, (t, input))| {
+                (i, Request::new(render_prompt(t, input)).with_params(self.params.clone()))
             })
             .collect();
-        let replies: Vec<_> = std::thread::scope(|s| {
-            let handles: Vec<_> = requests
+        let answers: Vec<Option<Result<crate::llm::Reply>>> = std::thread::scope(|s| {
+            let handles: Vec<_> = asked
                 .iter()
-                .map(|r| s.spawn(move || self.llm.generate(std::slice::from_ref(r)).pop()))
+                .map(|(_, r)| s.spawn(move || self.llm.generate(std::slice::from_ref(r)).pop()))
                 .collect();
             handles.into_iter().map(|h| h.join().ok().flatten()).collect()
         });
+        let mut fresh: Vec<Option<(Remembered, usize)>> = vec![None; inputs.len()];
+        for ((i, _), answer) in asked.iter().zip(answers) {
+            let (text, problem, tokens, keep) = match answer {
+                Some(Ok(r)) if r.finish == FinishReason::Length => {
+                    let why = format!(
+                        "the model's reply was cut off at {} tokens (the limit), before it finished",
+                        self.params.max_tokens
+                    );
+                    (r.text, Some(why), r.usage.generated_tokens, true)
+                }
+                Some(Ok(r)) if r.text.trim().is_empty() => {
+                    let why = "the model's reply was empty".to_string();
+                    (r.text, Some(why), r.usage.generated_tokens, true)
+                }
+                Some(Ok(r)) => (r.text, None, r.usage.generated_tokens, true),
+                Some(Err(e)) => {
+                    (String::new(), Some(format!("the model call failed: {e}")), 0, false)
+                }
+                None => {
+                    let why = "the model call failed: no reply came back".to_string();
+                    (String::new(), Some(why), 0, false)
+                }
+            };
+            let reply = Remembered { text, problem };
+            if greedy && keep {
+                let mut memo = self.memo.lock().unwrap_or_else(|p| p.into_inner());
+                if memo.len() >= MEMO_CAPACITY {
+                    memo.clear();
+                }
+                memo.insert(keys[*i].clone(), reply.clone());
+            }
+            fresh[*i] = Some((reply, tokens));
+        }
         let graph = template.graph().clone();
         inputs
             .iter()
-            .zip(replies)
-            .map(|(input, reply)| {
-                let (text, problem, generated_tokens) = match reply {
-                    Some(Ok(r)) if r.finish == FinishReason::Length => {
-                        (r.text, Some(format!("the model's reply was cut off at {} tokens (the limit), before it finished", self.params.max_tokens)), r.usage.generated_tokens)
-                    }
-                    Some(Ok(r)) if r.text.trim().is_empty() => (r.text, Some("the model's reply was empty".to_string()), r.usage.generated_tokens),
-                    Some(Ok(r)) => (r.text, None, r.usage.generated_tokens),
-                    Some(Err(e)) => (String::new(), Some(format!("the model call failed: {e}")), 0),
-                    None => (String::new(), Some("the model call failed: no reply came back".to_string()), 0),
-                };
-                let node = self.spec.call_in(&graph, &[template, input], |_| Ok(Value::Str(text)))?;
-                Ok(CallReply { node, problem, generated_tokens })
+            .zip(remembered.into_iter().map(|r| r.map(|r| (r, 0))).zip(fresh))
+            .map(|(input, (old, new))| {
+                let (reply, generated_tokens) = old.or(new).unwrap_or_else(|| {
+                    let why = "the model call failed: no reply came back".to_string();
+                    (Remembered { text: String::new(), problem: Some(why) }, 0)
+                });
+                let text = reply.text;
+                let node =
+                    self.spec.call_in(&graph, &[template, input], |_| Ok(Value::Str(text)))?;
+                Ok(CallReply { node, problem: reply.problem, generated_tokens })
             })
             .collect()
     }
@@ -200,7 +257,7 @@ mod tests {
         assert_eq!(empty.node.value(), Value::Str("  ".into()));
         assert_eq!(empty.problem.as_deref(), Some("the model's reply was empty"));
         // The queue is empty now: the request fails, the program goes on with an empty reply.
-        let failed = call.call(&template, &g.value("q")).unwrap();
+        let failed = call.call(&template, &g.value("another q")).unwrap();
         assert!(!failed.node.is_exception());
         assert_eq!(failed.node.value(), Value::Str(String::new()));
         assert!(
@@ -208,5 +265,31 @@ mod tests {
             "{:?}",
             failed.problem
         );
+    }
+
+    #[test]
+    fn a_greedy_prompt_asked_again_is_answered_from_memory_and_a_sampled_one_is_not() {
+        let llm = Arc::new(ScriptedLlm::from_fn(|r| {
+            Ok(format!("reply to {}", r.messages.last().unwrap().content))
+        }));
+        let g = Graph::new();
+        let template = template_parameter(&g, "prompt", "Q: {input}");
+        let call = LlmCall::new(llm.clone(), GenerationParams::default());
+        let first = call.call_many(&template, &[g.value("a"), g.value("b")]).unwrap();
+        let again = call.call_many(&template, &[g.value("b"), g.value("c")]).unwrap();
+        assert_eq!(llm.requests().len(), 3, "b was asked once");
+        assert_eq!(again[0].node.value(), first[1].node.value());
+        assert_eq!(again[0].generated_tokens, 0);
+        assert_eq!(again[1].node.value(), Value::Str("reply to Q: c".into()));
+        // Another template is another prompt.
+        template.set_value(Value::Str("Question: {input}".into()));
+        call.call(&template, &g.value("a")).unwrap();
+        assert_eq!(llm.requests().len(), 4);
+        // Sampling asks every time.
+        let sampled =
+            LlmCall::new(llm.clone(), GenerationParams { temperature: 0.7, ..Default::default() });
+        sampled.call(&template, &g.value("a")).unwrap();
+        sampled.call(&template, &g.value("a")).unwrap();
+        assert_eq!(llm.requests().len(), 6);
     }
 }

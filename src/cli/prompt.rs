@@ -85,13 +85,27 @@ fn check(args: &RunArgs) -> Result<()> {
     if args.optimizer != "optoprime" {
         return Err(Error::invalid("--optimizer", "the prompt task runs with optoprime"));
     }
-    if args.search != "greedy" || args.problems.is_some() {
+    if args.problems.is_some() {
         return Err(Error::invalid(
-            if args.search != "greedy" { "--search" } else { "--problems" },
-            "the prompt task steps one optimizer on a dataset (no search, no problem sets yet)",
+            "--problems",
+            "the prompt task tunes on a dataset (--data or --questions), not on problem sets",
         ));
     }
+    candidates(args)?;
     Ok(())
+}
+
+/// Candidates per step: 1 for `--search greedy`, K for `best-of:K` (each run on the minibatch).
+fn candidates(args: &RunArgs) -> Result<usize> {
+    use crate::train::search::Strategy;
+    match Strategy::parse(&args.search, args.candidates)? {
+        Strategy::Greedy => Ok(1),
+        Strategy::BestOf { k } => Ok(k),
+        other => Err(Error::invalid(
+            "--search",
+            format!("the prompt task searches with greedy or best-of:K, not {}", other.label()),
+        )),
+    }
 }
 
 /// The datasets of this run, read and checked (no model loaded yet).
@@ -246,6 +260,7 @@ fn run_one(
         "seed": args.first_seed,
         "steps": args.steps,
         "minibatch": p.minibatch,
+        "candidates": candidates(args)?,
         "eval_batch": p.eval_batch,
         "call_max_tokens": p.call_max_tokens,
         "optimizer": "optoprime",
@@ -269,6 +284,7 @@ fn run_one(
             seed: args.first_seed,
             eval_batch: p.eval_batch,
             record_contents: !private,
+            candidates: candidates(args)?,
         },
         out_dir: out_dir.clone(),
         make_optimizer,

@@ -89,11 +89,26 @@ pub struct DatasetOptions {
     pub eval_batch: usize,
     /// Write prompts, replies and answers into the events (off for a user's private file).
     pub record_contents: bool,
+    /// Candidate updates per step, each run on the minibatch, the best kept (1: a plain
+    /// optimizer step). See [`super::dataset_search`].
+    #[serde(default = "one")]
+    pub candidates: usize,
+}
+
+fn one() -> usize {
+    1
 }
 
 impl Default for DatasetOptions {
     fn default() -> Self {
-        DatasetOptions { steps: 5, minibatch: 5, seed: 0, eval_batch: 8, record_contents: true }
+        DatasetOptions {
+            steps: 5,
+            minibatch: 5,
+            seed: 0,
+            eval_batch: 8,
+            record_contents: true,
+            candidates: 1,
+        }
     }
 }
 
@@ -205,10 +220,10 @@ fn set_values(params: &[Node], values: &IndexMap<String, Value>, what: &str) -> 
 impl DatasetTrainer {
     fn check(&self) -> Result<()> {
         let o = &self.options;
-        if o.steps == 0 || o.minibatch == 0 || o.eval_batch == 0 {
+        if o.steps == 0 || o.minibatch == 0 || o.eval_batch == 0 || o.candidates == 0 {
             return Err(Error::invalid(
                 "dataset options",
-                "steps, minibatch and eval batch must be at least 1",
+                "steps, minibatch, eval batch and candidates must be at least 1",
             ));
         }
         Ok(())
@@ -339,7 +354,30 @@ impl DatasetTrainer {
             let forward_s = t0.elapsed().as_secs_f64();
             // One optimizer step for the whole minibatch (nothing to fix when all were right).
             let t1 = std::time::Instant::now();
-            let report = if train.correct < train.total {
+            let mut kept_note = String::new();
+            let report = if train.correct < train.total && self.options.candidates > 1 {
+                let searched = self.search_step(
+                    live.optimizer.as_mut(),
+                    &live.params,
+                    &minibatch,
+                    train.correct,
+                    self.options.candidates,
+                    step,
+                )?;
+                kept_note = match searched.kept {
+                    Some(i) => format!(
+                        " · kept candidate {i} of {} ({}/{} on the minibatch)",
+                        searched.candidates.len(),
+                        searched.candidates[i].correct.unwrap_or(0),
+                        minibatch.len()
+                    ),
+                    None => format!(
+                        " · no better candidate of {}; the values stay",
+                        searched.candidates.len()
+                    ),
+                };
+                Some(serde_json::json!({ "search": searched }))
+            } else if train.correct < train.total {
                 Some(match live.optimizer.step() {
                     Ok(r) => {
                         let mut v = serde_json::to_value(&r).unwrap_or_default();
@@ -373,7 +411,7 @@ impl DatasetTrainer {
             let step_s = t0.elapsed().as_secs_f64();
             cp.step_seconds.push(step_s);
             self.say(format!(
-                "step {}/{}: train minibatch {train} · validation {validation} · best {} (after step {}) · {step_s:.1} s",
+                "step {}/{}: train minibatch {train}{kept_note} · validation {validation} · best {} (after step {}) · {step_s:.1} s",
                 step + 1,
                 self.options.steps,
                 cp.best.accuracy,
@@ -434,7 +472,7 @@ impl DatasetTrainer {
     }
 
     /// Whether the item was answered right, and the feedback text for its output.
-    fn feedback(&self, item: &Item, run: &ItemRun) -> (bool, String) {
+    pub(super) fn feedback(&self, item: &Item, run: &ItemRun) -> (bool, String) {
         let (correct, mut text) = match &run.answer {
             Some(answer) if self.grader.is_correct(item, answer) => (true, "Correct.".to_string()),
             Some(answer) => (

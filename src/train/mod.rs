@@ -7,6 +7,7 @@ pub mod chart;
 pub mod checkpoint;
 pub mod config;
 pub mod dataset;
+pub mod dataset_search;
 pub mod dataset_trainer;
 pub mod format;
 pub mod held_out;
