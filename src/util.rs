@@ -126,3 +126,28 @@ pub fn preview(s: &str, max_chars: usize) -> String {
         format!("{cut}…")
     }
 }
+
+/// A long text cut to its first `head` and last `tail` characters around " … " (the end of a
+/// model's reply is where its answer usually is); a short one unchanged.
+pub fn abbreviate(s: &str, head: usize, tail: usize) -> String {
+    let n = s.chars().count();
+    if n <= head + tail + 3 {
+        return s.to_string();
+    }
+    let start: String = s.chars().take(head).collect();
+    let end: String = s.chars().skip(n - tail).collect();
+    format!("{start} … {end}")
+}
+
+#[cfg(test)]
+mod abbreviate_tests {
+    use super::abbreviate;
+
+    #[test]
+    fn keeps_both_ends_of_a_long_text_and_all_of_a_short_one() {
+        assert_eq!(abbreviate("short", 3, 3), "short");
+        let long = format!("start{}the answer is 7", "x".repeat(100));
+        assert_eq!(abbreviate(&long, 5, 15), "start … the answer is 7");
+        assert_eq!(abbreviate("ééééééééééé", 2, 2), "éé … éé");
+    }
+}

@@ -118,7 +118,8 @@ fn a_live_run_folder_refuses_a_second_writer_and_a_resume_keeps_its_configuratio
     // `--max-tokens` without it on the command line.
     let short = home.path().join("short");
     let short_s = short.to_str().unwrap();
-    let out = run(home.path(), &with(&base, &["--steps", "1", "--out", short_s]));
+    let out =
+        run(home.path(), &with(&base, &["--steps", "1", "--no-line-guard", "--out", short_s]));
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let out = run(
         home.path(),
@@ -140,6 +141,8 @@ fn a_live_run_folder_refuses_a_second_writer_and_a_resume_keeps_its_configuratio
         serde_json::from_str(&std::fs::read_to_string(short.join("config.json")).unwrap()).unwrap();
     assert_eq!(cfg["steps"], 2);
     assert_eq!(cfg["max_tokens"], 24, "taken from the folder, not the default");
+    assert_eq!(cfg["line_guard"], false, "the guard stays off as the run had it");
+    assert_eq!(cfg["bracket_hint"], true);
     assert_eq!(cfg["steps_extensions"][0]["from"], 1);
 }
 

@@ -73,6 +73,17 @@ pub fn apply_folder_config(args: &mut RunArgs) -> Result<()> {
         ));
     }
     args.no_stop_on_success = !run.stop_on_success;
+    // The off-switches: typed on a resume, they must match how the run was.
+    for (id, flag, typed, was_on) in [
+        ("no_line_guard", "--no-line-guard", args.no_line_guard, run.line_guard),
+        ("no_bracket_hint", "--no-bracket-hint", args.no_bracket_hint, run.bracket_hint),
+    ] {
+        if given(id) && typed == was_on {
+            return Err(conflict(flag, "given".into(), format!("the run had {} on", &flag[5..])));
+        }
+    }
+    args.no_line_guard = !run.line_guard;
+    args.no_bracket_hint = !run.bracket_hint;
     if given("steps") {
         if args.steps < run.steps {
             return Err(Error::invalid(

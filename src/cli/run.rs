@@ -279,6 +279,8 @@ pub fn run(mut args: RunArgs) -> Result<()> {
         opto_version: env!("CARGO_PKG_VERSION").into(),
         problems,
         search: search.clone(),
+        line_guard: !args.no_line_guard,
+        bracket_hint: !args.no_bracket_hint,
     };
     let memory_order = match args.memory_order.as_deref() {
         Some("ranked") => MemoryOrder::Ranked,

@@ -38,6 +38,16 @@ pub struct RunConfig {
     /// The search over candidates (absent: the optimizer's own one-candidate step).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub search: Option<crate::train::search::SearchSettings>,
+    /// OptoPrime's line guard (`--no-line-guard` turns it off; on in folders written before).
+    #[serde(default = "yes")]
+    pub line_guard: bool,
+    /// OptoPrime's bracket hint (`--no-bracket-hint` turns it off; on in folders written before).
+    #[serde(default = "yes")]
+    pub bracket_hint: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 impl Default for RunConfig {
@@ -63,6 +73,8 @@ impl Default for RunConfig {
             opto_version: env!("CARGO_PKG_VERSION").into(),
             problems: Vec::new(),
             search: None,
+            line_guard: true,
+            bracket_hint: true,
         }
     }
 }

@@ -475,11 +475,13 @@ impl DatasetTrainer {
     pub(super) fn feedback(&self, item: &Item, run: &ItemRun) -> (bool, String) {
         let (correct, mut text) = match &run.answer {
             Some(answer) if self.grader.is_correct(item, answer) => (true, "Correct.".to_string()),
+            // The whole answer is in the prompt's #Outputs; the feedback quotes its ends.
             Some(answer) => (
                 false,
                 format!(
                     "Wrong answer: the expected answer is {:?}, the program returned {:?}.",
-                    item.expected, answer
+                    item.expected,
+                    crate::util::abbreviate(answer, 60, 90)
                 ),
             ),
             None => {

@@ -2,6 +2,7 @@
 //! order, with its rendering rules (`(type) name=value`, code as `(code) name:source`,
 //! constraints as `(type) name: constraint`).
 
+use crate::graph::Value;
 use crate::propagate::{NodeView, Summary};
 use serde::{Deserialize, Serialize};
 
@@ -143,6 +144,20 @@ pub fn cut(text: &str, limit: usize) -> String {
     format!("{kept} …[{} more characters cut]", n - limit)
 }
 
+/// An output whose long text is exactly an intermediate result's (an answer extractor that
+/// returns the whole reply) is named, not written out again: small models lose the thread in
+/// long prompts, and this one text would otherwise stand there twice.
+fn same_long_text<'a>(output: &NodeView, others: &'a [NodeView]) -> Option<&'a str> {
+    const LONG: usize = 80;
+    match &output.value {
+        Value::Str(text) if text.chars().count() >= LONG => others
+            .iter()
+            .find(|o| matches!(&o.value, Value::Str(t) if t == text))
+            .map(|o| o.name.as_str()),
+        _ => None,
+    }
+}
+
 /// The problem text: every section in order, each as `header\ncontent`, separated by blank lines.
 pub fn render_problem(summary: &Summary, objective: &str, opts: &RenderOptions) -> String {
     let limit = Some(opts.value_char_limit);
@@ -187,7 +202,19 @@ pub fn render_problem(summary: &Summary, objective: &str, opts: &RenderOptions) 
                 }
                 _ => lines(&summary.others),
             },
-            Section::Outputs => lines(&summary.outputs),
+            Section::Outputs => summary
+                .outputs
+                .iter()
+                .map(|v| match same_long_text(v, &summary.others) {
+                    Some(twin) => format!(
+                        "({}) {}: the same text as {twin} above",
+                        v.value.type_name(),
+                        v.name
+                    ),
+                    None => repr_node_value(v, limit),
+                })
+                .collect::<Vec<_>>()
+                .join("\n"),
             Section::Feedback => summary.feedback_text(),
         };
         if content.is_empty() && !opts.show_empty_sections {
@@ -196,4 +223,33 @@ pub fn render_problem(summary: &Summary, objective: &str, opts: &RenderOptions) 
         parts.push(format!("{}\n{}", opts.symbols.get(s), content));
     }
     parts.join("\n\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn view(name: &str, text: &str) -> NodeView {
+        NodeView {
+            name: name.into(),
+            value: Value::Str(text.into()),
+            constraint: None,
+            must_contain: Vec::new(),
+            description: String::new(),
+        }
+    }
+
+    #[test]
+    fn an_output_that_repeats_a_long_intermediate_text_names_it_instead() {
+        let reply = "Here is a long reply from the model, with its reasoning first and then, at the end, the answer: 7";
+        let summary = Summary {
+            others: vec![view("call_llm0", reply)],
+            outputs: vec![view("eval0", reply), view("eval1", "7")],
+            ..Default::default()
+        };
+        let text = render_problem(&summary, "goal", &RenderOptions::default());
+        assert_eq!(text.matches(reply).count(), 1, "{text}");
+        assert!(text.contains("(str) eval0: the same text as call_llm0 above"), "{text}");
+        assert!(text.contains("(str) eval1=7"), "{text}");
+    }
 }
