@@ -101,7 +101,9 @@ fn run() -> opto::Result<()> {
             seed: 0,
             eval_batch: 8,
             record_contents: false,
-            ..Default::default()
+            // Four candidate updates per step (one batch), each run on the minibatch; the best
+            // is kept. Use 1 for a plain optimizer step.
+            candidates: 4,
         },
         out_dir: out_dir.clone(),
         make_optimizer,
@@ -109,7 +111,7 @@ fn run() -> opto::Result<()> {
         progress: true,
     };
 
-    // 4. Train: minibatches of 5, one optimizer step each, best on validation kept.
+    // 4. Train: minibatches of 5, a best-of-4 search step each, best on validation kept.
     let summary = trainer.run()?;
     println!();
     println!("test accuracy: {} before → {} after", summary.test_before, summary.test_after);

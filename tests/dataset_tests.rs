@@ -173,6 +173,37 @@ fn a_best_of_search_keeps_the_candidate_that_answers_the_minibatch() {
     assert_eq!(search["kept"], 1);
 }
 
+/// A search whose candidates are all rejected moves nothing, and the next prompt says why, as a
+/// plain step's would.
+#[test]
+fn rejected_candidates_of_a_search_step_are_named_on_the_next_prompt() {
+    let llm = Arc::new(ScriptedLlm::from_fn(|req| {
+        if req.schema.is_some() {
+            return Ok(
+                r#"{"reasoning": "r", "suggestion": {"prompt": "What is add 1 2? It is 3."}}"#
+                    .into(),
+            );
+        }
+        Ok("It is a number.".into())
+    }));
+    let dir = tempfile::tempdir().unwrap();
+    let mut searching = trainer(llm.clone(), dir.path(), 2);
+    searching.options.candidates = 2;
+    let summary = searching.run().unwrap();
+    assert_eq!(
+        summary.best_params["prompt"],
+        opto::graph::Value::Str(opto::tasks::prompt::INITIAL_TEMPLATE.into())
+    );
+    let asked: Vec<_> = llm.requests().into_iter().filter(|r| r.schema.is_some()).collect();
+    assert_eq!(asked.len(), 4, "two candidates in each of two steps");
+    let first = &asked[0].messages.last().unwrap().content;
+    let second = &asked[2].messages.last().unwrap().content;
+    assert!(!first.contains("was rejected"), "{first}");
+    assert!(second.contains("was rejected: prompt: it must contain {input}"), "{second}");
+    let search = &events(dir.path())[0]["optimizer"]["search"];
+    assert!(search["kept"].is_null(), "{search}");
+}
+
 #[test]
 fn a_killed_run_resumes_at_its_next_step() {
     let dir = tempfile::tempdir().unwrap();

@@ -244,6 +244,10 @@ pub trait Optimizer: Send {
     /// feedback, score), for the optimizer's memory; the optimizer counts the step as done.
     fn conclude_search_step(&mut self, _tried: Vec<MemoryEntry>) {}
 
+    /// Search support: suggestions of the last step that were rejected (`name: reason`), to show
+    /// the model on the next prompt as a plain step would. Call after `conclude_search_step`.
+    fn remember_rejections(&mut self, _rejected: Vec<String>) {}
+
     /// One whole step with the optimizer's own LLM.
     fn step(&mut self) -> Result<StepReport> {
         for _ in 0..MAX_ROUNDS {

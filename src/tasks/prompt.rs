@@ -19,7 +19,7 @@ pub const INITIAL_TEMPLATE: &str = "Answer the question.\n\n{input}";
 pub const INITIAL_EXTRACTOR: &str = "def extract_answer(reply):\n    \"\"\"Returns the final answer from the model's reply.\"\"\"\n    return reply.strip()\n";
 
 /// The optimizer's instruction, written for small models.
-pub const OBJECTIVE: &str = "The program asks a language model each question with the template `prompt`, then `__code0` (Python) takes the model's reply and returns the final answer. Make the returned answers equal the expected answers. The feedback gives, for each question, the expected answer and what the program returned. You may change `prompt` (tell the model how to answer and in what exact form, e.g. to end with a line `Answer: ...`) and `__code0` (read the answer out of the reply, e.g. the text after the last `Answer:`). Keep {input} in the prompt.";
+pub const OBJECTIVE: &str = "The program asks a language model each question with the template `prompt`, then `__code0` (Python) takes the model's reply and returns the final answer. Make the returned answers equal the expected answers. The feedback gives, for each question, the expected answer and what the program returned. You may change `prompt` (tell the model how to answer and in what exact form, e.g. to end with a line `Answer: ...`) and `__code0` (read the answer out of the reply, e.g. the text after the last `Answer:`). Keep {input} in the prompt. Do not answer the questions yourself, and write no question or answer into `prompt`: the program asks the model every question; your job is how it asks and how the answer is read.";
 
 /// The prompt-tuning program.
 pub struct PromptProgram {

@@ -23,6 +23,9 @@ use crate::optim::Optimizer;
 use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 
+/// Distinct rejected suggestions shown on the next prompt, at most.
+const MAX_REJECTIONS_SHOWN: usize = 3;
+
 /// Spread of the sampled candidates' temperatures (the first one is greedy).
 const SPREAD: (f32, f32) = (0.6, 1.1);
 
@@ -95,6 +98,7 @@ impl DatasetTrainer {
             })
             .collect();
         let replies = self.llm.generate(&batch);
+        let mut rejected: Vec<String> = Vec::new();
         for (i, reply) in replies.into_iter().enumerate() {
             let mut cand = DatasetCandidate {
                 temperature: batch[i].params.temperature,
@@ -105,6 +109,11 @@ impl DatasetTrainer {
             };
             match reply.map(|r: Reply| optimizer.propose(&r)) {
                 Ok(Some(p)) => {
+                    for r in p.rejected {
+                        if !rejected.contains(&r) && rejected.len() < MAX_REJECTIONS_SHOWN {
+                            rejected.push(r);
+                        }
+                    }
                     cand.values = p.values;
                     cand.skipped = p.error;
                 }
@@ -184,6 +193,7 @@ impl DatasetTrainer {
             }
         }
         optimizer.conclude_search_step(tried);
+        optimizer.remember_rejections(rejected);
         Ok(report)
     }
 

@@ -371,6 +371,10 @@ impl DatasetTrainer {
                         searched.candidates[i].correct.unwrap_or(0),
                         minibatch.len()
                     ),
+                    None if searched.candidates.iter().all(|c| c.correct.is_none()) => format!(
+                        " · none of {} candidates was usable; the values stay",
+                        searched.candidates.len()
+                    ),
                     None => format!(
                         " · no better candidate of {}; the values stay",
                         searched.candidates.len()

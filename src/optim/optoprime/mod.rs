@@ -462,4 +462,11 @@ impl Optimizer for OptoPrime {
         self.state.problems.clear();
         self.state.step += 1;
     }
+
+    fn remember_rejections(&mut self, rejected: Vec<String>) {
+        self.state.problems = rejected
+            .into_iter()
+            .map(|r| format!("one of your last suggestions was rejected: {r}"))
+            .collect();
+    }
 }
