@@ -104,6 +104,7 @@ fn run() -> opto::Result<()> {
             // Four candidate updates per step (one batch), each run on the minibatch; the best
             // is kept. Use 1 for a plain optimizer step.
             candidates: 4,
+            ..Default::default()
         },
         out_dir: out_dir.clone(),
         make_optimizer,

@@ -171,6 +171,16 @@ fn a_best_of_search_keeps_the_candidate_that_answers_the_minibatch() {
     assert_eq!(search["candidates"][1]["correct"], 3, "{search}");
     assert!(search["candidates"][2]["skipped"].as_str().unwrap().contains("same values"));
     assert_eq!(search["kept"], 1);
+    // The program's own answer-line edits ran beside them; they lose here (this model ignores
+    // an `Answer:` request), and a tie would have gone to the model's candidate.
+    let own: Vec<_> = search["candidates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["source"].as_str().unwrap().starts_with("program: "))
+        .collect();
+    assert_eq!(own.len(), 2, "{search}");
+    assert!(own.iter().all(|c| c["correct"] == 0), "{search}");
 }
 
 /// A search whose candidates are all rejected moves nothing, and the next prompt says why, as a
@@ -189,6 +199,7 @@ fn rejected_candidates_of_a_search_step_are_named_on_the_next_prompt() {
     let dir = tempfile::tempdir().unwrap();
     let mut searching = trainer(llm.clone(), dir.path(), 2);
     searching.options.candidates = 2;
+    searching.options.program_proposals = false;
     let summary = searching.run().unwrap();
     assert_eq!(
         summary.best_params["prompt"],

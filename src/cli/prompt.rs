@@ -51,6 +51,10 @@ pub struct PromptArgs {
     /// Items answered at once when scoring a split.
     #[arg(long, default_value_t = 8)]
     pub eval_batch: usize,
+    /// Under --search best-of:K, only the model proposes (not the program's own answer-line
+    /// edits).
+    #[arg(long)]
+    pub no_program_proposals: bool,
 }
 
 /// One dataset to tune on.
@@ -261,6 +265,7 @@ fn run_one(
         "steps": args.steps,
         "minibatch": p.minibatch,
         "candidates": candidates(args)?,
+        "program_proposals": !p.no_program_proposals,
         "eval_batch": p.eval_batch,
         "call_max_tokens": p.call_max_tokens,
         "optimizer": "optoprime",
@@ -285,6 +290,7 @@ fn run_one(
             eval_batch: p.eval_batch,
             record_contents: !private,
             candidates: candidates(args)?,
+            program_proposals: !p.no_program_proposals,
         },
         out_dir: out_dir.clone(),
         make_optimizer,

@@ -10,7 +10,13 @@ use crate::error::{Error, Result};
 use crate::graph::{Graph, Node, Value};
 use crate::llm::{GenerationParams, Llm};
 use crate::train::{DatasetProgram, Item, ItemRun};
+use indexmap::IndexMap;
 use std::sync::Arc;
+
+/// The template parameter's name (what the optimizer sees).
+const TEMPLATE_NAME: &str = "prompt";
+/// The extraction code's name: the first code parameter of a graph.
+const EXTRACTOR_NAME: &str = "__code0";
 
 /// The starting template: the question with a plain request, as a user would first write it.
 pub const INITIAL_TEMPLATE: &str = "Answer the question.\n\n{input}";
@@ -20,6 +26,14 @@ pub const INITIAL_EXTRACTOR: &str = "def extract_answer(reply):\n    \"\"\"Retur
 
 /// The optimizer's instruction, written for small models.
 pub const OBJECTIVE: &str = "The program asks a language model each question with the template `prompt`, then `__code0` (Python) takes the model's reply and returns the final answer. Make the returned answers equal the expected answers. The feedback gives, for each question, the expected answer and what the program returned. You may change `prompt` (tell the model how to answer and in what exact form, e.g. to end with a line `Answer: ...`) and `__code0` (read the answer out of the reply, e.g. the text after the last `Answer:`). Keep {input} in the prompt. Do not answer the questions yourself, and write no question or answer into `prompt`: the program asks the model every question; your job is how it asks and how the answer is read.";
+
+/// The program's own edit of the template: ask for the answer alone on a last `Answer:` line.
+pub const ANSWER_LINE_REQUEST: &str =
+    "\n\nWork it out briefly, then give the final answer alone on the last line, as: Answer: <answer>";
+
+/// The program's own edit of the extraction: the text after the last `Answer:` (markdown stars
+/// and a final period dropped), else the last non-empty line.
+pub const ANSWER_LINE_EXTRACTOR: &str = "def extract_answer(reply):\n    \"\"\"Returns the final answer from the model's reply.\"\"\"\n    text = reply.strip()\n    if 'Answer:' in text:\n        text = text.split('Answer:')[-1].strip()\n        lines = [l.strip() for l in text.splitlines() if l.strip()]\n        text = lines[0] if lines else ''\n    else:\n        lines = [l.strip() for l in text.splitlines() if l.strip()]\n        text = lines[-1] if lines else ''\n    return text.rstrip('.').strip('*').strip().rstrip('.')\n";
 
 /// The prompt-tuning program.
 pub struct PromptProgram {
@@ -63,12 +77,51 @@ impl DatasetProgram for PromptProgram {
     }
 
     fn parameters(&self, graph: &Graph) -> Vec<Node> {
-        let template = template_parameter(graph, "prompt", &self.initial_template);
+        let template = template_parameter(graph, TEMPLATE_NAME, &self.initial_template);
         // The initial extractor is a constant that parses: this cannot fail.
         let code = TracedCode::new(graph, INITIAL_EXTRACTOR)
             .map(|c| c.param().clone())
             .unwrap_or_else(|_| graph.param(Value::Code(INITIAL_EXTRACTOR.into())));
         vec![template, code]
+    }
+
+    /// Answer-format edits, the usual first fix of a prompt: read the text after the last
+    /// `Answer:` (with the template asking for that line where it does not yet), and the
+    /// template's request alone when the extraction already reads it.
+    fn proposals(
+        &self,
+        current: &IndexMap<String, Value>,
+    ) -> Vec<(String, IndexMap<String, Value>)> {
+        let (Some(Value::Str(template)), Some(Value::Code(extractor))) =
+            (current.get(TEMPLATE_NAME), current.get(EXTRACTOR_NAME))
+        else {
+            return Vec::new();
+        };
+        let with = |t: Option<String>, e: Option<&str>| {
+            let mut v = current.clone();
+            if let Some(t) = t {
+                v.insert(TEMPLATE_NAME.into(), Value::Str(t));
+            }
+            if let Some(e) = e {
+                v.insert(EXTRACTOR_NAME.into(), Value::Code(e.into()));
+            }
+            v
+        };
+        let asks = template.contains("Answer:");
+        let reads = extractor.as_str() == ANSWER_LINE_EXTRACTOR;
+        let asked = format!("{}{ANSWER_LINE_REQUEST}", template.trim_end());
+        let mut out = Vec::new();
+        if !reads {
+            out.push((
+                "read the Answer: line".to_string(),
+                with(None, Some(ANSWER_LINE_EXTRACTOR)),
+            ));
+        }
+        if !asks {
+            let both = if reads { None } else { Some(ANSWER_LINE_EXTRACTOR) };
+            out.push(("ask for and read an Answer: line".to_string(), with(Some(asked), both)));
+        }
+        out
     }
 
     fn run(&self, graph: &Graph, params: &[Node], items: &[Item]) -> Result<Vec<ItemRun>> {
@@ -203,6 +256,40 @@ mod tests {
             "{:?}",
             runs[0].notes
         );
+    }
+
+    #[test]
+    fn the_programs_own_edits_ask_for_and_read_an_answer_line() {
+        let program = PromptProgram::new(
+            "t",
+            Arc::new(ScriptedLlm::new(Vec::<String>::new())),
+            GenerationParams::default(),
+            Arc::new(MontySandbox::default()),
+        );
+        let g = Graph::new();
+        let params = program.parameters(&g);
+        let current: IndexMap<String, Value> =
+            params.iter().map(|p| (p.name(), p.value())).collect();
+        let edits = program.proposals(&current);
+        assert_eq!(edits.len(), 2, "{edits:?}");
+        let both = &edits[1].1;
+        assert!(
+            matches!(&both["prompt"], Value::Str(t) if t.contains("{input}") && t.contains("Answer: <answer>"))
+        );
+        assert_eq!(both["__code0"], Value::Code(ANSWER_LINE_EXTRACTOR.into()));
+        assert!(program.proposals(both).is_empty(), "nothing left to propose");
+        // The extraction runs in the sandbox and reads what small models write.
+        params[1].set_value(Value::Code(ANSWER_LINE_EXTRACTOR.into()));
+        let extract = TracedCode::bind(&params[1], INITIAL_EXTRACTOR).unwrap();
+        for (reply, expected) in [
+            ("Three apples and two pears.\nAnswer: **5**.", "5"),
+            ("Answer: True\nI hope this helps.", "True"),
+            ("Let me see.\n\nbadge pepper quiver", "badge pepper quiver"),
+            ("", ""),
+        ] {
+            let got = extract.call(&MontySandbox::default(), &[&g.value(reply)]).unwrap();
+            assert_eq!(got.value(), Value::Str(expected.into()), "{reply:?}");
+        }
     }
 
     #[test]

@@ -9,6 +9,11 @@
 //! only changes the extraction code costs no model calls at all: the program's greedy calls are
 //! remembered by prompt ([`crate::call::LlmCall`]).
 //!
+//! Beside the model's candidates, the program may propose edits of its own
+//! ([`super::DatasetProgram::proposals`]; the prompt program: ask for a final `Answer:` line and
+//! read it), as the numeric search adds bracketing steps: each candidate records its `source`,
+//! so a report can say which kind of candidate was kept.
+//!
 //! Which candidate is kept: the best on the minibatch if it beats the current values; among
 //! equals, the first (the greedy one), so a step still moves when nothing is better; the current
 //! values when every candidate is worse. Validation still decides what the run keeps in the end.
@@ -32,6 +37,10 @@ const SPREAD: (f32, f32) = (0.6, 1.1);
 /// One candidate of a dataset search step.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct DatasetCandidate {
+    /// Who proposed it: `model`, or the program's own edit (`program: <label>`).
+    #[serde(default = "model_source")]
+    pub source: String,
+    /// The model's sampling temperature (0 for the program's edits).
     pub temperature: f32,
     /// What this candidate was asked besides the step's prompt (none for the first).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -45,6 +54,10 @@ pub struct DatasetCandidate {
     pub skipped: Option<String>,
 }
 
+fn model_source() -> String {
+    "model".into()
+}
+
 /// What a dataset search step did (the step event's `search`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct DatasetSearchReport {
@@ -55,6 +68,20 @@ pub struct DatasetSearchReport {
     pub kept: Option<usize>,
     /// Model calls the candidates' minibatch runs made (remembered replies not counted).
     pub program_calls: usize,
+}
+
+impl DatasetSearchReport {
+    /// Adds a candidate, marked skipped when it repeats the current values or an earlier one.
+    fn push_distinct(&mut self, mut cand: DatasetCandidate, current: &IndexMap<String, Value>) {
+        if cand.skipped.is_none() {
+            if cand.values == *current {
+                cand.skipped = Some("the current values".into());
+            } else if let Some(j) = self.candidates.iter().position(|c| c.values == cand.values) {
+                cand.skipped = Some(format!("the same values as candidate {j}"));
+            }
+        }
+        self.candidates.push(cand);
+    }
 }
 
 impl DatasetTrainer {
@@ -101,6 +128,7 @@ impl DatasetTrainer {
         let mut rejected: Vec<String> = Vec::new();
         for (i, reply) in replies.into_iter().enumerate() {
             let mut cand = DatasetCandidate {
+                source: model_source(),
                 temperature: batch[i].params.temperature,
                 nudge: nudge(i, &names),
                 values: current.clone(),
@@ -125,12 +153,24 @@ impl DatasetTrainer {
                 }
                 Err(e) => cand.skipped = Some(format!("the model call failed: {e}")),
             }
-            if cand.skipped.is_none() {
-                if let Some(j) = report.candidates.iter().position(|c| c.values == cand.values) {
-                    cand.skipped = Some(format!("the same values as candidate {j}"));
-                }
-            }
-            report.candidates.push(cand);
+            report.push_distinct(cand, &current);
+        }
+        // The program's own edits, after the model's (so a tie keeps the model's).
+        let own = if self.options.program_proposals {
+            self.program.proposals(&current)
+        } else {
+            Vec::new()
+        };
+        for (label, values) in own {
+            let cand = DatasetCandidate {
+                source: format!("program: {label}"),
+                temperature: 0.0,
+                nudge: None,
+                values,
+                correct: None,
+                skipped: None,
+            };
+            report.push_distinct(cand, &current);
         }
         // Every distinct candidate on the minibatch, side by side.
         let to_run: Vec<usize> = (0..report.candidates.len())

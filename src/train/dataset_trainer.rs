@@ -53,6 +53,16 @@ pub trait DatasetProgram: Send + Sync {
     /// Runs the program on every item (concurrently where it can), one result per item in
     /// order, traced so that backward from an output reaches the parameters.
     fn run(&self, graph: &Graph, params: &[Node], items: &[Item]) -> Result<Vec<ItemRun>>;
+
+    /// Search support: edits of its own that the program knows are often right, as (label,
+    /// values) from the current values (a prompt program: ask for a final `Answer:` line and
+    /// read it). A dataset search runs them on the minibatch beside the model's candidates.
+    fn proposals(
+        &self,
+        _current: &IndexMap<String, Value>,
+    ) -> Vec<(String, IndexMap<String, Value>)> {
+        Vec::new()
+    }
 }
 
 /// Correct answers out of items.
@@ -93,6 +103,13 @@ pub struct DatasetOptions {
     /// optimizer step). See [`super::dataset_search`].
     #[serde(default = "one")]
     pub candidates: usize,
+    /// Under a search, also run the program's own edits ([`DatasetProgram::proposals`]).
+    #[serde(default = "yes")]
+    pub program_proposals: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 fn one() -> usize {
@@ -108,6 +125,7 @@ impl Default for DatasetOptions {
             eval_batch: 8,
             record_contents: true,
             candidates: 1,
+            program_proposals: true,
         }
     }
 }
