@@ -11,6 +11,7 @@ pub mod multi;
 pub mod opro;
 pub mod optoprime;
 pub mod proposal;
+mod relaxed_json;
 pub mod textgrad;
 
 pub use multi::{Candidate, OptoPrimeMulti, ScoreFn, Selector};

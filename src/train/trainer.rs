@@ -117,104 +117,24 @@ impl Trainer {
         mut log: EventLog,
     ) -> Result<RunSummary> {
         let started = std::time::Instant::now();
-        let steps = self.config.steps;
         let mut progress = super::progress::StepProgress::start(self, first_step);
         let mut batch_seconds = Vec::new();
-        for step in first_step..steps {
-            let stop = self.config.stop_on_success;
-            // Forward + backward of every seed still running, in parallel.
-            let outcomes: Vec<Option<Result<ForwardOutcome>>> = seeds
-                .par_iter_mut()
-                .map(|s| {
-                    if stop && s.solved_at.is_some() {
-                        None
-                    } else {
-                        Some(s.forward(self.task.as_ref(), step, false))
-                    }
-                })
-                .collect();
-            let mut outcomes: Vec<Option<ForwardOutcome>> =
-                outcomes.into_iter().map(|o| o.transpose()).collect::<Result<_>>()?;
-            // Seeds solved by this forward pass need no optimizer step.
-            let stepping: Vec<usize> = (0..seeds.len())
-                .filter(|&i| outcomes[i].as_ref().is_some_and(|o| !o.evaluation.success))
-                .collect();
-            let batch_start = std::time::Instant::now();
-            // A backend that cannot answer stops the run here: this step is neither logged nor
-            // checkpointed.
-            let watch = super::backend_watch::BackendWatch::new(self.llm.as_ref());
-            let (reports, mut searched) =
-                self.step_optimizers(&watch, &mut seeds, &outcomes, &stepping, step);
-            watch.check()?;
-            let batch_s = batch_start.elapsed().as_secs_f64();
-            if !stepping.is_empty() {
+        for step in first_step..self.config.steps {
+            if let Some(batch_s) = self.step_all(step, &mut seeds, &mut log)? {
                 batch_seconds.push(batch_s);
-            }
-            let mut reports = reports.into_iter();
-            let mut searched = searched.iter_mut();
-            for (i, s) in seeds.iter().enumerate() {
-                let Some(outcome) = outcomes[i].take() else { continue };
-                let search = if stepping.contains(&i) {
-                    searched.next().and_then(Option::take)
-                } else {
-                    None
-                };
-                let optimizer = if stepping.contains(&i) {
-                    Some(match reports.next() {
-                        Some(Ok(r)) => serde_json::to_value(&r).unwrap_or_default(),
-                        Some(Err(e)) => serde_json::json!({ "error": e.to_string() }),
-                        None => serde_json::Value::Null,
-                    })
-                } else {
-                    None
-                };
-                log.append(&StepEvent {
-                    step,
-                    seed: s.seed,
-                    params: outcome.params,
-                    score: outcome.evaluation.score,
-                    feedback: outcome.evaluation.feedback,
-                    success: outcome.evaluation.success,
-                    optimizer,
-                    batch_s: stepping.contains(&i).then_some(batch_s),
-                    batch_size: stepping.contains(&i).then_some(stepping.len()),
-                    forward_s: outcome.forward_s,
-                    kind: "step".into(),
-                    search,
-                })?;
             }
             self.checkpoint(&seeds, step + 1)?;
             progress.step(step, &seeds);
-            if stop && seeds.iter().all(|s| s.solved_at.is_some()) {
+            if self.config.stop_on_success && seeds.iter().all(|s| s.solved_at.is_some()) {
                 break;
             }
         }
-        // Final evaluation of the parameters the last step left.
-        for s in seeds.iter_mut() {
-            if self.config.stop_on_success && s.solved_at.is_some() {
-                continue;
-            }
-            let outcome = s.forward(self.task.as_ref(), steps, true)?;
-            log.append(&StepEvent {
-                step: steps,
-                seed: s.seed,
-                params: outcome.params,
-                score: outcome.evaluation.score,
-                feedback: outcome.evaluation.feedback,
-                success: outcome.evaluation.success,
-                optimizer: None,
-                batch_s: None,
-                batch_size: None,
-                forward_s: outcome.forward_s,
-                kind: "final".into(),
-                search: None,
-            })?;
-        }
+        self.final_evaluation(&mut seeds, &mut log)?;
         progress.finish(&seeds);
         let held_out = super::held_out::evaluate_seeds(self.task.as_ref(), &seeds, &self.out_dir)?;
         let summary = RunSummary {
             out_dir: self.out_dir.clone(),
-            steps_done: steps,
+            steps_done: self.config.steps,
             solved_at: seeds.iter().map(|s| s.solved_at).collect(),
             best_scores: seeds.iter().map(|s| s.best_score).collect(),
             batch_seconds,
@@ -228,6 +148,72 @@ impl Trainer {
         }
         super::report::write_report(&self.out_dir)?;
         Ok(summary)
+    }
+
+    /// One step of every seed still running: forward + backward in parallel, then every
+    /// optimizer's requests in one LLM batch, one event per seed. Returns the batch's seconds
+    /// when any seed stepped.
+    fn step_all(
+        &self,
+        step: usize,
+        seeds: &mut [SeedRun],
+        log: &mut EventLog,
+    ) -> Result<Option<f64>> {
+        let stop = self.config.stop_on_success;
+        let outcomes: Vec<Option<Result<ForwardOutcome>>> = seeds
+            .par_iter_mut()
+            .map(|s| {
+                if stop && s.solved_at.is_some() {
+                    None
+                } else {
+                    Some(s.forward(self.task.as_ref(), step, false))
+                }
+            })
+            .collect();
+        let mut outcomes: Vec<Option<ForwardOutcome>> =
+            outcomes.into_iter().map(|o| o.transpose()).collect::<Result<_>>()?;
+        // Seeds solved by this forward pass need no optimizer step.
+        let stepping: Vec<usize> = (0..seeds.len())
+            .filter(|&i| outcomes[i].as_ref().is_some_and(|o| !o.evaluation.success))
+            .collect();
+        let batch_start = std::time::Instant::now();
+        // A backend that cannot answer stops the run here: this step is neither logged nor
+        // checkpointed.
+        let watch = super::backend_watch::BackendWatch::new(self.llm.as_ref());
+        let (reports, mut searched) =
+            self.step_optimizers(&watch, seeds, &outcomes, &stepping, step);
+        watch.check()?;
+        let batch_s = batch_start.elapsed().as_secs_f64();
+        let mut reports = reports.into_iter();
+        let mut searched = searched.iter_mut();
+        for (i, s) in seeds.iter().enumerate() {
+            let Some(outcome) = outcomes[i].take() else { continue };
+            let mut event = forward_event(step, s.seed, outcome, "step");
+            if stepping.contains(&i) {
+                event.search = searched.next().and_then(Option::take);
+                event.optimizer = Some(match reports.next() {
+                    Some(Ok(r)) => serde_json::to_value(&r).unwrap_or_default(),
+                    Some(Err(e)) => serde_json::json!({ "error": e.to_string() }),
+                    None => serde_json::Value::Null,
+                });
+                event.batch_s = Some(batch_s);
+                event.batch_size = Some(stepping.len());
+            }
+            log.append(&event)?;
+        }
+        Ok((!stepping.is_empty()).then_some(batch_s))
+    }
+
+    /// Scores the parameters the last step left, for every seed not stopped as solved.
+    fn final_evaluation(&self, seeds: &mut [SeedRun], log: &mut EventLog) -> Result<()> {
+        for s in seeds.iter_mut() {
+            if self.config.stop_on_success && s.solved_at.is_some() {
+                continue;
+            }
+            let outcome = s.forward(self.task.as_ref(), self.config.steps, true)?;
+            log.append(&forward_event(self.config.steps, s.seed, outcome, "final"))?;
+        }
+        Ok(())
     }
 
     /// The search settings in force: `None` for the optimizer's own step (greedy), and for a
@@ -292,4 +278,22 @@ impl Trainer {
 /// The default run folder: `runs/<task>-<UTC time>`.
 pub fn default_out_dir(task: &str) -> PathBuf {
     Path::new("runs").join(format!("{task}-{}", crate::util::utc_stamp()))
+}
+
+/// The event of one forward pass; a step's optimizer, batch and search parts are the caller's.
+fn forward_event(step: usize, seed: u64, outcome: ForwardOutcome, kind: &str) -> StepEvent {
+    StepEvent {
+        step,
+        seed,
+        params: outcome.params,
+        score: outcome.evaluation.score,
+        feedback: outcome.evaluation.feedback,
+        success: outcome.evaluation.success,
+        optimizer: None,
+        batch_s: None,
+        batch_size: None,
+        forward_s: outcome.forward_s,
+        kind: kind.into(),
+        search: None,
+    }
 }

@@ -4,8 +4,9 @@
 //! Coercion is total and honest: a value that does not fit the type is rejected with a reason,
 //! never garbled (the reference's `type(old)(new)` turns a string into a list of characters).
 
-use super::reply::{parse_relaxed, preview, resolve_keys, ParsedReply};
+use super::reply::{preview, resolve_keys, ParsedReply};
 use crate::graph::Value;
+use crate::optim::relaxed_json::parse_relaxed;
 use crate::propagate::NodeView;
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
