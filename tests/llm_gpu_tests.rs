@@ -9,8 +9,8 @@ use opto::llm::local::gguf::GgufFile;
 use opto::llm::local::model::{Model, Step};
 use opto::llm::local::weights::WeightLoader;
 use opto::llm::local::{DeviceSpec, LocalLlm, LocalOptions};
-use opto::llm::schema::SuggestionSchemaOptions;
-use opto::llm::{GenerationParams, Llm, Message, ParamType, ReplySchema, Request};
+use opto::llm::{GenerationParams, Llm, Message, ReplySchema, Request};
+use opto::optim::reply_schema::{suggestion_schema, ParamType, SuggestionSchemaOptions};
 
 fn gpu() -> Option<Device> {
     match DeviceSpec::Cuda(0).device() {
@@ -80,7 +80,7 @@ fn gpu_constrained_reply_parses() {
         LocalOptions { threads: 1, device: DeviceSpec::Cuda(0), ..LocalOptions::default() },
     )
     .unwrap();
-    let schema = ReplySchema::suggestion(
+    let schema = suggestion_schema(
         [("x", ParamType::Int)],
         &SuggestionSchemaOptions { with_answer: false, reasoning_max_chars: 20 },
     );

@@ -4,8 +4,8 @@
 use candle_core::quantized::gguf_file;
 use opto::llm::local::fixture::{write_tiny, write_tiny_llama, write_tiny_qwen2, TinySpec};
 use opto::llm::local::{LocalLlm, LocalOptions};
-use opto::llm::schema::SuggestionSchemaOptions;
-use opto::llm::{FinishReason, GenerationParams, Llm, Message, ParamType, ReplySchema, Request};
+use opto::llm::{FinishReason, GenerationParams, Llm, Message, ReplySchema, Request};
+use opto::optim::reply_schema::{suggestion_schema, ParamType, SuggestionSchemaOptions};
 use opto::Error;
 use serde_json::Value as Json;
 use std::path::{Path, PathBuf};
@@ -291,8 +291,7 @@ fn constrained_replies_validate_against_100_random_suggestion_schemas() {
             .iter()
             .enumerate()
             .map(|(i, (params, o))| {
-                let schema =
-                    ReplySchema::suggestion(params.iter().map(|(n, t)| (n.as_str(), *t)), o);
+                let schema = suggestion_schema(params.iter().map(|(n, t)| (n.as_str(), *t)), o);
                 ask("Improve the parameters.", sampled(800, (b * 10 + i) as u64))
                     .with_schema(schema)
             })
@@ -318,7 +317,7 @@ fn greedy_constrained_reply_is_valid_json_too() {
     let llm = LocalLlm::load(tiny(&dir, "m.gguf", 7), opts()).unwrap();
     let params = vec![("x".to_string(), ParamType::Float), ("flag".to_string(), ParamType::Bool)];
     let o = SuggestionSchemaOptions { with_answer: false, reasoning_max_chars: 12 };
-    let schema = ReplySchema::suggestion(params.iter().map(|(n, t)| (n.as_str(), *t)), &o);
+    let schema = suggestion_schema(params.iter().map(|(n, t)| (n.as_str(), *t)), &o);
     let r = one(&llm, ask("Improve x.", greedy(400)).with_schema(schema)).unwrap();
     check_reply(&r.text, &params, &o).unwrap();
 }
@@ -327,8 +326,7 @@ fn greedy_constrained_reply_is_valid_json_too() {
 fn a_constrained_reply_cut_by_max_tokens_is_an_error_that_says_so() {
     let dir = tempfile::tempdir().unwrap();
     let llm = LocalLlm::load(tiny(&dir, "m.gguf", 8), opts()).unwrap();
-    let schema =
-        ReplySchema::suggestion([("x", ParamType::Str)], &SuggestionSchemaOptions::default());
+    let schema = suggestion_schema([("x", ParamType::Str)], &SuggestionSchemaOptions::default());
     let err = one(&llm, ask("Improve x.", greedy(3)).with_schema(schema)).unwrap_err();
     assert!(matches!(err, Error::Llm { .. }), "{err:?}");
     assert!(err.to_string().contains("cut at 3 tokens"), "{err}");
@@ -353,7 +351,7 @@ fn batched_greedy_output_equals_unbatched_output() {
     let dir = tempfile::tempdir().unwrap();
     let p = tiny(&dir, "m.gguf", 10);
     let llm = LocalLlm::load(&p, no_cache()).unwrap();
-    let schema = ReplySchema::suggestion(
+    let schema = suggestion_schema(
         [("x", ParamType::Int)],
         &SuggestionSchemaOptions { with_answer: false, reasoning_max_chars: 10 },
     );
@@ -620,7 +618,7 @@ fn real_model_gives_a_schema_valid_optoprime_reply() {
         LocalLlm::load(&path, LocalOptions { threads: 2, ..LocalOptions::default() }).unwrap();
     let params = vec![("x".to_string(), ParamType::Float)];
     let o = SuggestionSchemaOptions { with_answer: false, reasoning_max_chars: 200 };
-    let schema = ReplySchema::suggestion(params.iter().map(|(n, t)| (n.as_str(), *t)), &o);
+    let schema = suggestion_schema(params.iter().map(|(n, t)| (n.as_str(), *t)), &o);
     let req = Request::new(vec![
         Message::system("You optimize a variable. Reply with JSON: reasoning, then a suggestion for x."),
         Message::user("#Variables\n(float) x=-1.0\n#Code\ny = x * x\n#Feedback\nThe output y should be larger."),

@@ -282,7 +282,10 @@ fn full_loop_on_the_real_graph_updates_and_remembers() {
     assert!(second_user.contains("(float) float0=-3.0"));
     // every request carries the schema with exactly the parameter
     for r in &reqs {
-        assert_eq!(r.schema.as_ref().unwrap().suggestion_names(), vec!["float0"]);
+        assert_eq!(
+            opto::optim::reply_schema::suggestion_names(r.schema.as_ref().unwrap()),
+            vec!["float0"]
+        );
     }
     // the system prompt names the key and the type
     assert!(reqs[0].messages[0].content.contains("\"float0\""));
@@ -465,7 +468,10 @@ fn opro_sees_only_history() {
             && u.contains(r#""feedback":"Even larger."}"#),
         "{u}"
     );
-    assert_eq!(reqs[1].schema.as_ref().unwrap().suggestion_names(), vec!["float0"]);
+    assert_eq!(
+        opto::optim::reply_schema::suggestion_names(reqs[1].schema.as_ref().unwrap()),
+        vec!["float0"]
+    );
 }
 
 #[test]

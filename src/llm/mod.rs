@@ -10,7 +10,7 @@ pub mod remote;
 pub mod schema;
 pub mod scripted;
 
-pub use schema::{ParamType, ReplySchema};
+pub use schema::ReplySchema;
 
 use crate::error::Result;
 use serde::{Deserialize, Serialize};

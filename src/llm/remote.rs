@@ -370,8 +370,8 @@ impl Llm for RemoteLlm {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::llm::schema::SuggestionSchemaOptions;
-    use crate::llm::{Message, ParamType, ReplySchema};
+    use crate::llm::Message;
+    use crate::optim::reply_schema::{suggestion_schema, ParamType, SuggestionSchemaOptions};
     use std::io::{BufRead, BufReader, Read, Write};
     use std::net::TcpListener;
     use std::sync::Arc;
@@ -435,12 +435,10 @@ mod tests {
     }
 
     fn request() -> Request {
-        Request::new(vec![Message::system("s"), Message::user("u")]).with_schema(
-            ReplySchema::suggestion(
-                [("float0", ParamType::Float)],
-                &SuggestionSchemaOptions::default(),
-            ),
-        )
+        Request::new(vec![Message::system("s"), Message::user("u")]).with_schema(suggestion_schema(
+            [("float0", ParamType::Float)],
+            &SuggestionSchemaOptions::default(),
+        ))
     }
 
     fn client(url: &str) -> RemoteLlm {

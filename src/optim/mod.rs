@@ -12,6 +12,7 @@ pub mod opro;
 pub mod optoprime;
 pub mod proposal;
 mod relaxed_json;
+pub mod reply_schema;
 pub mod textgrad;
 
 pub use multi::{Candidate, OptoPrimeMulti, ScoreFn, Selector};

@@ -6,8 +6,8 @@ use super::optoprime::apply_reply;
 use super::optoprime::prompt::{format_line, key_list, MemoryEntry};
 use super::{estimate_tokens, Optimizer, Parameters, Phase, StepReport};
 use crate::error::{Error, Result};
-use crate::llm::schema::SuggestionSchemaOptions;
-use crate::llm::{GenerationParams, Llm, Message, ParamType, Reply, ReplySchema, Request};
+use crate::llm::{GenerationParams, Llm, Message, Reply, Request};
+use crate::optim::reply_schema::{suggestion_schema, ParamType, SuggestionSchemaOptions};
 use crate::propagate::Summary;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -112,7 +112,7 @@ impl Opro {
         }
         let mut req = Request::new(msgs.clone()).with_params(self.options.generation.clone());
         if self.options.use_schema {
-            req = req.with_schema(ReplySchema::suggestion(
+            req = req.with_schema(suggestion_schema(
                 summary.variables.iter().map(|v| (v.name.as_str(), ParamType::of(&v.value))),
                 &SuggestionSchemaOptions { with_answer: false, reasoning_max_chars: 0 },
             ));

@@ -13,8 +13,8 @@ use super::optoprime::prompt::{format_line, key_list};
 use super::optoprime::update::{Outcome, ParamUpdate};
 use super::{Optimizer, Parameters, Phase, StepReport};
 use crate::error::{Error, Result};
-use crate::llm::schema::SuggestionSchemaOptions;
-use crate::llm::{GenerationParams, Llm, Message, ParamType, Reply, ReplySchema, Request};
+use crate::llm::{GenerationParams, Llm, Message, Reply, Request};
+use crate::optim::reply_schema::{suggestion_schema, ParamType, SuggestionSchemaOptions};
 use crate::propagate::{NodeView, Summary};
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
@@ -407,7 +407,7 @@ impl Optimizer for TextGrad {
                     let mut r =
                         Request::new(msgs).with_params(self.options.update_generation.clone());
                     if self.options.use_schema {
-                        r = r.with_schema(ReplySchema::suggestion(
+                        r = r.with_schema(suggestion_schema(
                             sub.variables
                                 .iter()
                                 .map(|v| (v.name.as_str(), ParamType::of(&v.value))),

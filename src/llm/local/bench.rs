@@ -225,15 +225,15 @@ pub fn bench_llm(
         .collect();
     // Constrained decoding: the same kind of request, its reply held to a suggestion schema
     // (room to finish, so that its own prefill time can be taken out).
-    let schema = crate::llm::ReplySchema::suggestion(
+    let schema = crate::optim::reply_schema::suggestion_schema(
         // Bounded fields only (the reasoning has a cap, numbers are capped by the guard), so
         // the reply ends within its token cap whatever the model writes.
         [
-            ("limit", crate::llm::ParamType::Int),
-            ("ratio", crate::llm::ParamType::Float),
-            ("strict", crate::llm::ParamType::Bool),
+            ("limit", crate::optim::reply_schema::ParamType::Int),
+            ("ratio", crate::optim::reply_schema::ParamType::Float),
+            ("strict", crate::optim::reply_schema::ParamType::Bool),
         ],
-        &crate::llm::schema::SuggestionSchemaOptions {
+        &crate::optim::reply_schema::SuggestionSchemaOptions {
             with_answer: false,
             reasoning_max_chars: 3 * gen,
         },

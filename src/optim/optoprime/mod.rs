@@ -11,8 +11,8 @@ pub mod update;
 
 use super::{estimate_tokens, Optimizer, Parameters, Phase, StepReport};
 use crate::error::{Error, Result};
-use crate::llm::schema::SuggestionSchemaOptions;
-use crate::llm::{GenerationParams, Llm, Message, ParamType, Reply, ReplySchema, Request};
+use crate::llm::{GenerationParams, Llm, Message, Reply, ReplySchema, Request};
+use crate::optim::reply_schema::{suggestion_schema, ParamType, SuggestionSchemaOptions};
 use crate::propagate::Summary;
 use line_guard::{direction_of, LineTry};
 use memory::{Memory, MemoryOrder};
@@ -195,7 +195,7 @@ impl OptoPrime {
     }
 
     pub(crate) fn schema_for(&self, summary: &Summary) -> ReplySchema {
-        ReplySchema::suggestion(
+        suggestion_schema(
             summary.variables.iter().map(|v| (v.name.as_str(), ParamType::of(&v.value))),
             &SuggestionSchemaOptions {
                 with_answer: self.options.with_answer,
