@@ -34,7 +34,10 @@ fn measure_eight_concurrent_traced_calls_against_eight_sequential() {
         .into_iter()
         .map(|i| g.value(i.input.as_str()))
         .collect();
-    let call = LlmCall::new(llm, GenerationParams { max_tokens, ..Default::default() });
+    let params = GenerationParams { max_tokens, ..Default::default() };
+    let call = LlmCall::new(llm.clone(), params.clone());
+    // A call remembers its greedy replies: the sequential pass gets its own, so it asks again.
+    let sequential_call = LlmCall::new(llm, params);
 
     local.clear_prefix_cache();
     let before = local.batching_stats();
@@ -45,7 +48,8 @@ fn measure_eight_concurrent_traced_calls_against_eight_sequential() {
 
     local.clear_prefix_cache();
     let t = Instant::now();
-    let sequential: Vec<_> = questions.iter().map(|q| call.call(&template, q).unwrap()).collect();
+    let sequential: Vec<_> =
+        questions.iter().map(|q| sequential_call.call(&template, q).unwrap()).collect();
     let sequential_s = t.elapsed().as_secs_f64();
 
     let text = |r: &opto::call::CallReply| match r.node.value() {

@@ -201,3 +201,68 @@ fn a_resume_of_a_problem_set_keeps_its_problems_and_seeds() {
         (serde_json::json!([0, 1]), serde_json::json!(2), serde_json::json!(2))
     );
 }
+
+/// `opto run prompt` on a user's own file, as a user runs it: a bad line is named (file, line,
+/// field) before any model loads, a search the dataset loop does not have is refused, and a
+/// best-of run on the tiny model finishes with every candidate in the log and none of the
+/// file's contents in the run folder.
+#[test]
+fn a_prompt_run_on_a_private_file_checks_it_first_and_keeps_its_contents_out_of_the_folder() {
+    let home = tempfile::tempdir().unwrap();
+    let good = home.path().join("pairs.jsonl");
+    let lines: Vec<String> = (0..30)
+        .map(|i| format!(r#"{{"input": "secret question {i}", "answer": "secret answer {i}"}}"#))
+        .collect();
+    std::fs::write(&good, lines.join("\n")).unwrap();
+    let bad = home.path().join("bad.jsonl");
+    std::fs::write(&bad, format!("{}\n{}\n{{\"input\": \"q\"}}\n", lines[0], lines[1])).unwrap();
+    let out = run(
+        home.path(),
+        &["run", "prompt", "--data", bad.to_str().unwrap(), "--model", "/nonexistent.gguf"],
+    );
+    assert_one_line_error(&out, &["bad.jsonl", "line 3", "`answer`"]);
+    let out = run(
+        home.path(),
+        &["run", "prompt", "--data", good.to_str().unwrap(), "--search", "beam:2"],
+    );
+    assert_one_line_error(&out, &["--search", "best-of"]);
+
+    let model = tiny_model(home.path());
+    let dir = home.path().join("run");
+    let out = run(
+        home.path(),
+        &[
+            "run",
+            "prompt",
+            "--data",
+            good.to_str().unwrap(),
+            "--model",
+            model.to_str().unwrap(),
+            "--threads",
+            "1",
+            "--steps",
+            "1",
+            "--search",
+            "best-of:2",
+            "--max-tokens",
+            "24",
+            "--call-max-tokens",
+            "8",
+            "--out",
+            dir.to_str().unwrap(),
+        ],
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let events = std::fs::read_to_string(dir.join("dataset-events.jsonl")).unwrap();
+    let first: serde_json::Value = serde_json::from_str(events.lines().next().unwrap()).unwrap();
+    let candidates = first["optimizer"]["search"]["candidates"].as_array().unwrap();
+    assert!(candidates.len() >= 2, "{first}");
+    assert!(candidates.iter().any(|c| c["source"] == "model"), "{first}");
+    for f in std::fs::read_dir(&dir).unwrap() {
+        let path = f.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(!text.contains("secret"), "{} holds the file's contents", path.display());
+    }
+    let config = std::fs::read_to_string(dir.join("config.json")).unwrap();
+    assert!(config.contains("sha256") && config.contains("pairs.jsonl"), "{config}");
+}

@@ -285,7 +285,7 @@ impl DatasetTrainer {
             version: CHECKPOINT_VERSION,
             next_step: 0,
             params: initial_params.clone(),
-            optimizer: live.optimizer.state(),
+            optimizer: self.optimizer_state(live.optimizer.as_ref()),
             best,
             test_before,
             validation_before: validation,
@@ -321,7 +321,10 @@ impl DatasetTrainer {
         }
         let mut live = self.start_live();
         set_values(&live.params, &cp.params, "the checkpoint")?;
-        live.optimizer.load_state(cp.optimizer.clone())?;
+        // A private run's checkpoint holds no optimizer memory (see `optimizer_state`).
+        if !cp.optimizer.is_null() {
+            live.optimizer.load_state(cp.optimizer.clone())?;
+        }
         // Steps at or after the one in flight are dropped from the log, so none is there twice.
         let events = self.out_dir.join(DATASET_EVENTS_FILE);
         if let Ok(old) = std::fs::read_to_string(&events) {
@@ -455,7 +458,7 @@ impl DatasetTrainer {
             })?;
             cp.next_step = step + 1;
             cp.params = values(&live.params);
-            cp.optimizer = live.optimizer.state();
+            cp.optimizer = self.optimizer_state(live.optimizer.as_ref());
             self.save_checkpoint(&cp)?;
         }
         // Test with the parameters kept on validation.
@@ -533,6 +536,18 @@ impl DatasetTrainer {
         }
         live.graph.rewind(live.mark);
         Ok(acc)
+    }
+
+    /// The optimizer's state for the checkpoint. Its memory quotes the feedback, and the
+    /// feedback quotes the expected answers: a private run (`record_contents: false`) keeps none
+    /// of it on disk, so a resumed private run continues with the kept parameters and a fresh
+    /// optimizer memory.
+    fn optimizer_state(&self, optimizer: &dyn Optimizer) -> serde_json::Value {
+        if self.options.record_contents {
+            optimizer.state()
+        } else {
+            serde_json::Value::Null
+        }
     }
 
     fn save_checkpoint(&self, cp: &DatasetCheckpoint) -> Result<()> {
