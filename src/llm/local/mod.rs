@@ -9,50 +9,45 @@
 //! # Ok::<(), opto::Error>(())
 //! ```
 //!
-//! Map: `gguf.rs` reads the file, `arch/` turns its metadata into a [`ModelConfig`], `model.rs`
-//! is the transformer (its matrices in `weights.rs`, our CPU kernels in `qmatmul/`), `kv.rs` a sequence's kv cache, `tokenizer.rs` and `template.rs` turn
-//! messages into tokens, `sample.rs` and `constrain.rs` choose tokens, `batch.rs` is the running
-//! decode batch and `scheduler.rs` the thread that owns it (requests from any thread join the
-//! running batch: continuous batching), `cache.rs` keeps prompt prefixes, `requant.rs` converts slow weight formats,
-//! `attention.rs` is the CPU decode-step attention, `fixture.rs` writes tiny test models and `bench.rs` measures.
+//! Map: this file is the facade ([`LocalLlm`], [`LocalOptions`], [`DeviceSpec`]); `model/` is the
+//! model and its weights (the GGUF file, `arch/`, the transformer, its kv cache, tokenizer and
+//! chat template), `kernels/` our CPU kernels (quantized matmul, decode-step attention), `serve/`
+//! the serving side (the engine, the scheduler thread and its running decode batch, sampling,
+//! constrained decoding, the prefix cache), `hub/` the model store. `fixture.rs` writes tiny test
+//! models and `bench.rs` measures; they serve the tests and `opto bench`, not the library.
+//!
+//! The modules below keep the paths they had before the folders (`local::gguf`, `local::kv`, ...).
 
-pub mod arch;
-pub mod attention;
-mod batch;
+// `bench` and `fixture` are public for the `opto bench llm` command (and `benches/`) and for the
+// tests (`tests/`, which need a tiny model without a download); hidden from the docs, they are not
+// part of the library's API.
+#[doc(hidden)]
 pub mod bench;
-pub mod cache;
-pub mod constrain;
-mod decode;
-mod fastmath;
+#[doc(hidden)]
 pub mod fixture;
-pub mod gguf;
 pub mod hub;
-pub mod kv;
+mod kernels;
 pub mod model;
-pub mod qmatmul;
-pub mod requant;
-pub mod sample;
-mod scheduler;
-pub mod template;
-pub mod tokenizer;
-pub mod weights;
+mod serve;
+
+pub use kernels::{attention, qmatmul};
+pub use model::{arch, gguf, kv, requant, template, tokenizer, weights};
+pub use serve::{cache, constrain, sample};
 
 pub use arch::ModelConfig;
+#[doc(hidden)]
 pub use bench::{bench_llm, BenchReport};
-pub use scheduler::BatchingStats;
+pub use serve::scheduler::BatchingStats;
 
 use crate::error::{Error, Result};
 use crate::llm::{Llm, Message, Reply, Request};
-use cache::PrefixCache;
 use candle_core::Device;
-use constrain::Grammar;
 use gguf::GgufFile;
-use kv::KvCache;
-use model::{Model, Step};
+use serve::engine::Engine;
+use serve::scheduler::Scheduler;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
-use std::sync::{Arc, Mutex};
-use template::ChatTemplate;
+use std::sync::Arc;
 use tokenizer::GgufTokenizer;
 
 /// Where the model runs.
@@ -138,41 +133,6 @@ impl Default for LocalOptions {
     }
 }
 
-/// Everything one generation call needs.
-pub(crate) struct Engine {
-    pub(crate) model: Model,
-    pub(crate) tokenizer: Arc<GgufTokenizer>,
-    pub(crate) template: ChatTemplate,
-    pub(crate) grammar: Grammar,
-    prefix: Mutex<PrefixCache>,
-}
-
-impl Engine {
-    pub(crate) fn prefix_lookup(&self, tokens: &[u32]) -> Option<cache::Hit> {
-        self.prefix.lock().ok()?.lookup(tokens)
-    }
-
-    /// Keeps the kv of `tokens`; `hit` is the cached prefix that `kv` was restored from, whose
-    /// positions the new entry shares instead of copying them.
-    pub(crate) fn prefix_insert(
-        &self,
-        tokens: &[u32],
-        kv: &KvCache,
-        hit: Option<&cache::Hit>,
-    ) -> Result<()> {
-        let Ok(mut prefix) = self.prefix.lock() else { return Ok(()) };
-        // Copying the kv costs time and memory: skip it when an entry already has it all.
-        if prefix.is_enabled() && !prefix.covers(tokens) {
-            let snapshot = match hit {
-                Some(h) => kv.snapshot_after(&h.kv, h.len, tokens.len())?,
-                None => kv.snapshot(tokens.len())?,
-            };
-            prefix.insert(tokens.to_vec(), snapshot);
-        }
-        Ok(())
-    }
-}
-
 /// A GGUF model loaded for generation. It may be shared by any number of threads (in an
 /// `Arc`): their requests join one running decode batch, fed by one scheduler thread.
 pub struct LocalLlm {
@@ -182,7 +142,7 @@ pub struct LocalLlm {
     name: String,
     file_bytes: u64,
     /// The one owner of the decode batch (continuous batching): the compute pool is sized for one.
-    scheduler: scheduler::Scheduler,
+    scheduler: Scheduler,
 }
 
 impl LocalLlm {
@@ -220,37 +180,8 @@ impl LocalLlm {
         // candle can still panic on inputs we did not foresee; a model file must never take the
         // process down, so a panic while loading becomes an error about the file.
         let load = std::panic::AssertUnwindSafe(|| {
-            pool.install(|| -> Result<Engine> {
-                let mut file = GgufFile::open(path)?;
-                let cfg = arch::config_from_gguf(&file)?;
-                let tokenizer = Arc::new(GgufTokenizer::from_gguf(&file)?);
-                if tokenizer.vocab_size() > cfg.vocab_size {
-                    return Err(file.err(format!(
-                        "the tokenizer has {} tokens but the embedding only {} rows",
-                        tokenizer.vocab_size(),
-                        cfg.vocab_size
-                    )));
-                }
-                let name_of = |id: Option<u32>| {
-                    id.and_then(|i| tokenizer.token_name(i)).unwrap_or("").to_string()
-                };
-                let template = ChatTemplate::new(
-                    file.opt_string("tokenizer.chat_template"),
-                    name_of(tokenizer.bos),
-                    name_of(tokenizer.eos),
-                );
-                let grammar = Grammar::new(tokenizer.clone(), cfg.vocab_size)?;
-                let model = Model::load(&mut file, cfg, &device)?;
-                Ok(Engine {
-                    model,
-                    tokenizer,
-                    template,
-                    grammar,
-                    prefix: Mutex::new(PrefixCache::new(
-                        opts.prefix_cache_entries,
-                        opts.prefix_cache_bytes,
-                    )),
-                })
+            pool.install(|| {
+                Engine::load(path, &device, opts.prefix_cache_entries, opts.prefix_cache_bytes)
             })
         });
         let engine = std::panic::catch_unwind(load).map_err(|p| {
@@ -266,11 +197,11 @@ impl LocalLlm {
             None => path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default(),
         };
         if opts.warmup {
-            warmup(&engine, &pool)?;
+            engine.warmup(&pool)?;
         }
         weights::release_freed_heap();
         let (engine, pool) = (Arc::new(engine), Arc::new(pool));
-        let scheduler = scheduler::Scheduler::start(engine.clone(), pool.clone())?;
+        let scheduler = Scheduler::start(engine.clone(), pool.clone())?;
         Ok(LocalLlm { engine, pool, path: path.to_path_buf(), name, file_bytes, scheduler })
     }
 
@@ -303,27 +234,13 @@ impl LocalLlm {
 
     /// Forgets every cached prefix.
     pub fn clear_prefix_cache(&self) {
-        if let Ok(mut p) = self.engine.prefix.lock() {
-            p.clear();
-        }
+        self.engine.clear_prefix_cache()
     }
 
     /// Entries and bytes held by the prefix cache.
     pub fn prefix_cache_usage(&self) -> (usize, usize) {
-        self.engine.prefix.lock().map(|p| (p.len(), p.bytes())).unwrap_or((0, 0))
+        self.engine.prefix_cache_usage()
     }
-}
-
-/// A short forward pass, so the first request does not pay for lazy weight repacking.
-fn warmup(engine: &Engine, pool: &rayon::ThreadPool) -> Result<()> {
-    pool.install(|| {
-        let model = &engine.model;
-        let mut cache = model.new_cache();
-        let tok = engine.tokenizer.stop_tokens[0];
-        model.forward(&mut [Step { tokens: &[tok, tok], cache: &mut cache }])?;
-        model.forward(&mut [Step { tokens: &[tok], cache: &mut cache }])?;
-        Ok(())
-    })
 }
 
 impl Llm for LocalLlm {

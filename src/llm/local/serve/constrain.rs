@@ -2,8 +2,8 @@
 //! each step only tokens that keep the reply a valid prefix of a schema-valid JSON document may
 //! be sampled. Built once per model ([`Grammar`]), one [`Constraint`] per request.
 
-use super::tokenizer::GgufTokenizer;
 use crate::error::{Error, Result};
+use crate::llm::local::model::tokenizer::GgufTokenizer;
 use crate::llm::ReplySchema;
 use llguidance::api::TopLevelGrammar;
 use llguidance::{Matcher, ParserFactory};

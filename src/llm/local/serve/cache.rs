@@ -2,7 +2,7 @@
 //! system prompt, the static head of an optimizer prompt, the same prompt for another seed)
 //! only prefills its new tail. Bounded by entries and bytes, least recently used goes first.
 
-use super::kv::KvSnapshot;
+use crate::llm::local::model::kv::KvSnapshot;
 use std::sync::Arc;
 
 struct Entry {

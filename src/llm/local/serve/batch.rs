@@ -5,11 +5,11 @@
 //! on its company, so it gets the same tokens whenever it joins and whoever else is decoding.
 
 use super::constrain::Constraint;
-use super::kv::KvCache;
-use super::model::Step;
+use super::engine::Engine;
 use super::sample::Sampler;
-use super::Engine;
 use crate::error::{Error, Result};
+use crate::llm::local::model::kv::KvCache;
+use crate::llm::local::model::Step;
 use crate::llm::{FinishReason, Reply, Request, Timings, Usage};
 use rayon::prelude::*;
 use std::time::Instant;

@@ -1,7 +1,7 @@
 //! Choosing the next token from logits: greedy, or temperature with top-k and top-p, from a
 //! per-request seeded generator so that a request replays exactly.
 
-use super::fastmath::{exp_nonpositive, lanes_reduce};
+use crate::llm::local::kernels::fastmath::{exp_nonpositive, lanes_reduce};
 use crate::llm::GenerationParams;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};

@@ -1,7 +1,7 @@
 //! Architectures: each file maps one `general.architecture` to the shared [`ModelConfig`].
 //!
 //! Adding an architecture (qwen3, gemma3, phi3, ...) means one file here that reads its metadata
-//! keys, plus whatever the shared transformer in `model.rs` lacks (a new norm, gating, ...).
+//! keys, plus whatever the shared transformer in `transformer.rs` lacks (a new norm, gating, ...).
 
 mod llama;
 mod qwen2;

@@ -1,12 +1,12 @@
 //! A model's quantized matrices: packed for our own CPU kernels where they run (see
-//! `qmatmul/`), else candle's `QMatMul` (GPU, CPUs without AVX2, other formats and shapes).
+//! `kernels/qmatmul/`), else candle's `QMatMul` (GPU, CPUs without AVX2, other formats and shapes).
 //!
 //! `OPTO_MATMUL=candle` forces candle's kernels on the CPU too, `OPTO_MATMUL=avx2` our AVX2
 //! kernels on a CPU that has AVX-512 as well: for side-by-side measurements and tests.
 
 use super::gguf::GgufFile;
-use super::qmatmul::{Kernels, PackedWeight};
 use crate::error::{Error, Result};
+use crate::llm::local::kernels::qmatmul::{Kernels, PackedWeight};
 use candle_core::quantized::{QMatMul, QTensor};
 use candle_core::{Device, Module, Tensor};
 use std::sync::Arc;

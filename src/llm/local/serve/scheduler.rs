@@ -5,7 +5,7 @@
 //! slots and vLLM do. `Llm::generate(&[Request])` is one submission of several requests.
 
 use super::batch::{llm_err, Batch, Ticket};
-use super::Engine;
+use super::engine::Engine;
 use crate::error::Result;
 use crate::llm::{Reply, Request};
 use std::collections::HashMap;

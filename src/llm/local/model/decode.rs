@@ -8,11 +8,11 @@
 //! test suite checks that.
 
 use super::arch::{ModelConfig, RopeStyle};
-use super::attention::{attend_batch, Heads, KvView};
-use super::fastmath::exp_nonpositive;
 use super::kv::KvCache;
-use super::qmatmul::PackedWeight;
 use crate::error::Result;
+use crate::llm::local::kernels::attention::{attend_batch, Heads, KvView};
+use crate::llm::local::kernels::fastmath::exp_nonpositive;
+use crate::llm::local::kernels::qmatmul::PackedWeight;
 use std::sync::Arc;
 
 /// One layer's weights, as the decode step reads them.

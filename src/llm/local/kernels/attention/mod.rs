@@ -19,7 +19,7 @@
 mod chunk;
 mod simd;
 
-use crate::llm::local::fastmath::exp_nonpositive;
+use crate::llm::local::kernels::fastmath::exp_nonpositive;
 use chunk::{ChunkFn, Partial, Segment};
 use half::f16;
 use rayon::prelude::*;

@@ -7,7 +7,7 @@
 //! other heads share its chunk.
 
 use super::simd::{Portable, Simd, LANES, ROW_MULTIPLE};
-use crate::llm::local::fastmath::{exp_nonpositive, lanes_reduce};
+use crate::llm::local::kernels::fastmath::{exp_nonpositive, lanes_reduce};
 use half::f16;
 
 /// Rows of one kv head that lie one after another in one buffer: `[rows, head_dim]` each of

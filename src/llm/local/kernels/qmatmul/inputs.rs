@@ -1,7 +1,7 @@
 //! The input rows of a matmul, quantized to signed bytes once per call so that every weight
 //! tile multiplies integers.
 
-use crate::llm::local::fastmath::{lanes_reduce, nearest_int};
+use crate::llm::local::kernels::fastmath::{lanes_reduce, nearest_int};
 use rayon::prelude::*;
 
 /// `m` rows of `k` inputs: per block of `block` inputs (256 for the K-quants, 32 for Q8_0) a

@@ -10,8 +10,8 @@
 //! optimization, which share their system prompt, hold it once between them; a snapshot taken
 //! of such a cache copies only what the cache added.
 
-use super::attention::{KvRun, KvView};
 use crate::error::{Error, Result};
+use crate::llm::local::kernels::attention::{KvRun, KvView};
 use candle_core::{CpuStorage, DType, Device, Layout, Storage, StorageRef, Tensor};
 use half::f16;
 use std::sync::Arc;
