@@ -123,6 +123,19 @@ fn cartpole_needs_position_feedback_as_well_as_angle_feedback() {
     let (_, _, out) = forward_with(&task, &[]);
     let e = task.evaluate(&out.unwrap(), 0, 0);
     assert!(e.feedback.contains("the pole fell past 12 degrees"), "{}", e.feedback);
+    // Balancing longer scores higher before anything succeeds: the score ranks candidates.
+    assert!(!e.success && e.score > 0.0 && e.score < 0.5, "{e:?}");
+    let (_, _, out) = forward_with(
+        &task,
+        &[
+            ("k_x", Value::Float(0.0)),
+            ("k_v", Value::Float(0.0)),
+            ("k_theta", Value::Float(30.0)),
+            ("k_omega", Value::Float(5.0)),
+        ],
+    );
+    let angle_only = task.evaluate(&out.unwrap(), 0, 0);
+    assert!(angle_only.score > e.score, "{angle_only:?} vs {e:?}");
 }
 
 #[test]

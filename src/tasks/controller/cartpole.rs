@@ -25,6 +25,11 @@ impl Plant for CartPole {
         "cartpole".into()
     }
 
+    /// The pole that falls at step 300 was balanced longer than the one that fell at step 8.
+    fn lasting_counts(&self) -> bool {
+        true
+    }
+
     fn goal(&self) -> String {
         format!(
             "A pole is hinged on a cart that moves along a track. Keep the pole within 12 degrees (0.21 rad) of upright and the cart within {POSITION_LIMIT} of the centre for {} steps of {} s. theta > 0 means the pole leans towards +x; a positive force pushes the cart towards +x; the force is at most 10.",

@@ -344,7 +344,24 @@ impl Task for ControllerTask {
         for note in notes {
             lines.push(format!("Note: {note}."));
         }
-        Evaluation { score: ok as f64 / n as f64, feedback: lines.join("\n"), success }
+        // A failed rollout of a balance task earns up to half a success by the share of its
+        // budget it lasted (see `Plant::lasting_counts`).
+        let lasted: f64 = if self.plant.lasting_counts() {
+            let budget = self.plant.max_steps().max(1) as f64;
+            rollouts
+                .iter()
+                .map(|r| r.value())
+                .filter(|v| !summary_field(v, "success").is_some_and(|s| s.truthy()))
+                .filter_map(|v| match summary_field(&v, "steps") {
+                    Some(Value::Int(steps)) => Some(0.5 * (steps as f64 / budget).min(1.0)),
+                    _ => None,
+                })
+                .sum()
+        } else {
+            0.0
+        };
+        let score = (ok as f64 + lasted) / n as f64;
+        Evaluation { score, feedback: lines.join("\n"), success }
     }
 
     /// A simulator acts on nothing: a search may score as many candidates as it likes.

@@ -68,6 +68,13 @@ pub trait Plant: Send + Sync {
     fn diagnose(&self, _tracked: &[f64]) -> String {
         String::new()
     }
+
+    /// Whether lasting longer before a failure is progress (a balance task, where failing is
+    /// falling). Then a failed rollout earns part of a success by how long it lasted, so the
+    /// score ranks candidates before any succeeds; otherwise a failure scores 0.
+    fn lasting_counts(&self) -> bool {
+        false
+    }
 }
 
 /// `x` rounded to 3 decimals: summaries shown to a small model need no more digits, and every
