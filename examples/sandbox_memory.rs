@@ -97,7 +97,7 @@ fn main() {
         _ => {
             println!("| class | mode | outcome | time | host memory | worker memory |\n|---|---|---|---|---|---|");
             let exe = std::env::current_exe().expect("own path");
-            for class in 0..HOSTILE.len() {
+            for (class, _) in HOSTILE.iter().enumerate() {
                 for mode in ["in-process", "worker"] {
                     let out = std::process::Command::new(&exe)
                         .args(["one", mode, &class.to_string()])

@@ -848,7 +848,7 @@ fn concurrent_callers_each_get_their_own_replies_in_order() {
             Message::system(system.clone()),
             Message::user(format!("Question number {i}?")),
         ])
-        .with_params(if i % 3 == 0 {
+        .with_params(if i.is_multiple_of(3) {
             sampled(10 + i, i as u64)
         } else {
             greedy(5 + 3 * i)

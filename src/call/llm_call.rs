@@ -233,7 +233,7 @@ mod tests {
         );
         replies[0].node.backward("wrong: expected 4").unwrap();
         replies[1].node.backward("right").unwrap();
-        let s = summarize(&[template.clone()]);
+        let s = summarize(std::slice::from_ref(&template));
         assert_eq!(
             s.code,
             vec![

@@ -66,10 +66,13 @@ pub struct DotNode {
     pub label: Vec<String>,
 }
 
+/// An edge of a read DOT graph: (from, to) as indices into its node list.
+pub type Edge = (usize, usize);
+
 /// Reads the nodes and edges of a DOT text that `to_dot` wrote (not DOT in general: one
 /// statement per line, quoted labels). Edges name nodes by their index in the node list; an
 /// edge to an unknown node is an error naming its line.
-pub fn read_dot(text: &str) -> Result<(Vec<DotNode>, Vec<(usize, usize)>), String> {
+pub fn read_dot(text: &str) -> Result<(Vec<DotNode>, Vec<Edge>), String> {
     let mut nodes: Vec<DotNode> = Vec::new();
     let mut edge_ids: Vec<(String, String, usize)> = Vec::new();
     for (i, line) in text.lines().enumerate() {

@@ -436,14 +436,7 @@ mod tests {
             for part in q.split("Take ").skip(1) {
                 let mut w = part.split(' ');
                 let n: i64 = w.next().unwrap().parse().unwrap();
-                match w
-                    .nth(1)
-                    .unwrap()
-                    .trim_end_matches(|c| c == '.' || c == ' ')
-                    .split('.')
-                    .next()
-                    .unwrap()
-                {
+                match w.nth(1).unwrap().trim_end_matches(['.', ' ']).split('.').next().unwrap() {
                     "forward" => y += n,
                     "backward" => y -= n,
                     "left" => x -= n,

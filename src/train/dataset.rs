@@ -67,13 +67,16 @@ pub struct Splits {
     pub test: Vec<Item>,
 }
 
+/// A grader's test: whether `answer` is right for the item.
+pub type GradeFn = dyn Fn(&Item, &str) -> bool + Send + Sync;
+
 /// Decides whether an answer is right for an item.
 #[derive(Clone, Default)]
 pub enum Grader {
     /// The answer equals the expected one after [`normalize`].
     #[default]
     Exact,
-    Custom(Arc<dyn Fn(&Item, &str) -> bool + Send + Sync>),
+    Custom(Arc<GradeFn>),
 }
 
 impl Grader {

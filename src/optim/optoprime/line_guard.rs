@@ -126,11 +126,8 @@ pub fn guard(tries: &[LineTry], proposed: Option<f64>, integer: bool) -> Option<
     let want = current.direction?;
     let with_output: Vec<(f64, f64)> =
         points.iter().filter_map(|p| p.output.map(|y| (p.x, y))).collect();
-    let Some(&(xb, yb)) =
-        with_output.iter().max_by(|a, b| (a.1 * want.sign()).total_cmp(&(b.1 * want.sign())))
-    else {
-        return None;
-    };
+    let &(xb, yb) =
+        with_output.iter().max_by(|a, b| (a.1 * want.sign()).total_cmp(&(b.1 * want.sign())))?;
     let Some(&(xn, yn)) = with_output
         .iter()
         .filter(|p| p.0 != xb)

@@ -208,7 +208,7 @@ pub fn user_message(
         out.push_str(&lines.join("\n"));
         if spec.bracket_hint {
             if let Some(hint) = super::bracket::bracket_hint(summary, memory) {
-                out.push_str("\n");
+                out.push('\n');
                 out.push_str(&hint);
             }
         }

@@ -21,6 +21,9 @@ pub struct PolicyError {
     pub detail: String,
 }
 
+/// A controller as the rollout calls it: observation in, action (or the reason it failed) out.
+pub type Policy<'a> = dyn FnMut(&[f64]) -> Result<Vec<f64>, PolicyError> + 'a;
+
 impl PolicyError {
     pub fn plain(text: impl Into<String>) -> Self {
         let text = text.into();
@@ -59,7 +62,7 @@ pub fn run_rollout(
     plant: &dyn Plant,
     start: &[f64],
     noise_seed: u64,
-    policy: &mut dyn FnMut(&[f64]) -> Result<Vec<f64>, PolicyError>,
+    policy: &mut Policy<'_>,
 ) -> Result<Rollout, ControllerFailure> {
     let mut rng = StdRng::seed_from_u64(noise_seed);
     let mut state = start.to_vec();

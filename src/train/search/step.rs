@@ -228,7 +228,8 @@ pub fn search_step(
     let seeds: Vec<u64> = runs.iter().map(|r| r.seed).collect();
     let jobs: Vec<(usize, usize, Values)> =
         to_score.iter().map(|&(r, c)| (r, c, plans[r].candidates[c].values.clone())).collect();
-    let results: Vec<(usize, usize, Result<(crate::train::Evaluation, Option<String>)>)> = jobs
+    type Scored = (usize, usize, Result<(crate::train::Evaluation, Option<String>)>);
+    let results: Vec<Scored> = jobs
         .into_par_iter()
         .map(|(r, c, values)| (r, c, score_values(task, seeds[r], step, &values)))
         .collect();
@@ -387,7 +388,7 @@ fn nudge(req: &mut Request, i: usize) {
         return;
     }
     if let Some(last) = req.messages.last_mut() {
-        last.content.push_str("\n");
+        last.content.push('\n');
         last.content.push_str(NUDGES[(i - 1) % NUDGES.len()]);
     }
 }
@@ -412,6 +413,8 @@ fn memory_entry_of(
 
 /// Builds each parent's prompt (its own forward and backward when it is not the current values)
 /// and adds `slots` diversified copies of it, shared among the parents, to the batch.
+// One call site; the arguments are the step's state, which a struct would only rename.
+#[allow(clippy::too_many_arguments)]
 fn ask_model(
     run: &mut SeedRun,
     task: &dyn Task,

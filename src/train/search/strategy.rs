@@ -49,7 +49,7 @@ impl Strategy {
             ("greedy" | "best-of" | "beam" | "priority" | "random" | "section", _) => return Err(bad("too many numbers".into())),
             _ => return Err(bad("unknown search; use greedy, best-of[:K], beam:B[:K], priority[:K], random[:K] or section[:K]".into())),
         };
-        strategy.validate().map_err(|why| bad(why))?;
+        strategy.validate().map_err(bad)?;
         Ok(strategy)
     }
 
