@@ -116,6 +116,11 @@ pub fn mix_seed(a: u64, b: u64) -> u64 {
     z ^ (z >> 31)
 }
 
+/// `true`, for `#[serde(default = "crate::util::yes")]` on a switch that older files lack.
+pub fn yes() -> bool {
+    true
+}
+
 /// A short single-line preview of a text, for messages.
 pub fn preview(s: &str, max_chars: usize) -> String {
     let one: String = s.chars().map(|c| if c == '\n' { ' ' } else { c }).collect();

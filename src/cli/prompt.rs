@@ -217,6 +217,7 @@ fn run_one(
 ) -> Result<DatasetSummary> {
     let p = &args.prompt;
     let private = job.source.is_some() && !p.copy_data;
+    let candidates = candidates(args)?;
     if let (true, None, Some(path)) = (p.copy_data, &args.resume, &p.data) {
         std::fs::create_dir_all(&out_dir).map_err(|e| Error::io(&out_dir, e))?;
         let copy = out_dir.join("data.jsonl");
@@ -264,7 +265,7 @@ fn run_one(
         "seed": args.first_seed,
         "steps": args.steps,
         "minibatch": p.minibatch,
-        "candidates": candidates(args)?,
+        "candidates": candidates,
         "program_proposals": !p.no_program_proposals,
         "eval_batch": p.eval_batch,
         "call_max_tokens": p.call_max_tokens,
@@ -289,7 +290,7 @@ fn run_one(
             seed: args.first_seed,
             eval_batch: p.eval_batch,
             record_contents: !private,
-            candidates: candidates(args)?,
+            candidates,
             program_proposals: !p.no_program_proposals,
         },
         out_dir: out_dir.clone(),

@@ -39,15 +39,11 @@ pub struct RunConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub search: Option<crate::train::search::SearchSettings>,
     /// OptoPrime's line guard (`--no-line-guard` turns it off; on in folders written before).
-    #[serde(default = "yes")]
+    #[serde(default = "crate::util::yes")]
     pub line_guard: bool,
     /// OptoPrime's bracket hint (`--no-bracket-hint` turns it off; on in folders written before).
-    #[serde(default = "yes")]
+    #[serde(default = "crate::util::yes")]
     pub bracket_hint: bool,
-}
-
-fn yes() -> bool {
-    true
 }
 
 impl Default for RunConfig {

@@ -104,12 +104,8 @@ pub struct DatasetOptions {
     #[serde(default = "one")]
     pub candidates: usize,
     /// Under a search, also run the program's own edits ([`DatasetProgram::proposals`]).
-    #[serde(default = "yes")]
+    #[serde(default = "crate::util::yes")]
     pub program_proposals: bool,
-}
-
-fn yes() -> bool {
-    true
 }
 
 fn one() -> usize {

@@ -51,16 +51,12 @@ pub struct OptoPrimeOptions {
     pub feed_back_rejections: bool,
     /// With one numeric variable, name the closest tried pair whose feedback differs
     /// ([`bracket::bracket_hint`]).
-    #[serde(default = "yes")]
+    #[serde(default = "crate::util::yes")]
     pub bracket_hint: bool,
     /// With one numeric variable and feedback that names a direction, replace a value the tries
     /// already rule out by a bisection or expansion step ([`line_guard`]).
-    #[serde(default = "yes")]
+    #[serde(default = "crate::util::yes")]
     pub line_guard: bool,
-}
-
-fn yes() -> bool {
-    true
 }
 
 impl Default for OptoPrimeOptions {

@@ -330,11 +330,20 @@ impl Task for ControllerTask {
             format!("{ok} of {} rollouts succeeded; all {} must.", rollouts.len(), rollouts.len())
         }];
         let mut notes: Vec<String> = Vec::new();
+        // A failed rollout of a balance task earns up to half a success by the share of its
+        // budget it lasted (see `Plant::lasting_counts`).
+        let budget = self.plant.max_steps().max(1) as f64;
+        let mut lasted = 0.0;
         for r in &rollouts {
             let v = r.value();
             let text = |k: &str| summary_field(&v, k).map(|x| x.py_str()).unwrap_or_default();
             if !summary_field(&v, "success").is_some_and(|s| s.truthy()) {
                 lines.push(format!("{}: {}.", r.name(), text("result")));
+                if let (true, Some(Value::Int(steps))) =
+                    (self.plant.lasting_counts(), summary_field(&v, "steps"))
+                {
+                    lasted += 0.5 * (steps as f64 / budget).min(1.0);
+                }
             }
             let clamped = text("clamped");
             if !clamped.is_empty() && !notes.contains(&clamped) {
@@ -344,22 +353,6 @@ impl Task for ControllerTask {
         for note in notes {
             lines.push(format!("Note: {note}."));
         }
-        // A failed rollout of a balance task earns up to half a success by the share of its
-        // budget it lasted (see `Plant::lasting_counts`).
-        let lasted: f64 = if self.plant.lasting_counts() {
-            let budget = self.plant.max_steps().max(1) as f64;
-            rollouts
-                .iter()
-                .map(|r| r.value())
-                .filter(|v| !summary_field(v, "success").is_some_and(|s| s.truthy()))
-                .filter_map(|v| match summary_field(&v, "steps") {
-                    Some(Value::Int(steps)) => Some(0.5 * (steps as f64 / budget).min(1.0)),
-                    _ => None,
-                })
-                .sum()
-        } else {
-            0.0
-        };
         let score = (ok as f64 + lasted) / n as f64;
         Evaluation { score, feedback: lines.join("\n"), success }
     }
