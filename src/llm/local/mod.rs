@@ -119,6 +119,11 @@ pub struct LocalOptions {
     /// Run a short forward pass after loading, so the first request does not pay for lazy
     /// weight repacking.
     pub warmup: bool,
+    /// Speculative decoding: feed tokens guessed from the prompt and forced by the reply grammar
+    /// after each sampled token and keep those the model confirms. The output is the same as
+    /// without (it changes the number of forward passes only); on when the model decodes on our
+    /// CPU kernels, where a verifying pass computes exactly what one-token steps would.
+    pub speculate: bool,
 }
 
 impl Default for LocalOptions {
@@ -129,6 +134,7 @@ impl Default for LocalOptions {
             prefix_cache_entries: 16,
             prefix_cache_bytes: 256 << 20,
             warmup: true,
+            speculate: true,
         }
     }
 }
@@ -179,11 +185,8 @@ impl LocalLlm {
         let file_bytes = std::fs::metadata(path).map_err(|e| Error::io(path, e))?.len();
         // candle can still panic on inputs we did not foresee; a model file must never take the
         // process down, so a panic while loading becomes an error about the file.
-        let load = std::panic::AssertUnwindSafe(|| {
-            pool.install(|| {
-                Engine::load(path, &device, opts.prefix_cache_entries, opts.prefix_cache_bytes)
-            })
-        });
+        let load =
+            std::panic::AssertUnwindSafe(|| pool.install(|| Engine::load(path, &device, &opts)));
         let engine = std::panic::catch_unwind(load).map_err(|p| {
             let what = p
                 .downcast_ref::<String>()
@@ -240,6 +243,18 @@ impl LocalLlm {
     /// Entries and bytes held by the prefix cache.
     pub fn prefix_cache_usage(&self) -> (usize, usize) {
         self.engine.prefix_cache_usage()
+    }
+
+    /// Turns speculative decoding ([`LocalOptions::speculate`]) on or off for the requests
+    /// that follow; returns whether it is on (a model that does not decode on our CPU kernels
+    /// never speculates).
+    pub fn set_speculation(&self, on: bool) -> bool {
+        self.engine.set_speculation(on)
+    }
+
+    /// Whether decode steps feed guessed tokens.
+    pub fn speculates(&self) -> bool {
+        self.engine.speculates()
     }
 }
 

@@ -38,15 +38,27 @@ pub struct CpuDecoder {
 }
 
 impl CpuDecoder {
-    /// Runs rows `x` (`[caches.len(), hidden]`, one new token per sequence) through every layer,
-    /// writing each token's key and value at its cache's current end; the caller advances the
-    /// caches afterwards.
-    pub fn run(&self, cfg: &ModelConfig, x: &mut [f32], caches: &mut [&mut KvCache]) -> Result<()> {
-        let rows = caches.len();
+    /// Runs rows `x` (`[sum of counts, hidden]`) through every layer: `counts[i]` new tokens
+    /// for `caches[i]` (one for a plain decode step, more when guessed tokens are verified),
+    /// rows in order. Each token's key and value are written past its cache's current end and
+    /// each row attends to its cache up to its own position; the caller advances the caches
+    /// afterwards. A row's arithmetic is the same whatever the other rows are, so a verified
+    /// guess gets the logits a step-by-step decode would.
+    pub fn run(
+        &self,
+        cfg: &ModelConfig,
+        x: &mut [f32],
+        caches: &mut [&mut KvCache],
+        counts: &[usize],
+    ) -> Result<()> {
+        // (cache, tokens ahead of its end) of every row.
+        let owners: Vec<(usize, usize)> =
+            counts.iter().enumerate().flat_map(|(c, &n)| (0..n).map(move |j| (c, j))).collect();
+        let rows = owners.len();
         let (h, hd) = (cfg.hidden, cfg.head_dim);
         let (q_w, kv_w) = (cfg.heads * hd, cfg.kv_heads * hd);
         let rope: Vec<(Vec<f32>, Vec<f32>)> =
-            caches.iter().map(|c| self.rotation(c.len())).collect();
+            owners.iter().map(|&(c, j)| self.rotation(caches[c].len() + j)).collect();
         let mut normed = vec![0f32; rows * h];
         for (li, l) in self.layers.iter().enumerate() {
             rms_norm_rows(x, &l.attn_norm, cfg.rms_eps, &mut normed);
@@ -63,10 +75,12 @@ impl CpuDecoder {
                 rotate(cfg.rope_style, hd, &mut q[r * q_w..(r + 1) * q_w], cos, sin);
                 rotate(cfg.rope_style, hd, &mut k[r * kv_w..(r + 1) * kv_w], cos, sin);
             }
-            for (r, c) in caches.iter_mut().enumerate() {
-                c.write_position(li, &k[r * kv_w..(r + 1) * kv_w], &v[r * kv_w..(r + 1) * kv_w])?;
+            for (r, &(c, j)) in owners.iter().enumerate() {
+                let (kr, vr) = (&k[r * kv_w..(r + 1) * kv_w], &v[r * kv_w..(r + 1) * kv_w]);
+                caches[c].write_position(li, j, kr, vr)?;
             }
-            let readers: Vec<&KvCache> = caches.iter().map(|c| &**c).collect();
+            let readers: Vec<(&KvCache, usize)> =
+                owners.iter().map(|&(c, j)| (&*caches[c], caches[c].len() + j + 1)).collect();
             let attn = attend_rows(cfg, li, &q, &readers)?;
             let o = PackedWeight::matmul_many(&[&l.o], &attn, rows).swap_remove(0);
             add_into(x, &o);
@@ -94,17 +108,17 @@ impl CpuDecoder {
     }
 }
 
-/// Decode attention of every row's query heads over its cache (which already holds the row's own
-/// key and value): `[rows, heads * head_dim]`.
+/// Decode attention of every row's query heads over the first `len` positions of its cache
+/// (which already hold the row's own key and value): `[rows, heads * head_dim]`.
 pub fn attend_rows(
     cfg: &ModelConfig,
     layer: usize,
     q: &[f32],
-    caches: &[&KvCache],
+    rows: &[(&KvCache, usize)],
 ) -> Result<Vec<f32>> {
     let heads = Heads { heads: cfg.heads, kv_heads: cfg.kv_heads, head_dim: cfg.head_dim };
     let guards =
-        caches.iter().map(|c| c.layer_f16(layer, c.len() + 1)).collect::<Result<Vec<_>>>()?;
+        rows.iter().map(|(c, len)| c.layer_f16(layer, *len)).collect::<Result<Vec<_>>>()?;
     let views = guards.iter().map(|g| g.view()).collect::<Result<Vec<KvView<'_>>>>()?;
     Ok(attend_batch(heads, &views, q))
 }

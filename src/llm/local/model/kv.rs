@@ -186,13 +186,20 @@ impl KvCache {
         Ok(n)
     }
 
-    /// Writes one position of `layer` (keys and values, each `[kv_heads * head_dim]`) at the
-    /// current end, straight into the buffers: the decode step's append on the CPU, where the
-    /// cache holds f16. Call [`KvCache::reserve`] first and [`KvCache::advance`] once every
-    /// layer has been written.
-    pub fn write_position(&mut self, layer: usize, k: &[f32], v: &[f32]) -> Result<()> {
+    /// Writes one position of `layer` (keys and values, each `[kv_heads * head_dim]`) `ahead`
+    /// positions past the current end, straight into the buffers: the decode step's append on
+    /// the CPU, where the cache holds f16 (a step that verifies guessed tokens writes several).
+    /// Call [`KvCache::reserve`] first and [`KvCache::advance`] once every layer has been
+    /// written.
+    pub fn write_position(
+        &mut self,
+        layer: usize,
+        ahead: usize,
+        k: &[f32],
+        v: &[f32],
+    ) -> Result<()> {
         let row = self.kv_heads * self.head_dim;
-        let own = self.len - self.shared;
+        let own = self.len - self.shared + ahead;
         if own >= self.capacity || layer >= self.layers.len() || k.len() != row || v.len() != row {
             return Err(Error::invalid(
                 "kv cache",
@@ -232,6 +239,13 @@ impl KvCache {
 
     pub fn advance(&mut self, n: usize) {
         self.len += n;
+    }
+
+    /// Forgets every position from `len` on (guessed tokens the model did not confirm); the
+    /// buffers keep their room and the next write overwrites them. Positions shared with a
+    /// snapshot are never dropped.
+    pub fn truncate(&mut self, len: usize) {
+        self.len = len.clamp(self.shared, self.len);
     }
 
     /// The runs that hold positions `0..n` of `layer`, in order.

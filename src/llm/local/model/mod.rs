@@ -17,4 +17,4 @@ pub mod tokenizer;
 mod transformer;
 pub mod weights;
 
-pub use transformer::{Model, Step};
+pub use transformer::{Model, Step, MAX_DECODE_RUN};

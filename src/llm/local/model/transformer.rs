@@ -18,6 +18,10 @@ use candle_core::{DType, Device, Tensor};
 /// Rotary tables are precomputed up to this many positions at most.
 const MAX_ROPE_POSITIONS: usize = 32_768;
 
+/// New tokens per sequence up to which a pass runs on the plain-buffer decoder (a decode step,
+/// or a step verifying guessed tokens); longer runs are a prompt's prefill.
+pub const MAX_DECODE_RUN: usize = 16;
+
 fn t(op: &'static str) -> impl FnOnce(candle_core::Error) -> Error {
     move |e| Error::tensor(op, e)
 }
@@ -171,6 +175,16 @@ impl Model {
     /// Runs every step's new tokens through the model, appending them to the step's cache, and
     /// returns the next-token logits after each step's last token: `[steps, vocab]`.
     pub fn forward(&self, steps: &mut [Step<'_>]) -> Result<Tensor> {
+        self.forward_rows(steps, false)
+    }
+
+    /// [`Model::forward`] returning the logits after every new token, steps in order:
+    /// `[sum of tokens, vocab]` (what verifying guessed tokens needs).
+    pub fn forward_every(&self, steps: &mut [Step<'_>]) -> Result<Tensor> {
+        self.forward_rows(steps, true)
+    }
+
+    fn forward_rows(&self, steps: &mut [Step<'_>], every: bool) -> Result<Tensor> {
         let cfg = &self.cfg;
         if steps.is_empty() || steps.iter().any(|s| s.tokens.is_empty()) {
             return Err(Error::invalid("forward", "every sequence needs at least one new token"));
@@ -201,19 +215,35 @@ impl Model {
         }
         let rows = ids.len();
         let dev = &self.device;
-        if let Some(decoder) = self.decoder.as_ref().filter(|_| rows == steps.len()) {
+        // Decode steps, and steps that verify a few guessed tokens, run on plain buffers; a
+        // prompt's prefill (long runs of new tokens) goes through the tensor path below.
+        let short = steps.iter().all(|s| s.tokens.len() <= MAX_DECODE_RUN);
+        if let Some(decoder) = self.decoder.as_ref().filter(|_| short) {
             let mut x = self
                 .embed
                 .lookup(&ids, dev)?
                 .flatten_all()
                 .and_then(|x| x.to_vec1::<f32>())
                 .map_err(t("embedding"))?;
+            let counts: Vec<usize> = steps.iter().map(|s| s.tokens.len()).collect();
             let mut caches: Vec<&mut KvCache> = steps.iter_mut().map(|s| &mut *s.cache).collect();
-            decoder.run(cfg, &mut x, &mut caches)?;
-            for c in caches {
-                c.advance(1);
+            decoder.run(cfg, &mut x, &mut caches, &counts)?;
+            for (c, n) in caches.into_iter().zip(&counts) {
+                c.advance(*n);
             }
-            let x = Tensor::from_vec(x, (rows, cfg.hidden), dev).map_err(t("decode rows"))?;
+            if !every {
+                // Only the last row of each step needs logits.
+                let h = cfg.hidden;
+                let mut last = Vec::with_capacity(counts.len() * h);
+                let mut end = 0;
+                for n in &counts {
+                    end += n;
+                    last.extend_from_slice(&x[(end - 1) * h..end * h]);
+                }
+                x = last;
+            }
+            let out_rows = x.len() / cfg.hidden;
+            let x = Tensor::from_vec(x, (out_rows, cfg.hidden), dev).map_err(t("decode rows"))?;
             let x =
                 candle_nn::ops::rms_norm(&x, &self.norm, cfg.rms_eps).map_err(t("final norm"))?;
             return self.output.forward(&x);
@@ -264,15 +294,19 @@ impl Model {
         for s in steps.iter_mut() {
             s.cache.advance(s.tokens.len());
         }
-        // Only the last row of each sequence needs logits.
-        let mut last = Vec::with_capacity(steps.len());
-        let mut off = 0;
-        for s in steps.iter() {
-            off += s.tokens.len();
-            last.push((off - 1) as u32);
-        }
-        let last = Tensor::new(last.as_slice(), dev).map_err(t("last rows"))?;
-        let x = x.index_select(&last, 0).map_err(t("last rows"))?;
+        // Only the last row of each sequence needs logits, unless the caller asked for all.
+        let x = if every {
+            x
+        } else {
+            let mut last = Vec::with_capacity(steps.len());
+            let mut off = 0;
+            for s in steps.iter() {
+                off += s.tokens.len();
+                last.push((off - 1) as u32);
+            }
+            let last = Tensor::new(last.as_slice(), dev).map_err(t("last rows"))?;
+            x.index_select(&last, 0).map_err(t("last rows"))?
+        };
         let x = candle_nn::ops::rms_norm(&x, &self.norm, cfg.rms_eps).map_err(t("final norm"))?;
         self.output.forward(&x)
     }
@@ -308,8 +342,9 @@ impl Model {
             s.cache.write(layer, &kn, &vn)?;
         }
         let q: Vec<f32> = q.flatten_all().and_then(|x| x.to_vec1()).map_err(t("attn q"))?; // [rows, heads, hd]
-        let caches: Vec<&KvCache> = steps.iter().map(|s| &*s.cache).collect();
-        let out = decode::attend_rows(&self.cfg, layer, &q, &caches)?;
+        let rows: Vec<(&KvCache, usize)> =
+            steps.iter().map(|s| (&*s.cache, s.cache.len() + 1)).collect();
+        let out = decode::attend_rows(&self.cfg, layer, &q, &rows)?;
         Tensor::from_vec(out, (steps.len(), self.cfg.heads * self.cfg.head_dim), &self.device)
             .map_err(t("attn out"))
     }

@@ -3,13 +3,22 @@
 //! whole batch; a finished sequence leaves, the others go on, and new ones may join between
 //! steps (the scheduler in `scheduler.rs` decides when). A sequence's arithmetic does not depend
 //! on its company, so it gets the same tokens whenever it joins and whoever else is decoding.
+//!
+//! Speculative decoding: a sequence may feed, after its sampled token, tokens guessed from its
+//! own text (`guess.rs`) and tokens its reply grammar forces; the pass returns logits after
+//! each, and the sequence samples them in order, keeping each guess its own choice confirms.
+//! Every token is still chosen by sampling the logits that follow exactly the tokens before it,
+//! with the same sampler draws, so the output is the same with guesses as without (greedy or
+//! sampled); only the number of passes changes. The cache forgets the positions of rejected
+//! guesses.
 
 use super::constrain::Constraint;
 use super::engine::Engine;
+use super::guess::{self, GuessLength};
 use super::sample::Sampler;
 use crate::error::{Error, Result};
 use crate::llm::local::model::kv::KvCache;
-use crate::llm::local::model::Step;
+use crate::llm::local::model::{Step, MAX_DECODE_RUN};
 use crate::llm::{FinishReason, Reply, Request, Timings, Usage};
 use rayon::prelude::*;
 use std::time::Instant;
@@ -20,6 +29,9 @@ const INITIAL_REPLY_ROOM: usize = 512;
 /// Prompt tokens per prefill forward pass: bounds the pass's activations (the attention scores alone
 /// are rows x context); 256 gave the same prefill speed as 512 and 70 MB less peak memory.
 const PREFILL_CHUNK: usize = 256;
+
+/// The most guessed tokens one sequence feeds in a pass.
+const MAX_GUESSES: usize = 8;
 
 pub(crate) fn llm_err(reason: impl Into<String>) -> Error {
     Error::Llm { backend: "local".into(), reason: reason.into() }
@@ -37,8 +49,14 @@ struct Seq {
     ticket: Ticket,
     request: Request,
     cache: KvCache,
-    /// Next-token logits (after the last token fed).
-    logits: Vec<f32>,
+    /// Logits after each token of the last pass, in order: row 0 follows the sampled token,
+    /// row i + 1 the guess `guesses[i]`.
+    rows: Vec<Vec<f32>>,
+    /// The guessed tokens fed after the sampled one in the last pass.
+    guesses: Vec<u32>,
+    /// The prompt's tokens and the reply's so far (where guesses are looked up).
+    context: Vec<u32>,
+    guess_length: GuessLength,
     sampler: Sampler,
     constraint: Option<Constraint>,
     generated: Vec<u32>,
@@ -51,9 +69,20 @@ struct Seq {
 }
 
 enum Outcome {
-    /// Feed this token and go on.
-    Continue(u32),
+    /// Feed these tokens (the sampled one, then any guesses) and go on.
+    Continue(Vec<u32>),
     Done(Result<Reply>),
+}
+
+/// Guessed tokens fed in one pass, all sequences together: a guess costs a row of every matmul
+/// and of attention, so a large batch (already many rows) guesses less per sequence.
+const GUESS_ROWS_PER_PASS: usize = 8;
+
+/// What speculation did, for the scheduler's counters.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct StepStats {
+    pub guessed: usize,
+    pub accepted: usize,
 }
 
 /// The sequences decoding together.
@@ -89,43 +118,48 @@ impl Batch {
         }
     }
 
-    /// Samples one token for every live sequence and runs one forward pass for those that go on.
-    /// Returns the sequences that finished.
-    pub fn step(&mut self, engine: &Engine) -> Vec<(Ticket, Result<Reply>)> {
+    /// Samples every live sequence's pending rows and runs one forward pass for those that go
+    /// on. Returns the sequences that finished.
+    pub fn step(&mut self, engine: &Engine, stats: &mut StepStats) -> Vec<(Ticket, Result<Reply>)> {
         let mut finished = Vec::new();
         if self.live.is_empty() {
             return finished;
         }
+        let live = self.live.len();
+        let guess_room = if engine.speculates() { GUESS_ROWS_PER_PASS / live } else { 0 };
         // Each sequence samples (and masks to its schema) on its own thread: a vocabulary-wide
         // pass per sequence, which one after another would grow the step with the batch.
-        let outcomes: Vec<Outcome> =
-            self.live.par_iter_mut().map(|seq| advance(engine, seq)).collect();
-        let mut feed: Vec<(Seq, u32)> = Vec::with_capacity(self.live.len());
-        for (seq, outcome) in self.live.drain(..).zip(outcomes) {
+        let outcomes: Vec<(Outcome, StepStats)> =
+            self.live.par_iter_mut().map(|seq| advance(engine, seq, guess_room)).collect();
+        let mut feed: Vec<(Seq, Vec<u32>)> = Vec::with_capacity(self.live.len());
+        for (seq, (outcome, s)) in self.live.drain(..).zip(outcomes) {
+            stats.guessed += s.guessed;
+            stats.accepted += s.accepted;
             match outcome {
-                Outcome::Continue(tok) => feed.push((seq, tok)),
+                Outcome::Continue(tokens) => feed.push((seq, tokens)),
                 Outcome::Done(r) => finished.push((seq.ticket, r)),
             }
         }
         if feed.is_empty() {
             return finished;
         }
-        let tokens: Vec<[u32; 1]> = feed.iter().map(|(_, t)| [*t]).collect();
         let logits = {
             let mut steps: Vec<Step<'_>> = feed
                 .iter_mut()
-                .zip(&tokens)
-                .map(|((s, _), t)| Step { tokens: t.as_slice(), cache: &mut s.cache })
+                .map(|(s, tokens)| Step { tokens: tokens.as_slice(), cache: &mut s.cache })
                 .collect();
             engine
                 .model
-                .forward(&mut steps)
+                .forward_every(&mut steps)
                 .and_then(|l| l.to_vec2::<f32>().map_err(|e| Error::tensor("logits", e)))
         };
         match logits {
             Ok(rows) => {
-                for ((mut seq, _), row) in feed.into_iter().zip(rows) {
-                    seq.logits = row;
+                let mut rows = rows.into_iter();
+                for (mut seq, mut tokens) in feed {
+                    seq.rows = rows.by_ref().take(tokens.len()).collect();
+                    tokens.remove(0);
+                    seq.guesses = tokens;
                     self.live.push(seq);
                 }
             }
@@ -196,7 +230,10 @@ fn prefill(engine: &Engine, ticket: Ticket, request: Request, submitted: Instant
         sampler: Sampler::new(&request.params),
         request,
         cache,
-        logits,
+        rows: vec![logits],
+        guesses: Vec::new(),
+        context: tokens.clone(),
+        guess_length: GuessLength::new(MAX_GUESSES),
         constraint,
         generated: Vec::new(),
         text: Vec::new(),
@@ -225,17 +262,83 @@ fn finish(seq: &Seq, reason: FinishReason) -> Result<Reply> {
     })
 }
 
-/// Samples one token for `seq` and decides whether it goes on.
-fn advance(engine: &Engine, seq: &mut Seq) -> Outcome {
+/// Samples `seq`'s pending rows in order (row i + 1 only while row i's token confirmed the
+/// guess fed after it), forgets the positions of rejected guesses, and decides whether the
+/// sequence goes on; if it does, with the tokens to feed next: the last token sampled and up
+/// to `guess_room` guesses after it.
+fn advance(engine: &Engine, seq: &mut Seq, guess_room: usize) -> (Outcome, StepStats) {
+    let rows = std::mem::take(&mut seq.rows);
+    let guesses = std::mem::take(&mut seq.guesses);
+    let fed_from = seq.cache.len() - rows.len();
+    let mut stats = StepStats { guessed: guesses.len(), accepted: 0 };
+    let mut next = None;
+    for (i, logits) in rows.into_iter().enumerate() {
+        let tok = match sample_one(engine, seq, logits) {
+            Ok(tok) => tok,
+            Err(done) => return (Outcome::Done(done), stats),
+        };
+        if guesses.get(i) == Some(&tok) {
+            stats.accepted += 1;
+            continue;
+        }
+        // Rows past this one followed guesses the model did not make.
+        seq.cache.truncate(fed_from + i + 1);
+        next = Some(tok);
+        break;
+    }
+    seq.guess_length.record(stats.guessed, stats.accepted);
+    let Some(tok) = next else {
+        return (Outcome::Done(Err(llm_err("a decode pass returned no logits"))), stats);
+    };
+    // The model's context is full: this sequence ends here, the others go on.
+    if seq.cache.len() + 1 > engine.model.max_positions() {
+        return (Outcome::Done(cut(seq, seq.generated.len())), stats);
+    }
+    let room = guess_room
+        .min(seq.guess_length.now)
+        .min(MAX_DECODE_RUN - 1)
+        .min(engine.model.max_positions() - seq.cache.len() - 1)
+        .min(seq.request.params.max_tokens.saturating_sub(seq.generated.len() + 1));
+    let mut tokens = vec![tok];
+    tokens.extend(propose(seq, room));
+    (Outcome::Continue(tokens), stats)
+}
+
+/// Up to `room` guesses to feed after the last token: what the grammar forces, then what
+/// followed the same tokens earlier in the text, cut where the grammar would refuse it.
+fn propose(seq: &mut Seq, room: usize) -> Vec<u32> {
+    if room == 0 {
+        return Vec::new();
+    }
+    let mut guesses = match seq.constraint.as_mut() {
+        Some(c) => c.forced_tokens(),
+        None => Vec::new(),
+    };
+    guesses.truncate(room);
+    if guesses.len() < room {
+        let mut ctx = seq.context.clone();
+        ctx.extend_from_slice(&guesses);
+        guesses.extend(guess::lookup(&ctx, room - guesses.len()));
+    }
+    if let Some(c) = seq.constraint.as_mut() {
+        guesses.truncate(c.valid_prefix(&guesses));
+    }
+    guesses
+}
+
+/// Samples one token for `seq` from `logits` and records it; `Err` holds the sequence's reply
+/// when it ends here.
+fn sample_one(
+    engine: &Engine,
+    seq: &mut Seq,
+    mut logits: Vec<f32>,
+) -> std::result::Result<u32, Result<Reply>> {
     let max = seq.request.params.max_tokens;
     if seq.generated.len() >= max {
-        return Outcome::Done(cut(seq, max));
+        return Err(cut(seq, max));
     }
-    let mut logits = std::mem::take(&mut seq.logits);
     if let Some(c) = seq.constraint.as_mut() {
-        if let Err(e) = c.mask(&mut logits) {
-            return Outcome::Done(Err(e));
-        }
+        c.mask(&mut logits).map_err(Err)?;
     } else if seq.generated.len() < seq.request.params.min_tokens {
         for &stop in &engine.tokenizer.stop_tokens {
             if let Some(l) = logits.get_mut(stop as usize) {
@@ -244,38 +347,33 @@ fn advance(engine: &Engine, seq: &mut Seq) -> Outcome {
         }
     }
     let Some(tok) = seq.sampler.sample(&logits) else {
-        return Outcome::Done(Err(llm_err(
+        return Err(Err(llm_err(
             "no token is allowed at this point (all logits masked or not finite)",
         )));
     };
     let tokenizer = &engine.tokenizer;
     if tokenizer.is_stop(tok) {
-        return Outcome::Done(finish(seq, FinishReason::Stop));
+        return Err(finish(seq, FinishReason::Stop));
     }
     if let Some(c) = seq.constraint.as_mut() {
-        if let Err(e) = c.commit(tok, tokenizer.text_bytes(tok)) {
-            return Outcome::Done(Err(e));
-        }
+        c.commit(tok, tokenizer.text_bytes(tok)).map_err(Err)?;
     }
     seq.generated.push(tok);
+    seq.context.push(tok);
     seq.text.extend_from_slice(tokenizer.text_bytes(tok));
     if seq.constraint.as_ref().is_some_and(|c| c.is_done()) {
-        return Outcome::Done(finish(seq, FinishReason::Stop));
+        return Err(finish(seq, FinishReason::Stop));
     }
     if seq.constraint.is_none() {
         if let Some(pos) = find_stop(&seq.text, &seq.request.params.stop) {
             seq.text.truncate(pos);
-            return Outcome::Done(finish(seq, FinishReason::Stop));
+            return Err(finish(seq, FinishReason::Stop));
         }
     }
     if seq.generated.len() >= max {
-        return Outcome::Done(cut(seq, max));
+        return Err(cut(seq, max));
     }
-    // The model's context is full: this sequence ends here, the others go on.
-    if seq.cache.len() + 1 > engine.model.max_positions() {
-        return Outcome::Done(cut(seq, seq.generated.len()));
-    }
-    Outcome::Continue(tok)
+    Ok(tok)
 }
 
 /// `max_tokens` reached: free text ends with `Length`; a constrained reply is incomplete JSON,

@@ -133,6 +133,20 @@ impl Constraint {
         Ok(())
     }
 
+    /// Tokens the grammar allows as the only continuation here (a JSON key after `{"`, the
+    /// closing quote and colon): certain guesses for speculative decoding. Nothing is committed.
+    pub fn forced_tokens(&mut self) -> Vec<u32> {
+        self.matcher.compute_ff_tokens()
+    }
+
+    /// How many of `tokens`, fed in order from here, the grammar accepts. Nothing is committed.
+    pub fn valid_prefix(&mut self, tokens: &[u32]) -> usize {
+        if tokens.is_empty() {
+            return 0;
+        }
+        self.matcher.validate_tokens(tokens).unwrap_or(0)
+    }
+
     /// The grammar is complete and allows nothing more.
     pub fn is_done(&self) -> bool {
         self.matcher.is_stopped()

@@ -11,8 +11,10 @@ use crate::llm::local::model::kv::KvCache;
 use crate::llm::local::model::template::ChatTemplate;
 use crate::llm::local::model::tokenizer::GgufTokenizer;
 use crate::llm::local::model::{Model, Step};
+use crate::llm::local::LocalOptions;
 use candle_core::Device;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// Everything one generation call needs.
@@ -22,18 +24,16 @@ pub(crate) struct Engine {
     pub(crate) template: ChatTemplate,
     pub(crate) grammar: Grammar,
     prefix: Mutex<PrefixCache>,
+    /// Speculative decoding is on (asked for, and the model decodes on our CPU kernels, where a
+    /// verifying pass gives exactly the logits of one-token steps). Switchable while running,
+    /// so a benchmark can take turns with and without on one loaded model.
+    speculate: AtomicBool,
 }
 
 impl Engine {
-    /// Reads the model at `path` onto `device`, with a prefix cache bounded by
-    /// `prefix_cache_entries` and `prefix_cache_bytes` (0: off). Runs on the calling thread (the
-    /// caller installs its compute pool around it).
-    pub(crate) fn load(
-        path: &Path,
-        device: &Device,
-        prefix_cache_entries: usize,
-        prefix_cache_bytes: usize,
-    ) -> Result<Engine> {
+    /// Reads the model at `path` onto `device`, with the prefix cache and speculation `opts`
+    /// asks for. Runs on the calling thread (the caller installs its compute pool around it).
+    pub(crate) fn load(path: &Path, device: &Device, opts: &LocalOptions) -> Result<Engine> {
         let mut file = GgufFile::open(path)?;
         let cfg = arch::config_from_gguf(&file)?;
         let tokenizer = Arc::new(GgufTokenizer::from_gguf(&file)?);
@@ -53,12 +53,17 @@ impl Engine {
         );
         let grammar = Grammar::new(tokenizer.clone(), cfg.vocab_size)?;
         let model = Model::load(&mut file, cfg, device)?;
+        let speculate = opts.speculate && model.decodes_on_plain_buffers();
         Ok(Engine {
             model,
             tokenizer,
             template,
             grammar,
-            prefix: Mutex::new(PrefixCache::new(prefix_cache_entries, prefix_cache_bytes)),
+            prefix: Mutex::new(PrefixCache::new(
+                opts.prefix_cache_entries,
+                opts.prefix_cache_bytes,
+            )),
+            speculate: AtomicBool::new(speculate),
         })
     }
 
@@ -72,6 +77,19 @@ impl Engine {
             model.forward(&mut [Step { tokens: &[tok], cache: &mut cache }])?;
             Ok(())
         })
+    }
+
+    /// Whether decode steps feed guessed tokens now.
+    pub(crate) fn speculates(&self) -> bool {
+        self.speculate.load(Ordering::Relaxed)
+    }
+
+    /// Turns speculative decoding on or off; returns whether it is on (it stays off for a model
+    /// that does not decode on our CPU kernels).
+    pub(crate) fn set_speculation(&self, on: bool) -> bool {
+        let on = on && self.model.decodes_on_plain_buffers();
+        self.speculate.store(on, Ordering::Relaxed);
+        on
     }
 
     pub(crate) fn prefix_lookup(&self, tokens: &[u32]) -> Option<cache::Hit> {

@@ -8,5 +8,6 @@ mod batch;
 pub mod cache;
 pub mod constrain;
 pub(super) mod engine;
+mod guess;
 pub mod sample;
 pub(super) mod scheduler;

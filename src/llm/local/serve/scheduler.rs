@@ -4,7 +4,7 @@
 //! others are decoding joins their batch instead of waiting for it to end, as llama.cpp's server
 //! slots and vLLM do. `Llm::generate(&[Request])` is one submission of several requests.
 
-use super::batch::{llm_err, Batch, Ticket};
+use super::batch::{llm_err, Batch, StepStats, Ticket};
 use super::engine::Engine;
 use crate::error::Result;
 use crate::llm::{Reply, Request};
@@ -61,6 +61,10 @@ pub struct BatchingStats {
     pub max_batch: usize,
     /// Requests admitted while other sequences were already decoding.
     pub joined_running: usize,
+    /// Guessed tokens fed to decode steps (speculative decoding), and how many of them the
+    /// model's own choice confirmed: each confirmed guess is a token without a pass of its own.
+    pub guessed_tokens: usize,
+    pub accepted_guesses: usize,
 }
 
 #[derive(Default)]
@@ -68,6 +72,8 @@ struct Counters {
     decode_steps: AtomicUsize,
     max_batch: AtomicUsize,
     joined_running: AtomicUsize,
+    guessed_tokens: AtomicUsize,
+    accepted_guesses: AtomicUsize,
 }
 
 /// The handle callers use; dropping it stops the thread after the work in flight.
@@ -115,6 +121,8 @@ impl Scheduler {
             decode_steps: self.counters.decode_steps.load(Ordering::Relaxed),
             max_batch: self.counters.max_batch.load(Ordering::Relaxed),
             joined_running: self.counters.joined_running.load(Ordering::Relaxed),
+            guessed_tokens: self.counters.guessed_tokens.load(Ordering::Relaxed),
+            accepted_guesses: self.counters.accepted_guesses.load(Ordering::Relaxed),
         }
     }
 }
@@ -175,7 +183,10 @@ fn serve(engine: &Engine, pool: &rayon::ThreadPool, rx: Receiver<Submission>, co
                     counters.decode_steps.fetch_add(1, Ordering::Relaxed);
                     counters.max_batch.fetch_max(batch.len(), Ordering::Relaxed);
                 }
-                done.extend(batch.step(engine));
+                let mut stats = StepStats::default();
+                done.extend(batch.step(engine, &mut stats));
+                counters.guessed_tokens.fetch_add(stats.guessed, Ordering::Relaxed);
+                counters.accepted_guesses.fetch_add(stats.accepted, Ordering::Relaxed);
                 done
             })
         }));
