@@ -18,7 +18,7 @@ pub enum BenchCommand {
     },
     /// Prefill and decode speed of a local model.
     Llm {
-        /// Model id or .gguf path.
+        /// Model id, .gguf path, or ollama:/lmstudio:/hf: name (see `opto run --help`).
         #[arg(long, default_value = crate::llm::local::hub::DEFAULT_MODEL)]
         model: String,
         #[arg(long, default_value_t = 1200)]
@@ -37,6 +37,32 @@ pub enum BenchCommand {
         /// median of each and its ratio to batch 1 round by round.
         #[arg(long, default_value_t = 1)]
         rounds: usize,
+    },
+    /// Decode speed on the optimizer prompts a run sent, with and without speculative
+    /// decoding, taking turns on one loaded model (and whether the replies stay the same).
+    Replay {
+        /// A run folder or its events.jsonl; repeat for several runs.
+        #[arg(long = "events", required = true)]
+        events: Vec<PathBuf>,
+        /// Model id or .gguf path (the run's model, for its prompts' sake).
+        #[arg(long, default_value = crate::llm::local::hub::DEFAULT_MODEL)]
+        model: String,
+        /// At most this many prompts (spread over the runs' steps).
+        #[arg(long, default_value_t = 12)]
+        prompts: usize,
+        /// Token cap per reply (OptoPrime's default).
+        #[arg(long, default_value_t = 400)]
+        max_tokens: usize,
+        /// Batch sizes, comma separated.
+        #[arg(long, default_value = "1,4", value_delimiter = ',')]
+        batch: Vec<usize>,
+        #[arg(long, default_value_t = 0)]
+        threads: usize,
+        #[arg(long, default_value_t = 2)]
+        rounds: usize,
+        /// Write the rendered prompts and reply lengths here (JSONL), for llama.cpp to decode.
+        #[arg(long)]
+        prompts_out: Option<PathBuf>,
     },
 }
 
@@ -115,6 +141,47 @@ pub fn bench(cmd: BenchCommand) -> Result<()> {
                 rounds,
             )?;
             println!("{report}");
+        }
+        BenchCommand::Replay {
+            events,
+            model,
+            prompts,
+            max_tokens,
+            batch,
+            threads,
+            rounds,
+            prompts_out,
+        } => {
+            super::bounds::in_range("--prompts", prompts, 1, 10_000)?;
+            super::bounds::in_range("--max-tokens", max_tokens, 1, 32_768)?;
+            super::bounds::in_range("--rounds", rounds, 1, 100)?;
+            if batch.is_empty() || batch.contains(&0) {
+                return Err(crate::error::Error::invalid(
+                    "--batch",
+                    "batch sizes must be positive",
+                ));
+            }
+            let mut all = Vec::new();
+            for e in &events {
+                all.push(super::bench_replay::prompts_from_events(e, max_tokens)?);
+            }
+            // Take turns between the runs, so a cap keeps prompts of every run.
+            let mut chosen = Vec::new();
+            let longest = all.iter().map(Vec::len).max().unwrap_or(0);
+            for i in 0..longest {
+                for run in &all {
+                    if let Some(r) = run.get(i) {
+                        chosen.push(r.clone());
+                    }
+                }
+            }
+            chosen.truncate(prompts);
+            let path: PathBuf = crate::llm::local::hub::resolve_model(&model)?;
+            let opts = crate::llm::local::LocalOptions { threads, ..Default::default() };
+            let llm = crate::llm::local::LocalLlm::load(&path, opts)?;
+            let report =
+                super::bench_replay::replay(&llm, &chosen, &batch, rounds, prompts_out.as_ref())?;
+            print!("{report}");
         }
     }
     Ok(())

@@ -1,6 +1,7 @@
 //! The `opto` command line (clap), one file per subcommand.
 
 pub mod bench;
+mod bench_replay;
 pub mod bounds;
 pub mod graph;
 pub mod models;

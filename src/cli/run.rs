@@ -19,7 +19,9 @@ pub struct RunArgs {
     /// integer solutions), battleship, or controller-{reach,cartpole}-{gains,code} (`controller`
     /// is controller-reach-gains; see the README's controller section).
     pub task: String,
-    /// Model id (see `opto models list`) or a .gguf path; pulled on first use.
+    /// Model id (see `opto models list`, pulled on first use), a .gguf path, or a model another
+    /// tool keeps, read in place: ollama:NAME[:TAG], lmstudio:PUBLISHER/REPO[/FILE.gguf],
+    /// hf:ORG/REPO[/FILE.gguf].
     #[arg(long, default_value = crate::llm::local::hub::DEFAULT_MODEL)]
     pub model: String,
     /// Use an OpenAI-compatible server instead of the local model (base URL, e.g. http://127.0.0.1:8080/v1).

@@ -23,6 +23,7 @@ mod progress;
 mod source_hf;
 mod source_mirror;
 mod store;
+pub mod user_stores;
 
 pub use assemble::partial_path;
 pub use manifest::{builtin_manifest, builtin_manifests, Manifest, QuantType, DEFAULT_MODEL};
@@ -34,7 +35,9 @@ use std::path::{Path, PathBuf};
 /// Turns what a user typed into a GGUF file to load:
 /// - a path to an existing `.gguf` file is used as it is;
 /// - a path to a manifest (`.toml`) is pulled through the default store;
-/// - a model id or alias is pulled through the default store if it is not cached.
+/// - a model id or alias is pulled through the default store if it is not cached;
+/// - `ollama:…`, `lmstudio:…` or `hf:…` names a file another tool keeps, read in place
+///   ([`user_stores`]).
 ///
 /// Progress bars are shown when stderr is a terminal; `OPTO_OFFLINE=1` forbids downloads.
 pub fn resolve_model(name_or_path: &str) -> Result<PathBuf> {
@@ -46,6 +49,9 @@ pub fn resolve_model(name_or_path: &str) -> Result<PathBuf> {
         } else {
             Err(Error::ModelFile { path: path.to_path_buf(), reason: "no such file".into() })
         };
+    }
+    if let Some(found) = user_stores::find(name_or_path, &user_stores::StoreRoots::from_env()) {
+        return found;
     }
     // Progress on stderr: bars on a terminal, lines at intervals in a log (`hub/progress.rs`).
     let options = PullOptions { progress: true, offline: offline_from_env() };

@@ -325,7 +325,11 @@ pub fn builtin_manifest(name: &str) -> Result<Manifest> {
     let known: Vec<String> = all.iter().map(|m| m.id.clone()).collect();
     all.into_iter().find(|m| m.answers_to(name)).ok_or_else(|| Error::Model {
         model: name.to_string(),
-        reason: format!("unknown model; known: {}", known.join(", ")),
+        reason: format!(
+            "unknown model; known: {} (or a .gguf path, or a model another tool keeps: {})",
+            known.join(", "),
+            super::user_stores::STORE_PREFIXES
+        ),
     })
 }
 

@@ -57,6 +57,8 @@ impl Pending {
 pub struct BatchingStats {
     /// Decode steps run (one forward pass each).
     pub decode_steps: usize,
+    /// Decode steps summed over the sequences in each (a sequence's passes, all sequences).
+    pub sequence_steps: usize,
     /// The most sequences one decode step held.
     pub max_batch: usize,
     /// Requests admitted while other sequences were already decoding.
@@ -70,6 +72,7 @@ pub struct BatchingStats {
 #[derive(Default)]
 struct Counters {
     decode_steps: AtomicUsize,
+    sequence_steps: AtomicUsize,
     max_batch: AtomicUsize,
     joined_running: AtomicUsize,
     guessed_tokens: AtomicUsize,
@@ -119,6 +122,7 @@ impl Scheduler {
     pub fn stats(&self) -> BatchingStats {
         BatchingStats {
             decode_steps: self.counters.decode_steps.load(Ordering::Relaxed),
+            sequence_steps: self.counters.sequence_steps.load(Ordering::Relaxed),
             max_batch: self.counters.max_batch.load(Ordering::Relaxed),
             joined_running: self.counters.joined_running.load(Ordering::Relaxed),
             guessed_tokens: self.counters.guessed_tokens.load(Ordering::Relaxed),
@@ -181,6 +185,7 @@ fn serve(engine: &Engine, pool: &rayon::ThreadPool, rx: Receiver<Submission>, co
                 }
                 if !batch.is_empty() {
                     counters.decode_steps.fetch_add(1, Ordering::Relaxed);
+                    counters.sequence_steps.fetch_add(batch.len(), Ordering::Relaxed);
                     counters.max_batch.fetch_max(batch.len(), Ordering::Relaxed);
                 }
                 let mut stats = StepStats::default();
