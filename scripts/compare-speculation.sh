@@ -32,28 +32,34 @@ import json, sys, time
 from llama_cpp import Llama
 path, threads, prompts = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 items = [json.loads(l) for l in open(prompts)]
-llm = Llama(model_path=path, n_threads=threads, n_threads_batch=threads, n_ctx=4096, n_batch=512, verbose=False)
-gen_total, decode_s = 0, 0.0
-for it in items:
-    if it["gen"] == 0:
+probe = Llama(model_path=path, vocab_only=True, verbose=False)
+encoded = [(probe.tokenize(it["prompt"].encode(), add_bos=False, special=True), it["gen"]) for it in items]
+n_ctx = max(len(t) + g for t, g in encoded) + 64
+llm = Llama(model_path=path, n_threads=threads, n_threads_batch=threads, n_ctx=n_ctx, n_batch=512, verbose=False)
+gen_total, decode_s, eval_s = 0, 0.0, 0.0
+for tokens, gen in encoded:
+    if gen == 0:
         continue
-    tokens = llm.tokenize(it["prompt"].encode(), add_bos=False, special=True)
     llm.reset()
     llm.eval(tokens)
     t0 = time.perf_counter()
-    for _ in range(it["gen"]):
+    for _ in range(gen):
         tok = llm.sample(temp=0.0)
+        t1 = time.perf_counter()
         llm.eval([tok])
+        eval_s += time.perf_counter() - t1
     decode_s += time.perf_counter() - t0
-    gen_total += it["gen"]
-print(f"llama.cpp: {len(items)} prompts, {gen_total} tokens, decode {gen_total / decode_s:.1f} tok/s (batch 1)")
+    gen_total += gen
+# The decode rate with llama-cpp-python's sampling, and of llama.cpp's forward passes alone
+# (the Python sampler's time taken out: the strongest baseline).
+print(f"llama.cpp: {len(items)} prompts, {gen_total} tokens, decode {gen_total / decode_s:.1f} tok/s (batch 1), forward passes alone {gen_total / eval_s:.1f} tok/s")
 PY
 }
 
 for r in $(seq 1 "$ROUNDS"); do
     echo "== round $r"
     "$BIN" bench replay "${events[@]}" --model "$MODEL" --threads "$THREADS" --prompts "$PROMPTS" \
-        --batch "$BATCH" --rounds 1 --prompts-out "$OUT/prompts.jsonl" | tee -a "$OUT/opto.txt"
+        --batch "$BATCH" --rounds 1 --max-tokens "${MAX_TOKENS:-700}" --prompts-out "$OUT/prompts.jsonl" | tee -a "$OUT/opto.txt"
     llama_cpp | tee -a "$OUT/llama.txt"
 done
 python3 - "$OUT" <<'PY'
@@ -67,6 +73,7 @@ def med(lines, pat):
 off = med(opto, r"^batch 1: decode ([0-9.]+) tok/s without")
 on = med(opto, r"^batch 1: decode [0-9.]+ tok/s without speculation, ([0-9.]+) with")
 lc = med(llama, r"decode ([0-9.]+) tok/s")
-print(f"batch 1, median of rounds: opto with speculation {on:.1f} tok/s, without {off:.1f}, llama.cpp {lc:.1f}")
-print(f"  with / llama.cpp {on / lc:.2f}x; without / llama.cpp {off / lc:.2f}x; with / without {on / off:.2f}x")
+lf = med(llama, r"forward passes alone ([0-9.]+) tok/s")
+print(f"batch 1, median of rounds: opto with speculation {on:.1f} tok/s, without {off:.1f}; llama.cpp {lc:.1f} ({lf:.1f} in its forward passes alone)")
+print(f"  with / llama.cpp {on / lc:.2f}x ({on / lf:.2f}x against its passes alone); without / llama.cpp {off / lc:.2f}x ({off / lf:.2f}x); with / without {on / off:.2f}x")
 PY

@@ -14,7 +14,6 @@ use crate::optim::reply_schema::{suggestion_schema, ParamType, SuggestionSchemaO
 use crate::optim::OptoPrimeOptions;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
-use std::time::Instant;
 
 /// The optimizer prompts of a run folder's (or an `events.jsonl` file's) steps, as requests.
 pub fn prompts_from_events(path: &Path, max_tokens: usize) -> Result<Vec<Request>> {
@@ -62,38 +61,38 @@ struct Figures {
 }
 
 /// Runs every prompt at batch size `b` (consecutive groups of `b`), returning its decode tok/s
-/// (each reply's own prefill taken out), the replies' texts and the engine's counters.
+/// (tokens sampled over the engine's time in decode steps), the replies' texts and lengths,
+/// and the engine's counters.
 fn run_once(
     llm: &LocalLlm,
     prompts: &[Request],
     b: usize,
 ) -> Result<(f64, Vec<String>, Vec<usize>, Figures)> {
+    // Every configuration starts from an empty prefix cache, so all see the same prompt kv
+    // (a prefill split differently can differ in the last bits).
+    llm.clear_prefix_cache();
     let before = llm.batching_stats();
-    let (mut decode_s, mut tokens, mut texts, mut lengths) = (0.0, 0, Vec::new(), Vec::new());
+    let (mut texts, mut lengths) = (Vec::new(), Vec::new());
     for group in prompts.chunks(b) {
-        let start = Instant::now();
-        let replies = llm.generate(group);
-        let wall = start.elapsed().as_secs_f64();
-        let mut prefill = 0.0;
-        for r in replies {
+        for (r, req) in llm.generate(group).into_iter().zip(group) {
             match r {
                 Ok(r) => {
-                    prefill += r.timings.prefill_s;
-                    tokens += r.usage.generated_tokens;
                     lengths.push(r.usage.generated_tokens);
                     texts.push(r.text);
                 }
-                // A reply cut at its cap is still a measurement of its tokens; its text is the
-                // error, which must be the same either way too.
+                // In practice a reply cut at its cap, which generated that many tokens; its
+                // text is the error, which must be the same either way too.
                 Err(e) => {
-                    lengths.push(0);
+                    lengths.push(req.params.max_tokens);
                     texts.push(format!("error: {e}"));
                 }
             }
         }
-        decode_s += (wall - prefill).max(1e-9);
     }
     let after = llm.batching_stats();
+    // Counted by the engine: a reply cut at its cap (an error) generated its tokens too.
+    let tokens = after.generated_tokens - before.generated_tokens;
+    let decode_s = (after.decode_s - before.decode_s).max(1e-9);
     let figures = Figures {
         tok_s: Vec::new(),
         tokens,

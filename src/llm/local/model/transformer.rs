@@ -179,7 +179,9 @@ impl Model {
     }
 
     /// [`Model::forward`] returning the logits after every new token, steps in order:
-    /// `[sum of tokens, vocab]` (what verifying guessed tokens needs).
+    /// `[sum of tokens, vocab]` (what verifying guessed tokens needs). Steps of up to
+    /// [`MAX_DECODE_RUN`] tokens run on the plain-buffer decoder, whose every row is what a
+    /// one-token step would compute.
     pub fn forward_every(&self, steps: &mut [Step<'_>]) -> Result<Tensor> {
         self.forward_rows(steps, true)
     }
@@ -216,9 +218,14 @@ impl Model {
         let rows = ids.len();
         let dev = &self.device;
         // Decode steps, and steps that verify a few guessed tokens, run on plain buffers; a
-        // prompt's prefill (long runs of new tokens) goes through the tensor path below.
-        let short = steps.iter().all(|s| s.tokens.len() <= MAX_DECODE_RUN);
-        if let Some(decoder) = self.decoder.as_ref().filter(|_| short) {
+        // prompt's prefill goes through the tensor path below, however short (a prompt gets the
+        // same kv whether the prefix cache held all of it but a few tokens or none).
+        let decode = if every {
+            steps.iter().all(|s| s.tokens.len() <= MAX_DECODE_RUN)
+        } else {
+            rows == steps.len()
+        };
+        if let Some(decoder) = self.decoder.as_ref().filter(|_| decode) {
             let mut x = self
                 .embed
                 .lookup(&ids, dev)?

@@ -83,6 +83,8 @@ const GUESS_ROWS_PER_PASS: usize = 8;
 pub(crate) struct StepStats {
     pub guessed: usize,
     pub accepted: usize,
+    /// Tokens sampled (replies that end in an error included).
+    pub generated: usize,
 }
 
 /// The sequences decoding together.
@@ -135,6 +137,7 @@ impl Batch {
         for (seq, (outcome, s)) in self.live.drain(..).zip(outcomes) {
             stats.guessed += s.guessed;
             stats.accepted += s.accepted;
+            stats.generated += s.generated;
             match outcome {
                 Outcome::Continue(tokens) => feed.push((seq, tokens)),
                 Outcome::Done(r) => finished.push((seq.ticket, r)),
@@ -270,10 +273,13 @@ fn advance(engine: &Engine, seq: &mut Seq, guess_room: usize) -> (Outcome, StepS
     let rows = std::mem::take(&mut seq.rows);
     let guesses = std::mem::take(&mut seq.guesses);
     let fed_from = seq.cache.len() - rows.len();
-    let mut stats = StepStats { guessed: guesses.len(), accepted: 0 };
+    let mut stats = StepStats { guessed: guesses.len(), accepted: 0, generated: 0 };
     let mut next = None;
     for (i, logits) in rows.into_iter().enumerate() {
-        let tok = match sample_one(engine, seq, logits) {
+        let before = seq.generated.len();
+        let sampled = sample_one(engine, seq, logits);
+        stats.generated += seq.generated.len() - before;
+        let tok = match sampled {
             Ok(tok) => tok,
             Err(done) => return (Outcome::Done(done), stats),
         };

@@ -9,7 +9,7 @@ use super::engine::Engine;
 use crate::error::Result;
 use crate::llm::{Reply, Request};
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -53,7 +53,7 @@ impl Pending {
 }
 
 /// What the scheduler has done, for tests and measurements.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct BatchingStats {
     /// Decode steps run (one forward pass each).
     pub decode_steps: usize,
@@ -67,6 +67,11 @@ pub struct BatchingStats {
     /// model's own choice confirmed: each confirmed guess is a token without a pass of its own.
     pub guessed_tokens: usize,
     pub accepted_guesses: usize,
+    /// Tokens sampled by decode steps, every reply (those that end in an error too).
+    pub generated_tokens: usize,
+    /// Seconds spent in prefill (admitting requests) and in decode steps.
+    pub prefill_s: f64,
+    pub decode_s: f64,
 }
 
 #[derive(Default)]
@@ -77,6 +82,9 @@ struct Counters {
     joined_running: AtomicUsize,
     guessed_tokens: AtomicUsize,
     accepted_guesses: AtomicUsize,
+    generated_tokens: AtomicUsize,
+    prefill_us: AtomicU64,
+    decode_us: AtomicU64,
 }
 
 /// The handle callers use; dropping it stops the thread after the work in flight.
@@ -127,6 +135,9 @@ impl Scheduler {
             joined_running: self.counters.joined_running.load(Ordering::Relaxed),
             guessed_tokens: self.counters.guessed_tokens.load(Ordering::Relaxed),
             accepted_guesses: self.counters.accepted_guesses.load(Ordering::Relaxed),
+            generated_tokens: self.counters.generated_tokens.load(Ordering::Relaxed),
+            prefill_s: self.counters.prefill_us.load(Ordering::Relaxed) as f64 * 1e-6,
+            decode_s: self.counters.decode_us.load(Ordering::Relaxed) as f64 * 1e-6,
         }
     }
 }
@@ -139,6 +150,10 @@ impl Drop for Scheduler {
             let _ = t.join();
         }
     }
+}
+
+fn add_us(counter: &AtomicU64, since: Instant) {
+    counter.fetch_add(since.elapsed().as_micros() as u64, Ordering::Relaxed);
 }
 
 /// The scheduler loop: wait while idle, admit arrivals between decode steps, send each
@@ -177,6 +192,7 @@ fn serve(engine: &Engine, pool: &rayon::ThreadPool, rx: Receiver<Submission>, co
         let step = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             pool.install(|| {
                 let mut done = Vec::new();
+                let prefill_start = Instant::now();
                 for (ticket, request, submitted) in admit {
                     if !batch.is_empty() {
                         counters.joined_running.fetch_add(1, Ordering::Relaxed);
@@ -188,10 +204,14 @@ fn serve(engine: &Engine, pool: &rayon::ThreadPool, rx: Receiver<Submission>, co
                     counters.sequence_steps.fetch_add(batch.len(), Ordering::Relaxed);
                     counters.max_batch.fetch_max(batch.len(), Ordering::Relaxed);
                 }
+                add_us(&counters.prefill_us, prefill_start);
                 let mut stats = StepStats::default();
+                let decode_start = Instant::now();
                 done.extend(batch.step(engine, &mut stats));
+                add_us(&counters.decode_us, decode_start);
                 counters.guessed_tokens.fetch_add(stats.guessed, Ordering::Relaxed);
                 counters.accepted_guesses.fetch_add(stats.accepted, Ordering::Relaxed);
+                counters.generated_tokens.fetch_add(stats.generated, Ordering::Relaxed);
                 done
             })
         }));
