@@ -101,6 +101,10 @@ impl fmt::Display for BenchReport {
             )?,
             Some(e) => writeln!(f, "decode b=1 constrained failed: {e}")?,
         }
+        writeln!(
+            f,
+            "speculation off here (the filler prompt repeats itself); `opto bench replay --events RUN` measures it on a run's prompts"
+        )?;
         let mib = |b: Option<u64>| {
             b.map(|b| format!("{:.1} MiB", b as f64 / (1 << 20) as f64))
                 .unwrap_or_else(|| "unknown".into())
@@ -182,6 +186,10 @@ pub fn bench_llm(
     let t0 = Instant::now();
     let llm = LocalLlm::load(path, opts)?;
     let load_s = t0.elapsed().as_secs_f64();
+    // The filler prompt repeats itself, so guesses from it would be right far more often than
+    // on real prompts: this bench measures plain decoding (`opto bench replay` measures
+    // speculation on a run's own prompts).
+    llm.set_speculation(false);
     let rss_after_load_bytes = rss_bytes();
     let system = filler_prompt(&llm, prompt_tokens);
     let request = |user: &str, max_tokens: usize| {
