@@ -20,8 +20,17 @@ def load(folder):
     total_s = None
     log = folder.rstrip("/") + ".log"
     if os.path.exists(log):
-        m = re.findall(r"([0-9.]+) s total", open(log, errors="replace").read())
-        total_s = float(m[-1]) if m else None
+        text = open(log, errors="replace").read()
+        # The run's own summary ("9 min 53 s in all"), else /usr/bin/time's wall clock.
+        m = re.findall(r"(?:(\d+) h )?(?:(\d+) min )?([0-9.]+) s in all", text)
+        if m:
+            h, mins, sec = m[-1]
+            total_s = int(h or 0) * 3600 + int(mins or 0) * 60 + float(sec)
+        else:
+            w = re.findall(r"Elapsed \(wall clock\) time \(h:mm:ss or m:ss\): ([0-9:.]+)", text)
+            if w:
+                parts = [float(x) for x in w[-1].split(":")]
+                total_s = sum(v * 60 ** i for i, v in enumerate(reversed(parts)))
     return config, events, total_s
 
 def score_of(x):
