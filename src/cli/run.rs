@@ -20,8 +20,8 @@ pub struct RunArgs {
     /// is controller-reach-gains; see the README's controller section).
     pub task: String,
     /// Model id (see `opto models list`, pulled on first use), a .gguf path, or a model another
-    /// tool keeps, read in place: ollama:NAME[:TAG], lmstudio:PUBLISHER/REPO[/FILE.gguf],
-    /// hf:ORG/REPO[/FILE.gguf].
+    /// tool keeps, read in place: ollama:NAME or ollama:NAME:TAG, lmstudio:PUBLISHER/REPO,
+    /// hf:ORG/REPO (either with /FILE.gguf after it to pick a file).
     #[arg(long, default_value = crate::llm::local::hub::DEFAULT_MODEL)]
     pub model: String,
     /// Use an OpenAI-compatible server instead of the local model (base URL, e.g. http://127.0.0.1:8080/v1).
@@ -49,8 +49,9 @@ pub struct RunArgs {
     /// Several problems side by side in one batch: `0-29`, `0,4,7`; each runs --seeds seeds.
     #[arg(long)]
     pub problems: Option<String>,
-    /// How a step picks its update: greedy (one candidate, the paper's), best-of[:K], beam:B[:K],
-    /// priority[:K]; the baselines random[:K] and section[:K] use no model.
+    /// How a step picks its update: greedy (one candidate, the paper's), best-of:K, beam:B:K,
+    /// priority:K (K optional: best-of, beam:B, priority); the baselines random:K and section:K
+    /// use no model.
     #[arg(long, default_value = "greedy")]
     pub search: String,
     /// Candidates per run per step for --search (and optoprime-multi's replies).
@@ -85,7 +86,7 @@ pub struct RunArgs {
     /// Keep stepping a seed after it solved the task.
     #[arg(long)]
     pub no_stop_on_success: bool,
-    /// Run folder (default: runs/<task>-<time>).
+    /// Run folder (default: runs/TASK-TIME).
     #[arg(long, conflicts_with = "resume")]
     pub out: Option<PathBuf>,
     /// Continue the run in this folder from its last checkpoint (with the folder's configuration;

@@ -5,7 +5,7 @@
 //! once for all the query heads that share it, and widens the f16 cache to f32 in the L1 cache
 //! just before use.
 //!
-//! The positions are cut into chunks of [`CHUNK`] (`chunk.rs`: scores, a softmax local to the
+//! The positions are cut into chunks of `CHUNK` (`chunk.rs`: scores, a softmax local to the
 //! chunk, the chunk's share of each output), run in parallel and merged per head in position
 //! order, as flash-decoding does. Sequences whose chunk holds the same rows of the same buffer
 //! (a prompt head restored from the prefix cache) share one pass over it: the rows are read

@@ -1,6 +1,6 @@
 //! Llama-family models (Llama 2/3, SmolLM2, TinyLlama, Mistral-style dense): no projection
 //! biases, interleaved rotary pairs (llama.cpp permutes q/k at conversion).
-//! Model card of the test-size model: https://huggingface.co/HuggingFaceTB/SmolLM2-135M-Instruct
+//! Model card of the test-size model: <https://huggingface.co/HuggingFaceTB/SmolLM2-135M-Instruct>
 
 use super::{common, ModelConfig, RopeStyle};
 use crate::error::Result;

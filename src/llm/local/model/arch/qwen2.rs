@@ -1,5 +1,5 @@
 //! Qwen2 / Qwen2.5 (incl. Qwen2.5-Coder): llama-like blocks with q/k/v biases and NeoX rotary
-//! embeddings. Model cards: https://huggingface.co/Qwen/Qwen2.5-Coder-1.5B-Instruct-GGUF
+//! embeddings. Model cards: <https://huggingface.co/Qwen/Qwen2.5-Coder-1.5B-Instruct-GGUF>
 
 use super::{common, ModelConfig, RopeStyle};
 use crate::error::Result;
