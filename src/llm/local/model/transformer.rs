@@ -18,8 +18,9 @@ use candle_core::{DType, Device, Tensor};
 /// Rotary tables are precomputed up to this many positions at most.
 const MAX_ROPE_POSITIONS: usize = 32_768;
 
-/// New tokens per sequence up to which a pass runs on the plain-buffer decoder (a decode step,
-/// or a step verifying guessed tokens); longer runs are a prompt's prefill.
+/// New tokens per sequence up to which a [`Model::forward_every`] pass (a decode step, or one
+/// verifying guessed tokens) runs on the plain-buffer decoder; [`Model::forward`] keeps it for
+/// one-token steps, so a prompt's prefill always takes the tensor path.
 pub const MAX_DECODE_RUN: usize = 16;
 
 fn t(op: &'static str) -> impl FnOnce(candle_core::Error) -> Error {
