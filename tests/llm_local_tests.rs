@@ -1,7 +1,9 @@
 //! Local engine tests on tiny random-weight GGUF models that the suite writes itself, plus one
 //! real-model tier on SmolLM2-135M-Instruct (`OPTO_REAL_MODEL_TESTS=1`, or `OPTO_TEST_MODEL` = a GGUF path).
 
+mod common;
 use candle_core::quantized::gguf_file;
+use common::real_model;
 use opto::llm::local::fixture::{write_tiny, write_tiny_llama, write_tiny_qwen2, TinySpec};
 use opto::llm::local::{LocalLlm, LocalOptions};
 use opto::llm::{FinishReason, GenerationParams, Llm, Message, ReplySchema, Request};
@@ -14,23 +16,6 @@ fn tiny(dir: &tempfile::TempDir, name: &str, seed: u64) -> PathBuf {
     let p = dir.path().join(name);
     write_tiny_qwen2(&p, seed).unwrap();
     p
-}
-
-/// The real model for the real-model tier: `OPTO_TEST_MODEL` (a GGUF path), else with
-/// `OPTO_REAL_MODEL_TESTS=1` the smallest manifest model, pulled into the cache if missing.
-fn real_model() -> Option<PathBuf> {
-    if let Some(path) =
-        std::env::var_os("OPTO_TEST_MODEL").map(PathBuf::from).filter(|p| p.exists())
-    {
-        return Some(path);
-    }
-    if std::env::var("OPTO_REAL_MODEL_TESTS").as_deref() != Ok("1") {
-        return None;
-    }
-    Some(
-        opto::llm::local::hub::resolve_model("smollm2-135m-instruct")
-            .expect("pull smollm2-135m-instruct"),
-    )
 }
 
 fn opts() -> LocalOptions {

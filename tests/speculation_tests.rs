@@ -4,11 +4,12 @@
 //! are really fed and accepted (the counters say how many). A real-model tier runs OptoPrime-
 //! style prompts on SmolLM2-135M (`OPTO_REAL_MODEL_TESTS=1`, or `OPTO_TEST_MODEL` = a GGUF path).
 
+mod common;
+use common::real_model;
 use opto::llm::local::fixture::{write_tiny, write_tiny_qwen2, TinySpec};
 use opto::llm::local::{LocalLlm, LocalOptions};
 use opto::llm::{FinishReason, GenerationParams, Llm, Message, Request, Usage};
 use opto::optim::reply_schema::{suggestion_schema, ParamType, SuggestionSchemaOptions};
-use std::path::PathBuf;
 
 fn opts() -> LocalOptions {
     LocalOptions { threads: 1, prefix_cache_entries: 0, ..LocalOptions::default() }
@@ -176,19 +177,4 @@ fn real_model_copies_code_from_its_prompt_with_fewer_passes_and_the_same_reply()
     eprintln!("real model: {accepted} of {guessed} guesses kept");
     assert!(accepted * 4 >= guessed, "{accepted} of {guessed} guesses kept");
     assert!(accepted >= 20, "only {accepted} guesses kept");
-}
-
-fn real_model() -> Option<PathBuf> {
-    if let Some(path) =
-        std::env::var_os("OPTO_TEST_MODEL").map(PathBuf::from).filter(|p| p.exists())
-    {
-        return Some(path);
-    }
-    if std::env::var("OPTO_REAL_MODEL_TESTS").as_deref() != Ok("1") {
-        return None;
-    }
-    Some(
-        opto::llm::local::hub::resolve_model("smollm2-135m-instruct")
-            .expect("pull smollm2-135m-instruct"),
-    )
 }

@@ -51,6 +51,7 @@ pub fn prompts_from_events(path: &Path, max_tokens: usize) -> Result<Vec<Request
 }
 
 /// One configuration's figures over every round.
+#[derive(Default)]
 struct Figures {
     tok_s: Vec<f64>,
     tokens: usize,
@@ -140,7 +141,7 @@ pub fn replay(
                     Some(r) => mismatches += r.iter().zip(&texts).filter(|(a, b)| a != b).count(),
                 }
                 if figures.len() <= bi {
-                    figures.push([Figures::empty(), Figures::empty()]);
+                    figures.push(Default::default());
                 }
                 let slot = &mut figures[bi][si];
                 slot.tok_s.push(tok_s);
@@ -195,10 +196,4 @@ pub fn replay(
 /// Tokens a sequence got per forward pass it took part in.
 fn per_pass(f: &Figures) -> f64 {
     f.tokens as f64 / f.passes.max(1) as f64
-}
-
-impl Figures {
-    fn empty() -> Self {
-        Figures { tok_s: Vec::new(), tokens: 0, passes: 0, guessed: 0, accepted: 0 }
-    }
 }

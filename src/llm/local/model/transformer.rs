@@ -239,19 +239,9 @@ impl Model {
             for (c, n) in caches.into_iter().zip(&counts) {
                 c.advance(*n);
             }
-            if !every {
-                // Only the last row of each step needs logits.
-                let h = cfg.hidden;
-                let mut last = Vec::with_capacity(counts.len() * h);
-                let mut end = 0;
-                for n in &counts {
-                    end += n;
-                    last.extend_from_slice(&x[(end - 1) * h..end * h]);
-                }
-                x = last;
-            }
-            let out_rows = x.len() / cfg.hidden;
-            let x = Tensor::from_vec(x, (out_rows, cfg.hidden), dev).map_err(t("decode rows"))?;
+            // Every row is wanted: `forward_every` asked for all, and `forward` comes here only
+            // when each step has one row.
+            let x = Tensor::from_vec(x, (rows, cfg.hidden), dev).map_err(t("decode rows"))?;
             let x =
                 candle_nn::ops::rms_norm(&x, &self.norm, cfg.rms_eps).map_err(t("final norm"))?;
             return self.output.forward(&x);

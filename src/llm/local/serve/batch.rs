@@ -54,12 +54,13 @@ struct Seq {
     rows: Vec<Vec<f32>>,
     /// The guessed tokens fed after the sampled one in the last pass.
     guesses: Vec<u32>,
-    /// The prompt's tokens and the reply's so far (where guesses are looked up).
+    /// The prompt's tokens and the reply's so far (where guesses are looked up); the reply's
+    /// are those from `prompt_len` on.
     context: Vec<u32>,
+    prompt_len: usize,
     guess_length: GuessLength,
     sampler: Sampler,
     constraint: Option<Constraint>,
-    generated: Vec<u32>,
     text: Vec<u8>,
     usage: Usage,
     prefill_s: f64,
@@ -235,10 +236,10 @@ fn prefill(engine: &Engine, ticket: Ticket, request: Request, submitted: Instant
         cache,
         rows: vec![logits],
         guesses: Vec::new(),
+        prompt_len: tokens.len(),
         context: tokens.clone(),
         guess_length: GuessLength::new(MAX_GUESSES),
         constraint,
-        generated: Vec::new(),
         text: Vec::new(),
         usage: Usage {
             prompt_tokens: tokens.len(),
@@ -251,12 +252,19 @@ fn prefill(engine: &Engine, ticket: Ticket, request: Request, submitted: Instant
     })
 }
 
+impl Seq {
+    /// Tokens of the reply so far.
+    fn generated(&self) -> usize {
+        self.context.len() - self.prompt_len
+    }
+}
+
 fn finish(seq: &Seq, reason: FinishReason) -> Result<Reply> {
     let decode_s = seq.decode_start.elapsed().as_secs_f64();
     Ok(Reply {
         text: String::from_utf8_lossy(&seq.text).into_owned(),
         finish: reason,
-        usage: Usage { generated_tokens: seq.generated.len(), ..seq.usage.clone() },
+        usage: Usage { generated_tokens: seq.generated(), ..seq.usage.clone() },
         timings: Timings {
             prefill_s: seq.prefill_s,
             decode_s,
@@ -276,9 +284,9 @@ fn advance(engine: &Engine, seq: &mut Seq, guess_room: usize) -> (Outcome, StepS
     let mut stats = StepStats { guessed: guesses.len(), accepted: 0, generated: 0 };
     let mut next = None;
     for (i, logits) in rows.into_iter().enumerate() {
-        let before = seq.generated.len();
+        let before = seq.generated();
         let sampled = sample_one(engine, seq, logits);
-        stats.generated += seq.generated.len() - before;
+        stats.generated += seq.generated() - before;
         let tok = match sampled {
             Ok(tok) => tok,
             Err(done) => return (Outcome::Done(done), stats),
@@ -298,13 +306,13 @@ fn advance(engine: &Engine, seq: &mut Seq, guess_room: usize) -> (Outcome, StepS
     };
     // The model's context is full: this sequence ends here, the others go on.
     if seq.cache.len() + 1 > engine.model.max_positions() {
-        return (Outcome::Done(cut(seq, seq.generated.len())), stats);
+        return (Outcome::Done(cut(seq, seq.generated())), stats);
     }
     let room = guess_room
         .min(seq.guess_length.now)
         .min(MAX_DECODE_RUN - 1)
         .min(engine.model.max_positions() - seq.cache.len() - 1)
-        .min(seq.request.params.max_tokens.saturating_sub(seq.generated.len() + 1));
+        .min(seq.request.params.max_tokens.saturating_sub(seq.generated() + 1));
     let mut tokens = vec![tok];
     tokens.extend(propose(seq, room));
     (Outcome::Continue(tokens), stats)
@@ -322,9 +330,12 @@ fn propose(seq: &mut Seq, room: usize) -> Vec<u32> {
     };
     guesses.truncate(room);
     if guesses.len() < room {
-        let mut ctx = seq.context.clone();
-        ctx.extend_from_slice(&guesses);
-        guesses.extend(guess::lookup(&ctx, room - guesses.len()));
+        // Looked up as if the forced tokens were already written (they will be).
+        let len = seq.context.len();
+        seq.context.extend_from_slice(&guesses);
+        let more = guess::lookup(&seq.context, room - guesses.len());
+        seq.context.truncate(len);
+        guesses.extend(more);
     }
     if let Some(c) = seq.constraint.as_mut() {
         guesses.truncate(c.valid_prefix(&guesses));
@@ -340,12 +351,12 @@ fn sample_one(
     mut logits: Vec<f32>,
 ) -> std::result::Result<u32, Result<Reply>> {
     let max = seq.request.params.max_tokens;
-    if seq.generated.len() >= max {
+    if seq.generated() >= max {
         return Err(cut(seq, max));
     }
     if let Some(c) = seq.constraint.as_mut() {
         c.mask(&mut logits).map_err(Err)?;
-    } else if seq.generated.len() < seq.request.params.min_tokens {
+    } else if seq.generated() < seq.request.params.min_tokens {
         for &stop in &engine.tokenizer.stop_tokens {
             if let Some(l) = logits.get_mut(stop as usize) {
                 *l = f32::NEG_INFINITY;
@@ -364,7 +375,6 @@ fn sample_one(
     if let Some(c) = seq.constraint.as_mut() {
         c.commit(tok, tokenizer.text_bytes(tok)).map_err(Err)?;
     }
-    seq.generated.push(tok);
     seq.context.push(tok);
     seq.text.extend_from_slice(tokenizer.text_bytes(tok));
     if seq.constraint.as_ref().is_some_and(|c| c.is_done()) {
@@ -376,7 +386,7 @@ fn sample_one(
             return Err(finish(seq, FinishReason::Stop));
         }
     }
-    if seq.generated.len() >= max {
+    if seq.generated() >= max {
         return Err(cut(seq, max));
     }
     Ok(tok)
